@@ -1,0 +1,57 @@
+/**
+ * Hub limits. Each one is a wrangler.jsonc var so operators can tune it
+ * without a code change; docs/protocol.md lists the defaults.
+ */
+export interface Limits {
+  /** Most readings one batch may carry. */
+  maxReadingsPerBatch: number;
+  /** Largest binary frame accepted, in bytes. */
+  maxFrameBytes: number;
+  /** How far ahead of the hub's clock a reading's timestamp may be, in ms. */
+  maxFutureMs: number;
+  /** How far behind the hub's clock a reading's timestamp may be, in ms. */
+  maxPastMs: number;
+  /** Longest a batch waits for others to share its commit, in ms. */
+  groupCommitMs: number;
+  /** Pending readings that force a commit before the timer fires. */
+  groupCommitReadings: number;
+}
+
+/** Defaults used when a var is absent. */
+export const DEFAULT_LIMITS: Readonly<Limits> = {
+  maxReadingsPerBatch: 5000,
+  maxFrameBytes: 1024 * 1024,
+  maxFutureMs: 5 * 60_000,
+  maxPastMs: 7 * 24 * 3600_000,
+  groupCommitMs: 4,
+  groupCommitReadings: 50_000,
+};
+
+/** Names of the vars in wrangler.jsonc, by limit. */
+export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
+  maxReadingsPerBatch: "MAX_READINGS_PER_BATCH",
+  maxFrameBytes: "MAX_FRAME_BYTES",
+  maxFutureMs: "MAX_FUTURE_MS",
+  maxPastMs: "MAX_PAST_MS",
+  groupCommitMs: "GROUP_COMMIT_MS",
+  groupCommitReadings: "GROUP_COMMIT_READINGS",
+};
+
+/**
+ * Reads limits from an env-like record. A var that is missing falls back to
+ * its default; one that is present but not a non-negative integer throws, so
+ * a typo in wrangler.jsonc fails loudly instead of silently using a default.
+ */
+export function readLimits(env: Readonly<Record<string, unknown>>): Limits {
+  const out = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(LIMIT_VARS) as (keyof Limits)[]) {
+    const raw = env[LIMIT_VARS[key]];
+    if (raw === undefined || raw === "") continue;
+    const n = typeof raw === "number" ? raw : Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new Error(`${LIMIT_VARS[key]} must be a non-negative integer`);
+    }
+    out[key] = n;
+  }
+  return out;
+}

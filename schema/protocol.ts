@@ -1,0 +1,126 @@
+/**
+ * Telemetry Hub wire protocol, version 1.
+ *
+ * This module is the single definition of the protocol: the hub, the device
+ * client, the simulator and the bridge all import it. The prose version lives
+ * in docs/protocol.md; keep the two in step.
+ */
+
+/** Protocol version carried in the hub's `hello` frame. */
+export const PROTOCOL_VERSION = 1;
+
+/** Group, device (and gateway) identifiers. */
+export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Metric names inside readings. */
+export const METRIC_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** Largest seq a device may use: integers above 2^53 - 1 are not exact in JavaScript. */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+/** Width of an aggregate bucket in milliseconds. */
+export const BUCKET_MS = 60_000;
+
+/** Text frame a client may send as a keep-alive; the hub answers `pong` without waking up. */
+export const PING_TEXT = "ping";
+/** The hub's answer to {@link PING_TEXT}. */
+export const PONG_TEXT = "pong";
+
+/**
+ * Codes carried by `error` frames. The socket stays open after any of these.
+ * Every code is documented in docs/protocol.md.
+ */
+export const ErrorCode = {
+  /** The map has no text `type`, or a field other than those below is malformed. */
+  BadFrame: "bad_frame",
+  /** `type` is not one the hub accepts from a device. */
+  UnknownType: "unknown_type",
+  /** `seq` is missing, not an integer, below 1 or above 2^53 - 1. */
+  BadSeq: "bad_seq",
+  /** `readings` is missing, not an array, or empty. */
+  BadReadings: "bad_readings",
+  /** More readings than the hub's per-batch limit. */
+  TooManyReadings: "too_many_readings",
+  /** A reading is not a 3-element array `[ts, metric, value]`. */
+  BadReading: "bad_reading",
+  /** A reading's timestamp is not an integer number of milliseconds. */
+  BadTimestamp: "bad_timestamp",
+  /** A reading's timestamp is outside the accepted window around the hub's clock. */
+  TimestampOutOfRange: "timestamp_out_of_range",
+  /** A metric name does not match `[A-Za-z0-9_.:-]{1,64}`. */
+  BadMetric: "bad_metric",
+  /** A value is not a finite number (NaN, Infinity, text, ...). */
+  BadValue: "bad_value",
+  /** The hub could not commit the batch; nothing was applied, send it again. */
+  Internal: "internal",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * WebSocket close codes the hub uses. 1000-1015 are defined by RFC 6455
+ * (https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1); 4000-4999 are for
+ * applications.
+ */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  /** A text frame other than `ping`: device frames are binary CBOR. */
+  UnsupportedData: 1003,
+  /** The frame is not well-formed CBOR, or its top-level item is not a map. */
+  InvalidPayload: 1007,
+  /** The frame is larger than the hub's frame size limit. */
+  MessageTooBig: 1009,
+  /** The hub hit an unexpected error; reconnect and resend. */
+  InternalError: 1011,
+  /** Another connection for the same device replaced this one. */
+  Replaced: 4001,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** One reading: timestamp in ms since the Unix epoch, metric name, finite value. */
+export type Reading = [ts: number, metric: string, value: number];
+
+/** Device to hub: a batch of readings with its per-device sequence number. */
+export interface BatchFrame {
+  type: "batch";
+  seq: number;
+  readings: Reading[];
+}
+
+/** Hub to device, sent once when the socket is accepted. */
+export interface HelloFrame {
+  type: "hello";
+  v: number;
+  /** Highest seq already applied for this device (0 if none). */
+  lastSeq: number;
+}
+
+/** Hub to device, sent only after the batch `seq` is durably committed. */
+export interface AckFrame {
+  type: "ack";
+  seq: number;
+  /** Present and true when the batch had already been applied before. */
+  dup?: true;
+}
+
+/** Hub to device: the batch (if `seq` is present) was rejected, nothing of it applied. */
+export interface ErrorFrame {
+  type: "error";
+  seq?: number;
+  /** One of {@link ErrorCode}; clients must tolerate codes added later. */
+  code: ErrorCode | (string & {});
+  message: string;
+}
+
+export type DeviceToHubFrame = BatchFrame;
+export type HubToDeviceFrame = HelloFrame | AckFrame | ErrorFrame;
+
+/** Minute bucket start (ms) for a timestamp (ms). */
+export function bucketStart(ts: number): number {
+  return Math.floor(ts / BUCKET_MS) * BUCKET_MS;
+}
+
+/** True when `s` is a valid group, device or gateway id. */
+export function isValidId(s: string): boolean {
+  return ID_PATTERN.test(s);
+}

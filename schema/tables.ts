@@ -1,0 +1,41 @@
+/**
+ * Drizzle tables of one group's Durable Object SQLite database. Migrations
+ * in ./migrations are generated from this file by `npm run db:generate`.
+ */
+import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** One row per device that ever connected to the group. */
+export const devices = sqliteTable("devices", {
+  id: text("id").primaryKey(),
+  /** Highest batch seq applied; committed in the same transaction as the batch's aggregates. */
+  lastSeq: integer("last_seq").notNull().default(0),
+  /** Hub time (ms) of the last applied batch, or of the first connect. */
+  lastSeen: integer("last_seen").notNull(),
+  firstSeen: integer("first_seen").notNull(),
+  /** Readings applied, all time. */
+  readings: integer("readings").notNull().default(0),
+  batches: integer("batches").notNull().default(0),
+});
+
+/** Per (device, metric, minute bucket) aggregates. */
+export const aggregates = sqliteTable(
+  "aggregates",
+  {
+    device: text("device").notNull(),
+    metric: text("metric").notNull(),
+    /** Bucket start, ms since the epoch, a multiple of 60,000. */
+    start: integer("start").notNull(),
+    count: integer("count").notNull(),
+    sum: real("sum").notNull(),
+    min: real("min").notNull(),
+    max: real("max").notNull(),
+    firstTs: integer("first_ts").notNull(),
+    lastTs: integer("last_ts").notNull(),
+    /** Value of the reading with the greatest timestamp (the later arrival on a tie). */
+    last: real("last").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.device, t.metric, t.start] }), index("aggregates_metric_start").on(t.metric, t.start)],
+);
+
+export type DeviceRow = typeof devices.$inferSelect;
+export type AggregateRow = typeof aggregates.$inferSelect;

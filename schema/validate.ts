@@ -1,0 +1,131 @@
+/**
+ * Validators: the only way from decoded `unknown` to a typed frame.
+ */
+import {
+  ErrorCode,
+  MAX_SEQ,
+  METRIC_PATTERN,
+  PROTOCOL_VERSION,
+  type BatchFrame,
+  type HubToDeviceFrame,
+  type Reading,
+} from "./protocol.ts";
+import type { Limits } from "./limits.ts";
+
+/** A rejected frame: the error frame the hub sends back. */
+export interface Rejection {
+  ok: false;
+  code: ErrorCode;
+  message: string;
+  /** The frame's seq, when it could be read. */
+  seq?: number;
+}
+
+export type Validated<T> = { ok: true; frame: T } | Rejection;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** True for a decoded top-level item the hub treats as a map. */
+export function isMap(v: unknown): v is Record<string, unknown> {
+  return isRecord(v) && !(v instanceof Map);
+}
+
+function isSeq(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 1 && v <= MAX_SEQ;
+}
+
+/** Clock window a batch is checked against. */
+export interface TimeWindow {
+  now: number;
+  limits: Pick<Limits, "maxReadingsPerBatch" | "maxFutureMs" | "maxPastMs">;
+}
+
+function reject(code: ErrorCode, message: string, seq?: number): Rejection {
+  return seq === undefined ? { ok: false, code, message } : { ok: false, code, message, seq };
+}
+
+/**
+ * Validates a decoded device frame. Today the only frame a device sends is a
+ * batch; anything else is `unknown_type`. Unknown extra fields are ignored so
+ * newer devices can add fields without breaking older hubs.
+ */
+export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): Validated<BatchFrame> {
+  const type = v.type;
+  if (typeof type !== "string") return reject(ErrorCode.BadFrame, "frame has no text field 'type'");
+  if (type !== "batch") return reject(ErrorCode.UnknownType, `unknown frame type '${type.slice(0, 32)}'`);
+  const seq = v.seq;
+  if (!isSeq(seq)) return reject(ErrorCode.BadSeq, "seq must be an integer from 1 to 2^53-1");
+  const readings = v.readings;
+  if (!Array.isArray(readings) || readings.length === 0) {
+    return reject(ErrorCode.BadReadings, "readings must be a non-empty array", seq);
+  }
+  if (readings.length > w.limits.maxReadingsPerBatch) {
+    return reject(
+      ErrorCode.TooManyReadings,
+      `${readings.length} readings exceed the limit of ${w.limits.maxReadingsPerBatch} per batch`,
+      seq,
+    );
+  }
+  const minTs = w.now - w.limits.maxPastMs;
+  const maxTs = w.now + w.limits.maxFutureMs;
+  for (let i = 0; i < readings.length; i++) {
+    const r: unknown = readings[i];
+    if (!Array.isArray(r) || r.length !== 3) {
+      return reject(ErrorCode.BadReading, `reading ${i} is not [ts, metric, value]`, seq);
+    }
+    const ts: unknown = r[0];
+    const metric: unknown = r[1];
+    const value: unknown = r[2];
+    if (typeof ts !== "number" || !Number.isSafeInteger(ts)) {
+      return reject(ErrorCode.BadTimestamp, `reading ${i}: ts must be integer milliseconds`, seq);
+    }
+    if (ts < minTs || ts > maxTs) {
+      return reject(
+        ErrorCode.TimestampOutOfRange,
+        `reading ${i}: ts ${ts} is outside the accepted window [${minTs}, ${maxTs}]`,
+        seq,
+      );
+    }
+    if (typeof metric !== "string" || !METRIC_PATTERN.test(metric)) {
+      return reject(ErrorCode.BadMetric, `reading ${i}: metric must match [A-Za-z0-9_.:-]{1,64}`, seq);
+    }
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      return reject(ErrorCode.BadValue, `reading ${i}: value must be a finite number`, seq);
+    }
+  }
+  // Every element was checked above to be [safe integer, valid metric, finite number].
+  return { ok: true, frame: { type: "batch", seq, readings: readings as Reading[] } };
+}
+
+/**
+ * Validates a decoded hub frame on the device side. Returns null for a frame
+ * the client does not understand (a newer hub may add types).
+ */
+export function validateHubFrame(v: unknown): HubToDeviceFrame | null {
+  if (!isMap(v)) return null;
+  switch (v.type) {
+    case "hello": {
+      const lastSeq = v.lastSeq;
+      const ver = v.v;
+      if (typeof ver !== "number" || ver < PROTOCOL_VERSION) return null;
+      if (typeof lastSeq !== "number" || !Number.isSafeInteger(lastSeq) || lastSeq < 0) return null;
+      return { type: "hello", v: ver, lastSeq };
+    }
+    case "ack": {
+      if (!isSeq(v.seq)) return null;
+      return v.dup === true ? { type: "ack", seq: v.seq, dup: true } : { type: "ack", seq: v.seq };
+    }
+    case "error": {
+      const code = v.code;
+      const message = v.message;
+      // Codes are kept even when unknown to this client: a newer hub may add some.
+      if (typeof code !== "string" || typeof message !== "string") return null;
+      const frame = { type: "error" as const, code, message };
+      return isSeq(v.seq) ? { ...frame, seq: v.seq } : frame;
+    }
+    default:
+      return null;
+  }
+}

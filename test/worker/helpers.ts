@@ -1,0 +1,128 @@
+import { SELF } from "cloudflare:test";
+import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
+import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
+import { TEST_SECRET } from "../secret.ts";
+
+let counter = 0;
+/** A group id no other test uses, so Durable Objects never leak state between tests. */
+export function uniqueGroup(prefix = "g"): string {
+  counter++;
+  return `${prefix}-${Date.now().toString(36)}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export function deviceToken(group: string, device: string): Promise<string> {
+  return signToken(TEST_SECRET, deviceSubject(group, device));
+}
+
+export function operatorToken(group: string): Promise<string> {
+  return signToken(TEST_SECRET, operatorSubject(group));
+}
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+/** Client end of a device socket with an inbox of decoded frames. */
+export class TestSocket {
+  readonly ws: WebSocket;
+  private inbox: unknown[] = [];
+  private waiters: ((v: unknown) => void)[] = [];
+  closed: Promise<Closed>;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    this.closed = new Promise((resolve) => {
+      ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason }));
+    });
+    ws.addEventListener("message", (e) => {
+      const data: unknown = e.data;
+      const frame = typeof data === "string" ? data : decodeFrame(data);
+      const w = this.waiters.shift();
+      if (w) w(frame);
+      else this.inbox.push(frame);
+    });
+    // Compatibility dates from 2026 default binaryType to "blob", per the WHATWG spec.
+    ws.binaryType = "arraybuffer";
+    ws.accept();
+  }
+
+  /** The next frame from the hub (decoded CBOR, or the text of a text frame). */
+  next(timeoutMs = 5000): Promise<unknown> {
+    if (this.inbox.length > 0) return Promise.resolve(this.inbox.shift());
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("timed out waiting for a frame")), timeoutMs);
+      this.waiters.push((v) => {
+        clearTimeout(t);
+        resolve(v);
+      });
+    });
+  }
+
+  send(frame: CborValue): void {
+    this.ws.send(encodeCbor(frame));
+  }
+
+  sendRaw(data: string | Uint8Array): void {
+    this.ws.send(data);
+  }
+
+  close(): void {
+    this.ws.close(1000, "done");
+  }
+}
+
+function decodeFrame(data: unknown): unknown {
+  // The socket may hand over an ArrayBuffer from another realm, so check the tag, not instanceof.
+  if (Object.prototype.toString.call(data) !== "[object ArrayBuffer]") {
+    throw new Error(`unexpected frame type ${Object.prototype.toString.call(data)}`);
+  }
+  const r = decodeCbor(new Uint8Array(data as ArrayBuffer));
+  if (!r.ok) throw new Error(`hub sent bad CBOR: ${r.message}`);
+  return r.value;
+}
+
+export async function openSocket(path: string, token?: string): Promise<Response> {
+  const headers: Record<string, string> = { upgrade: "websocket" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  return SELF.fetch(`http://hub.test${path}`, { headers });
+}
+
+/** Connects a device and consumes its hello; returns the socket and the hello's lastSeq. */
+export async function connectDevice(group: string, device: string): Promise<{ sock: TestSocket; lastSeq: number }> {
+  const res = await openSocket(`/v1/groups/${group}/devices/${device}/ws`, await deviceToken(group, device));
+  if (res.status !== 101 || !res.webSocket) throw new Error(`expected 101, got ${res.status}: ${await res.text()}`);
+  const sock = new TestSocket(res.webSocket);
+  const hello = (await sock.next()) as { type: string; lastSeq: number };
+  if (hello.type !== "hello") throw new Error(`expected hello, got ${JSON.stringify(hello)}`);
+  return { sock, lastSeq: hello.lastSeq };
+}
+
+export async function getJson(path: string, token: string): Promise<{ status: number; body: unknown }> {
+  const res = await SELF.fetch(`http://hub.test${path}`, { headers: { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: await res.json() };
+}
+
+export interface BucketJson {
+  device: string;
+  metric: string;
+  start: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  last: number;
+}
+
+export async function aggregates(group: string, query = ""): Promise<BucketJson[]> {
+  const { status, body } = await getJson(`/v1/groups/${group}/aggregates${query}`, await operatorToken(group));
+  if (status !== 200) throw new Error(`aggregates: ${status} ${JSON.stringify(body)}`);
+  return (body as { buckets: BucketJson[] }).buckets;
+}
+
+/** A batch of `n` readings of one metric, timestamps one second apart ending now. */
+export function makeReadings(n: number, metric = "temp", base = Date.now() - n * 1000): [number, string, number][] {
+  const out: [number, string, number][] = [];
+  for (let i = 0; i < n; i++) out.push([base + i * 1000, metric, i + 0.5]);
+  return out;
+}

@@ -1,0 +1,31 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { TEST_SECRET } from "./test/secret.ts";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // Inside the real workerd runtime, with the Worker from wrangler.jsonc.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.jsonc" },
+            miniflare: { bindings: { HUB_SECRET: TEST_SECRET } },
+          }),
+        ],
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 20_000 },
+      },
+      {
+        // Node side: device client, CLIs, and end-to-end tests against `wrangler dev`.
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

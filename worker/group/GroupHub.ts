@@ -1,0 +1,157 @@
+/**
+ * One Durable Object per device group. Thin: it routes lifecycle events to
+ * small modules (handlers/, ingest.ts, store.ts) and owns nothing heavier
+ * than what hibernation may throw away.
+ *
+ * What may be lost at any time (hibernation, eviction, restart) and how it
+ * comes back:
+ * - `Ingest` caches and pending batches: rebuilt from SQLite; unacked batches are resent by devices.
+ * - Socket sessions: restored from attachments via `ctx.getWebSockets()`.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { encodeCbor } from "../../schema/cbor.ts";
+import { readLimits, type Limits } from "../../schema/limits.ts";
+import { CloseCode, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
+import type { AggregateQuery } from "../http/params.ts";
+import { jsonError } from "../http/json.ts";
+import { log } from "../log.ts";
+import { handleDeviceFrame } from "./handlers/device-frame.ts";
+import { Ingest } from "./ingest.ts";
+import { deviceTag, readSession, type DeviceSession } from "./sessions.ts";
+import { Store, type Bucket } from "./store.ts";
+
+/** One entry of GET /v1/groups/{group}/devices. */
+export interface DeviceInfo {
+  id: string;
+  lastSeq: number;
+  lastSeen: number;
+  online: boolean;
+  readings: number;
+}
+
+export class GroupHub extends DurableObject<Env> {
+  private readonly store: Store;
+  private readonly limits: Limits;
+  private readonly ingest: Ingest;
+  private groupName = "";
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.limits = readLimits({ ...env });
+    this.store = new Store(ctx.storage);
+    this.ingest = new Ingest(this.store, this.limits, () => this.group());
+    // Runs again on every wake from hibernation: keep it to migrations and
+    // cheap setup. Events wait until it finishes.
+    void ctx.blockConcurrencyWhile(() => this.store.migrate());
+    // Answered by the runtime without waking the object, so keep-alives cost nothing.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
+  }
+
+  /** The group's id, from the request or a restored socket (ctx.id.name is not always set). */
+  private group(): string {
+    if (this.groupName) return this.groupName;
+    for (const ws of this.ctx.getWebSockets()) {
+      const s = readSession(ws);
+      if (s) return (this.groupName = s.g);
+    }
+    return "?";
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    try {
+      const url = new URL(request.url);
+      const group = url.searchParams.get("group") ?? "";
+      const device = url.searchParams.get("device") ?? "";
+      if (url.pathname !== "/device" || !isValidId(group) || !isValidId(device)) {
+        return jsonError(404, "not_found", "no such route");
+      }
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return jsonError(426, "upgrade_required", "WebSocket upgrade required");
+      }
+      this.groupName = group;
+      return this.connectDevice(group, device);
+    } catch (err) {
+      log.error("group.fetch", err, { group: this.group() });
+      return jsonError(500, "internal", "internal error");
+    }
+  }
+
+  private connectDevice(group: string, device: string): Response {
+    // Commit anything pending first so `hello` reports every batch this
+    // device has had accepted, including ones sent on a socket now dying.
+    this.ingest.flush();
+    for (const old of this.ctx.getWebSockets(deviceTag(device))) {
+      try {
+        old.close(CloseCode.Replaced, "replaced by a newer connection for this device");
+      } catch {
+        // already closing
+      }
+    }
+    const now = Date.now();
+    this.store.touchDevice(device, now);
+    const lastSeq = this.store.lastSeq(device);
+    const pair = new WebSocketPair();
+    const client = pair[0];
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server, [deviceTag(device)]);
+    const session: DeviceSession = { k: "device", g: group, d: device, t: now };
+    server.serializeAttachment(session);
+    server.send(encodeCbor({ type: "hello", v: PROTOCOL_VERSION, lastSeq }));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    const session = readSession(ws);
+    try {
+      if (!session) {
+        ws.close(CloseCode.InternalError, "unknown session");
+        return;
+      }
+      this.groupName ||= session.g;
+      handleDeviceFrame({ ingest: this.ingest, limits: this.limits }, ws, session, message);
+    } catch (err) {
+      log.error("group.webSocketMessage", err, { group: this.group(), device: session?.d });
+      try {
+        ws.close(CloseCode.InternalError, "internal error");
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
+    // Complete the closing handshake. 1005 (no status) and 1006 (abnormal)
+    // are reserved and may not be sent: https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1
+    try {
+      ws.close(isSendableCloseCode(code) ? code : CloseCode.Normal, "closing");
+    } catch {
+      // the socket is already fully closed
+    }
+  }
+
+  override webSocketError(ws: WebSocket, error: unknown): void {
+    log.error("group.webSocketError", error, { group: this.group(), device: readSession(ws)?.d });
+  }
+
+  /** RPC for GET /v1/groups/{group}/devices. */
+  listDevices(): DeviceInfo[] {
+    this.ingest.flush();
+    const online = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const s = readSession(ws);
+      if (s) online.add(s.d);
+    }
+    return this.store.listDevices().map((d) => ({ ...d, online: online.has(d.id) }));
+  }
+
+  /** RPC for GET /v1/groups/{group}/aggregates. Commits pending batches first so acked data is visible. */
+  queryAggregates(q: AggregateQuery): { buckets: Bucket[]; truncated: boolean } {
+    this.ingest.flush();
+    return this.store.queryAggregates(q);
+  }
+}
+
+/** Codes an endpoint may put in a Close frame (RFC 6455 section 7.4). */
+function isSendableCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}

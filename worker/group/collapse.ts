@@ -1,0 +1,81 @@
+/**
+ * Collapses batches into per-(device, metric, minute) partial aggregates, so
+ * a group commit touches SQLite once per row it changes rather than once per
+ * reading. Nested maps avoid building a string key per reading.
+ */
+import { BUCKET_MS, type Reading } from "../../schema/protocol.ts";
+
+export interface PartialAggregate {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  firstTs: number;
+  lastTs: number;
+  last: number;
+}
+
+export interface DeviceDelta {
+  lastSeq: number;
+  readings: number;
+  batches: number;
+}
+
+export interface Collapsed {
+  devices: Map<string, DeviceDelta>;
+  /** device -> metric -> bucket start -> aggregate */
+  aggregates: Map<string, Map<string, Map<number, PartialAggregate>>>;
+  readings: number;
+  rows: number;
+}
+
+export function emptyCollapsed(): Collapsed {
+  return { devices: new Map(), aggregates: new Map(), readings: 0, rows: 0 };
+}
+
+/** Adds one validated batch. Readings are applied in array order, so on equal timestamps the later one wins `last`. */
+export function addBatch(c: Collapsed, device: string, seq: number, readings: readonly Reading[]): void {
+  let d = c.devices.get(device);
+  if (!d) {
+    d = { lastSeq: seq, readings: 0, batches: 0 };
+    c.devices.set(device, d);
+  }
+  if (seq > d.lastSeq) d.lastSeq = seq;
+  d.readings += readings.length;
+  d.batches += 1;
+  c.readings += readings.length;
+
+  let metrics = c.aggregates.get(device);
+  if (!metrics) {
+    metrics = new Map();
+    c.aggregates.set(device, metrics);
+  }
+  let lastMetric = "";
+  let buckets: Map<number, PartialAggregate> | undefined;
+  for (const [ts, metric, value] of readings) {
+    if (metric !== lastMetric || !buckets) {
+      buckets = metrics.get(metric);
+      if (!buckets) {
+        buckets = new Map();
+        metrics.set(metric, buckets);
+      }
+      lastMetric = metric;
+    }
+    const start = Math.floor(ts / BUCKET_MS) * BUCKET_MS;
+    const a = buckets.get(start);
+    if (!a) {
+      buckets.set(start, { count: 1, sum: value, min: value, max: value, firstTs: ts, lastTs: ts, last: value });
+      c.rows++;
+      continue;
+    }
+    a.count++;
+    a.sum += value;
+    if (value < a.min) a.min = value;
+    if (value > a.max) a.max = value;
+    if (ts < a.firstTs) a.firstTs = ts;
+    if (ts >= a.lastTs) {
+      a.lastTs = ts;
+      a.last = value;
+    }
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Group commit. Batches that arrive close together share one SQLite
+ * transaction: each commit costs an fsync, so committing per message caps a
+ * group near 2,000 commits/s, while decoding alone reaches millions of
+ * readings/s (docs/benchmarks.md). A batch waits at most `groupCommitMs`
+ * (or until `groupCommitReadings` are pending) and is acked only after the
+ * transaction holding it has committed.
+ *
+ * In-memory state here may be lost at any time (eviction, hibernation,
+ * a crash): `accepted` is a cache of each device's highest seq, rebuilt from
+ * SQLite on demand, and `pending` batches were never acked, so their devices
+ * resend them.
+ */
+import { encodeCbor } from "../../schema/cbor.ts";
+import { ErrorCode, type Reading } from "../../schema/protocol.ts";
+import type { Limits } from "../../schema/limits.ts";
+import { log } from "../log.ts";
+import { addBatch, emptyCollapsed } from "./collapse.ts";
+import type { Store } from "./store.ts";
+
+interface Pending {
+  ws: WebSocket;
+  device: string;
+  seq: number;
+  /** null for a duplicate: acked with `dup: true`, not applied. */
+  readings: readonly Reading[] | null;
+}
+
+/** Figures the live view and tests can read. */
+export interface IngestStats {
+  commits: number;
+  batches: number;
+  readings: number;
+  duplicates: number;
+}
+
+export class Ingest {
+  private pending: Pending[] = [];
+  private pendingReadings = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** device -> highest seq accepted (committed, or pending in this process). */
+  private readonly accepted = new Map<string, number>();
+  readonly stats: IngestStats = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
+
+  private readonly store: Store;
+  private readonly limits: Limits;
+  private readonly group: () => string;
+
+  constructor(store: Store, limits: Limits, group: () => string) {
+    this.store = store;
+    this.limits = limits;
+    this.group = group;
+  }
+
+  /** Queues a validated batch for the next group commit. */
+  submit(ws: WebSocket, device: string, seq: number, readings: readonly Reading[]): void {
+    const highest = this.accepted.get(device) ?? this.store.lastSeq(device);
+    if (seq <= highest) {
+      this.pending.push({ ws, device, seq, readings: null });
+    } else {
+      this.accepted.set(device, seq);
+      this.pending.push({ ws, device, seq, readings });
+      this.pendingReadings += readings.length;
+    }
+    if (this.pendingReadings >= this.limits.groupCommitReadings || this.limits.groupCommitMs === 0) {
+      this.flush();
+    } else {
+      this.timer ??= setTimeout(() => this.flush(), this.limits.groupCommitMs);
+    }
+  }
+
+  /** True while batches wait for a commit. */
+  get busy(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /**
+   * Commits everything pending, then acks it. Never throws: on failure no
+   * batch is acked, each gets an `internal` error frame, and the seq cache is
+   * dropped so it is rebuilt from what SQLite actually holds.
+   */
+  flush(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    this.pendingReadings = 0;
+
+    const collapsed = emptyCollapsed();
+    let duplicates = 0;
+    for (const p of batch) {
+      if (p.readings) addBatch(collapsed, p.device, p.seq, p.readings);
+      else duplicates++;
+    }
+    try {
+      if (collapsed.devices.size > 0) this.store.commit(collapsed, Date.now());
+    } catch (err) {
+      log.error("ingest.commit", err, { group: this.group(), batches: batch.length, readings: collapsed.readings });
+      this.accepted.clear();
+      for (const p of batch) {
+        send(p.ws, { type: "error", seq: p.seq, code: ErrorCode.Internal, message: "commit failed; send the batch again" });
+      }
+      return;
+    }
+    this.stats.commits++;
+    this.stats.batches += batch.length - duplicates;
+    this.stats.readings += collapsed.readings;
+    this.stats.duplicates += duplicates;
+    // The runtime's output gate also holds these sends until the write is
+    // durable: https://blog.cloudflare.com/durable-objects-easy-fast-correct-choose-three/
+    for (const p of batch) {
+      send(p.ws, p.readings ? { type: "ack", seq: p.seq } : { type: "ack", seq: p.seq, dup: true });
+    }
+  }
+}
+
+function send(ws: WebSocket, frame: { type: string; seq?: number; dup?: true; code?: string; message?: string }): void {
+  try {
+    ws.send(encodeCbor(frame));
+  } catch {
+    // The socket closed after the batch arrived; the device resends after
+    // reconnecting and gets a dup ack.
+  }
+}

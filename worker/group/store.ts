@@ -1,0 +1,184 @@
+/**
+ * The group's SQLite, through Drizzle. All writes of a group commit happen
+ * in one `transactionSync`, so a batch's aggregates and its device's lastSeq
+ * are durable together or not at all.
+ */
+import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
+import { drizzle, type DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import { migrate } from "drizzle-orm/durable-sqlite/migrator";
+import migrations from "../../schema/migrations/migrations.js";
+import { BUCKET_MS } from "../../schema/protocol.ts";
+import { aggregates, devices } from "../../schema/tables.ts";
+import type { AggregateQuery } from "../http/params.ts";
+import type { Collapsed } from "./collapse.ts";
+
+/** Most buckets one aggregates request returns; `truncated` says when more matched. */
+export const MAX_BUCKETS = 50_000;
+
+export interface DeviceSummary {
+  id: string;
+  lastSeq: number;
+  lastSeen: number;
+  readings: number;
+}
+
+export interface Bucket {
+  device: string;
+  metric: string;
+  start: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  last: number;
+}
+
+export class Store {
+  private readonly db: DrizzleSqliteDODatabase;
+  // Prepared once per object: the ingest path runs these statements for every
+  // collapsed row, and building the upsert through the query builder each
+  // time cost more than executing it (see docs/benchmarks.md). The runtime
+  // caches the compiled SQLite statement by text.
+  private readonly upsertAggregate;
+  private readonly upsertDevice;
+  private readonly selectLastSeq;
+
+  constructor(storage: DurableObjectStorage) {
+    this.db = drizzle(storage, { logger: false });
+    this.upsertAggregate = this.db
+      .insert(aggregates)
+      .values({
+        device: sql.placeholder("device"),
+        metric: sql.placeholder("metric"),
+        start: sql.placeholder("start"),
+        count: sql.placeholder("count"),
+        sum: sql.placeholder("sum"),
+        min: sql.placeholder("min"),
+        max: sql.placeholder("max"),
+        firstTs: sql.placeholder("firstTs"),
+        lastTs: sql.placeholder("lastTs"),
+        last: sql.placeholder("last"),
+      })
+      .onConflictDoUpdate({
+        target: [aggregates.device, aggregates.metric, aggregates.start],
+        // In an upsert's SET, bare columns are the existing row and
+        // `excluded.*` the new one; all right-hand sides see the old row.
+        set: {
+          count: sql`${aggregates.count} + excluded.count`,
+          sum: sql`${aggregates.sum} + excluded.sum`,
+          min: sql`min(${aggregates.min}, excluded.min)`,
+          max: sql`max(${aggregates.max}, excluded.max)`,
+          firstTs: sql`min(${aggregates.firstTs}, excluded.first_ts)`,
+          last: sql`CASE WHEN excluded.last_ts >= ${aggregates.lastTs} THEN excluded.last ELSE ${aggregates.last} END`,
+          lastTs: sql`max(${aggregates.lastTs}, excluded.last_ts)`,
+        },
+      })
+      .prepare();
+    this.upsertDevice = this.db
+      .insert(devices)
+      .values({
+        id: sql.placeholder("id"),
+        lastSeq: sql.placeholder("lastSeq"),
+        lastSeen: sql.placeholder("now"),
+        firstSeen: sql.placeholder("now"),
+        readings: sql.placeholder("readings"),
+        batches: sql.placeholder("batches"),
+      })
+      .onConflictDoUpdate({
+        target: devices.id,
+        set: {
+          lastSeq: sql`max(${devices.lastSeq}, excluded.last_seq)`,
+          lastSeen: sql`excluded.last_seen`,
+          readings: sql`${devices.readings} + excluded.readings`,
+          batches: sql`${devices.batches} + excluded.batches`,
+        },
+      })
+      .prepare();
+    this.selectLastSeq = this.db
+      .select({ lastSeq: devices.lastSeq })
+      .from(devices)
+      .where(eq(devices.id, sql.placeholder("id")))
+      .prepare();
+  }
+
+  /** Applies the drizzle-kit migrations that this database has not seen yet. */
+  async migrate(): Promise<void> {
+    await migrate(this.db, migrations);
+  }
+
+  lastSeq(device: string): number {
+    return this.selectLastSeq.get({ id: device })?.lastSeq ?? 0;
+  }
+
+  /** Records a connect: creates the device row if it is new, otherwise marks it seen. */
+  touchDevice(device: string, now: number): void {
+    this.upsertDevice.run({ id: device, lastSeq: 0, now, readings: 0, batches: 0 });
+  }
+
+  /** Commits one group commit's worth of collapsed batches in a single transaction. */
+  commit(c: Collapsed, now: number): void {
+    this.db.transaction(() => {
+      for (const [id, d] of c.devices) {
+        this.upsertDevice.run({ id, lastSeq: d.lastSeq, now, readings: d.readings, batches: d.batches });
+      }
+      for (const [device, metrics] of c.aggregates) {
+        for (const [metric, buckets] of metrics) {
+          for (const [start, a] of buckets) {
+            this.upsertAggregate.run({
+              device,
+              metric,
+              start,
+              count: a.count,
+              sum: a.sum,
+              min: a.min,
+              max: a.max,
+              firstTs: a.firstTs,
+              lastTs: a.lastTs,
+              last: a.last,
+            });
+          }
+        }
+      }
+    });
+  }
+
+  listDevices(): DeviceSummary[] {
+    return this.db
+      .select({ id: devices.id, lastSeq: devices.lastSeq, lastSeen: devices.lastSeen, readings: devices.readings })
+      .from(devices)
+      .orderBy(asc(devices.id))
+      .all();
+  }
+
+  /**
+   * Buckets matching the filter, sorted by device, metric, start. `from`
+   * selects buckets that end after it (a bucket overlapping `from` is
+   * included); `to` selects buckets that start before it.
+   */
+  queryAggregates(q: AggregateQuery): { buckets: Bucket[]; truncated: boolean } {
+    const where: SQL[] = [];
+    if (q.device !== undefined) where.push(eq(aggregates.device, q.device));
+    if (q.metric !== undefined) where.push(eq(aggregates.metric, q.metric));
+    if (q.from !== undefined) where.push(gte(aggregates.start, Math.floor(q.from / BUCKET_MS) * BUCKET_MS));
+    if (q.to !== undefined) where.push(lt(aggregates.start, q.to));
+    const rows = this.db
+      .select({
+        device: aggregates.device,
+        metric: aggregates.metric,
+        start: aggregates.start,
+        count: aggregates.count,
+        sum: aggregates.sum,
+        min: aggregates.min,
+        max: aggregates.max,
+        last: aggregates.last,
+      })
+      .from(aggregates)
+      .where(and(...where))
+      .orderBy(asc(aggregates.device), asc(aggregates.metric), asc(aggregates.start))
+      .limit(MAX_BUCKETS + 1)
+      .all();
+    const truncated = rows.length > MAX_BUCKETS;
+    if (truncated) rows.length = MAX_BUCKETS;
+    return { buckets: rows, truncated };
+  }
+}

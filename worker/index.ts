@@ -1,0 +1,79 @@
+/**
+ * The Worker: validates and authenticates every request, then routes it to
+ * the group's Durable Object. Nothing reaches a Durable Object before the
+ * ids, the upgrade header and the token have been checked, so a bad request
+ * costs no Durable Object request.
+ */
+import { isValidId } from "../schema/protocol.ts";
+import { extractToken, isDeviceAuthorized, isOperatorAuthorized } from "./http/auth.ts";
+import { json, jsonError } from "./http/json.ts";
+import { parseAggregateQuery } from "./http/params.ts";
+import { matchRoute } from "./http/routes.ts";
+import { log } from "./log.ts";
+
+export { GroupHub } from "./group/GroupHub.ts";
+
+export default {
+  async fetch(request, env): Promise<Response> {
+    try {
+      return await handle(request, env);
+    } catch (err) {
+      log.error("worker.fetch", err, { path: new URL(request.url).pathname });
+      return jsonError(500, "internal", "internal error");
+    }
+  },
+} satisfies ExportedHandler<Env>;
+
+async function handle(request: Request, env: Env): Promise<Response> {
+  const url = new URL(request.url);
+  if (!url.pathname.startsWith("/v1/")) {
+    // Static assets normally answer before the Worker runs (assets config in
+    // wrangler.jsonc); this covers requests routed to the Worker first.
+    return env.ASSETS.fetch(request);
+  }
+  const route = matchRoute(url.pathname);
+  if (!route) return jsonError(404, "not_found", "no such route");
+  if (request.method !== "GET") {
+    return jsonError(405, "method_not_allowed", "only GET is supported here", { allow: "GET" });
+  }
+  const secret = env.HUB_SECRET;
+  if (typeof secret !== "string" || secret.length === 0) {
+    // Refuse rather than run open: a hub without a secret cannot tell devices apart.
+    return jsonError(503, "not_configured", "HUB_SECRET is not configured; set it with `wrangler secret put HUB_SECRET`");
+  }
+  if (!isValidId(route.group)) return jsonError(400, "bad_group", "group id must match [A-Za-z0-9_.-]{1,64}");
+  const token = extractToken(request, url);
+
+  switch (route.kind) {
+    case "device-socket": {
+      if (!isValidId(route.device)) return jsonError(400, "bad_device", "device id must match [A-Za-z0-9_.-]{1,64}");
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return jsonError(426, "upgrade_required", "this route only accepts WebSocket upgrades", { upgrade: "websocket" });
+      }
+      if (token === null || !(await isDeviceAuthorized(secret, token, route.group, route.device))) {
+        return unauthorized();
+      }
+      const target = new URL("https://group.internal/device");
+      target.searchParams.set("group", route.group);
+      target.searchParams.set("device", route.device);
+      // Only the upgrade travels on; the token stays in the Worker.
+      return env.GROUPS.getByName(route.group).fetch(target, { headers: { upgrade: "websocket" } });
+    }
+    case "devices": {
+      if (token === null || !(await isOperatorAuthorized(secret, token, route.group))) return unauthorized();
+      const devices = await env.GROUPS.getByName(route.group).listDevices();
+      return json({ devices });
+    }
+    case "aggregates": {
+      const q = parseAggregateQuery(url.searchParams);
+      if (!q.ok) return jsonError(400, "bad_query", q.message);
+      if (token === null || !(await isOperatorAuthorized(secret, token, route.group))) return unauthorized();
+      const result = await env.GROUPS.getByName(route.group).queryAggregates(q.value);
+      return json(result);
+    }
+  }
+}
+
+function unauthorized(): Response {
+  return jsonError(401, "unauthorized", "missing or invalid token", { "www-authenticate": 'Bearer realm="telemetry-hub"' });
+}
