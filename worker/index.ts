@@ -4,7 +4,7 @@
  * ids, the upgrade header and the token have been checked, so a bad request
  * costs no Durable Object request.
  */
-import { isValidId } from "../schema/protocol.ts";
+import { PROTOCOL_VERSION, isValidId } from "../schema/protocol.ts";
 import { extractToken, isDeviceAuthorized, isOperatorAuthorized } from "./http/auth.ts";
 import { json, jsonError } from "./http/json.ts";
 import { parseAggregateQuery } from "./http/params.ts";
@@ -31,16 +31,19 @@ async function handle(request: Request, env: Env): Promise<Response> {
     // wrangler.jsonc); this covers requests routed to the Worker first.
     return env.ASSETS.fetch(request);
   }
+  const secret = env.HUB_SECRET;
+  const configured = typeof secret === "string" && secret.length > 0;
+  if (url.pathname === "/v1/health") {
+    // Liveness for load balancers and test harnesses; touches no Durable Object.
+    return configured ? json({ ok: true, protocol: PROTOCOL_VERSION }) : notConfigured();
+  }
   const route = matchRoute(url.pathname);
   if (!route) return jsonError(404, "not_found", "no such route");
   if (request.method !== "GET") {
     return jsonError(405, "method_not_allowed", "only GET is supported here", { allow: "GET" });
   }
-  const secret = env.HUB_SECRET;
-  if (typeof secret !== "string" || secret.length === 0) {
-    // Refuse rather than run open: a hub without a secret cannot tell devices apart.
-    return jsonError(503, "not_configured", "HUB_SECRET is not configured; set it with `wrangler secret put HUB_SECRET`");
-  }
+  // Refuse rather than run open: a hub without a secret cannot tell devices apart.
+  if (!configured) return notConfigured();
   if (!isValidId(route.group)) return jsonError(400, "bad_group", "group id must match [A-Za-z0-9_.-]{1,64}");
   const token = extractToken(request, url);
 
@@ -76,4 +79,8 @@ async function handle(request: Request, env: Env): Promise<Response> {
 
 function unauthorized(): Response {
   return jsonError(401, "unauthorized", "missing or invalid token", { "www-authenticate": 'Bearer realm="telemetry-hub"' });
+}
+
+function notConfigured(): Response {
+  return jsonError(503, "not_configured", "HUB_SECRET is not configured; set it with `wrangler secret put HUB_SECRET`");
 }

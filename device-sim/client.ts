@@ -1,0 +1,322 @@
+/**
+ * Device-side client for the hub's device socket (docs/protocol.md).
+ *
+ * It connects, reads `hello`, sends batches, and keeps every batch until the
+ * hub acks it. After a reconnect it resends what was not acked, starting
+ * above the `lastSeq` the hub reports, so the hub applies each batch exactly
+ * once. The simulator, the MQTT bridge and the benchmarks all use it.
+ */
+import { EventEmitter } from "node:events";
+import WebSocket from "ws";
+import { decodeCbor, encodeCbor } from "../schema/cbor.ts";
+import { CloseCode, type Reading } from "../schema/protocol.ts";
+import { validateHubFrame } from "../schema/validate.ts";
+
+export interface DeviceClientOptions {
+  /** Hub base URL, e.g. http://127.0.0.1:8787 (ws:// and wss:// work too). */
+  url: string;
+  group: string;
+  device: string;
+  token: string;
+  /** Send the token as `?token=` instead of an Authorization header. */
+  tokenInQuery?: boolean;
+  /** Batches sent but not yet acked, at most. Default 32. */
+  maxInFlight?: number;
+  /** Batches kept (in flight plus waiting), at most; `send` refuses beyond. Default 10,000. */
+  maxQueued?: number;
+  /** Seq to continue from (a device's saved state); the hub's lastSeq wins if higher. */
+  lastSeq?: number;
+  /** Reconnect backoff: first ceiling and largest ceiling, ms. Full jitter below the ceiling. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** Reconnect when the oldest in-flight batch waits longer than this for its ack. Default 30 s. */
+  ackTimeoutMs?: number;
+  /** Send a text `ping` this often while connected (0: never). Default 0. */
+  keepAliveMs?: number;
+}
+
+export type ClientState = "idle" | "connecting" | "open" | "backoff" | "closed";
+
+/** Events, in Node's EventEmitter style. */
+export interface DeviceClientEvents {
+  hello: [lastSeq: number];
+  ack: [seq: number, dup: boolean, latencyMs: number, readings: number];
+  /** The hub rejected a batch; it is dropped (except `internal`, which is resent). */
+  reject: [seq: number | undefined, code: string, message: string];
+  state: [state: ClientState];
+  /** Socket closed; `code` is the WebSocket close code (1006 when there was no close frame). */
+  disconnect: [code: number, reason: string];
+  /** Connection attempt failed, e.g. HTTP status on the upgrade. */
+  connectError: [message: string, status?: number];
+}
+
+interface Entry {
+  seq: number; // 0 until first sent
+  readings: readonly Reading[];
+  sentAt: number;
+}
+
+/** A device connection that survives disconnects without losing or duplicating batches. */
+export class DeviceClient extends EventEmitter<DeviceClientEvents> {
+  readonly opts: Required<DeviceClientOptions>;
+  private ws: WebSocket | null = null;
+  private queue: Entry[] = [];
+  /** Entries [0, inFlight) were sent on the current socket and await acks. */
+  private inFlight = 0;
+  private nextSeq: number;
+  private attempt = 0;
+  private helloSeen = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private keepAlive: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+  state: ClientState = "idle";
+
+  constructor(opts: DeviceClientOptions) {
+    super();
+    this.opts = {
+      tokenInQuery: false,
+      maxInFlight: 32,
+      maxQueued: 10_000,
+      lastSeq: 0,
+      backoffInitialMs: 250,
+      backoffMaxMs: 30_000,
+      ackTimeoutMs: 30_000,
+      keepAliveMs: 0,
+      ...opts,
+    };
+    this.nextSeq = this.opts.lastSeq + 1;
+  }
+
+  /** Highest seq assigned so far (what a device should save to continue later). */
+  get lastAssignedSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  /** Batches not yet acked (in flight or waiting). */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** Starts connecting; reconnects on its own until `close()`. */
+  start(): this {
+    if (this.state === "idle") this.connect();
+    return this;
+  }
+
+  /**
+   * Queues a batch. Returns false, and keeps nothing, when the queue is full
+   * (the caller decides what to drop). The seq is assigned when the batch is
+   * first sent, after `hello`, so a device with no saved state never reuses
+   * a seq the hub has already applied.
+   */
+  send(readings: readonly Reading[]): boolean {
+    if (this.stopped) throw new Error("client is closed");
+    if (this.queue.length >= this.opts.maxQueued) return false;
+    this.queue.push({ seq: 0, readings, sentAt: 0 });
+    this.pump();
+    return true;
+  }
+
+  /** Sends raw bytes or text as they are (tests and fault injection). */
+  sendRaw(data: Uint8Array | string): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(data);
+    return true;
+  }
+
+  /** Resolves when every queued batch has been acked (or rejected). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Drops the connection as a network fault would; the client reconnects. */
+  dropConnection(): void {
+    this.ws?.terminate();
+  }
+
+  /** Stops for good: closes the socket and stops reconnecting. Unacked batches stay in `pending`. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.keepAlive);
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 2000);
+        ws.once("close", () => {
+          clearTimeout(t);
+          resolve();
+        });
+        ws.close(CloseCode.Normal, "client closing");
+      });
+    }
+    this.setState("closed");
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private setState(s: ClientState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.emit("state", s);
+  }
+
+  private socketUrl(): string {
+    const base = new URL(this.opts.url);
+    base.protocol = base.protocol === "https:" || base.protocol === "wss:" ? "wss:" : "ws:";
+    base.pathname = `/v1/groups/${encodeURIComponent(this.opts.group)}/devices/${encodeURIComponent(this.opts.device)}/ws`;
+    if (this.opts.tokenInQuery) base.searchParams.set("token", this.opts.token);
+    return base.toString();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.setState("connecting");
+    this.helloSeen = false;
+    this.inFlight = 0;
+    const headers: Record<string, string> = this.opts.tokenInQuery ? {} : { authorization: `Bearer ${this.opts.token}` };
+    const ws = new WebSocket(this.socketUrl(), { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
+    ws.binaryType = "nodebuffer";
+    this.ws = ws;
+    ws.on("unexpected-response", (_req, res) => {
+      this.emit("connectError", `hub answered ${res.statusCode}`, res.statusCode);
+      res.resume();
+      ws.terminate();
+    });
+    ws.on("error", (err) => {
+      if (!this.helloSeen) this.emit("connectError", err.message);
+    });
+    ws.on("message", (data, isBinary) => {
+      if (!isBinary) return; // "pong"
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      this.onFrame(bytes);
+    });
+    ws.on("close", (code, reason) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      clearInterval(this.keepAlive);
+      clearTimeout(this.timer);
+      this.inFlight = 0;
+      this.emit("disconnect", code, reason.toString());
+      if (this.stopped) return;
+      if (code === CloseCode.Replaced) {
+        // Another connection took this device over; fighting it would flap both.
+        this.stopped = true;
+        this.setState("closed");
+        return;
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    this.setState("backoff");
+    const ceiling = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** Math.min(this.attempt, 20));
+    this.attempt++;
+    // Full jitter (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/):
+    // a fleet that lost the hub together must not come back in lockstep.
+    this.timer = setTimeout(() => this.connect(), Math.random() * ceiling);
+  }
+
+  private onFrame(bytes: Uint8Array): void {
+    const decoded = decodeCbor(bytes);
+    const frame = decoded.ok ? validateHubFrame(decoded.value) : null;
+    if (!frame) return; // a frame from a newer hub this client does not know
+    switch (frame.type) {
+      case "hello":
+        this.onHello(frame.lastSeq);
+        return;
+      case "ack":
+        this.onAck(frame.seq, frame.dup === true);
+        return;
+      case "error":
+        this.onError(frame.seq, frame.code, frame.message);
+        return;
+    }
+  }
+
+  private onHello(lastSeq: number): void {
+    this.helloSeen = true;
+    this.attempt = 0;
+    // Batches at or below lastSeq were applied before the last disconnect.
+    let confirmed = 0;
+    while (confirmed < this.queue.length) {
+      const e = this.queue[confirmed];
+      if (!e || e.seq === 0 || e.seq > lastSeq) break;
+      confirmed++;
+    }
+    for (const e of this.queue.splice(0, confirmed)) this.emit("ack", e.seq, true, 0, e.readings.length);
+    if (this.nextSeq <= lastSeq) this.nextSeq = lastSeq + 1;
+    this.setState("open");
+    this.emit("hello", lastSeq);
+    if (this.opts.keepAliveMs > 0) {
+      this.keepAlive = setInterval(() => this.sendRaw("ping"), this.opts.keepAliveMs);
+    }
+    this.pump();
+    this.checkIdle();
+  }
+
+  private onAck(seq: number, dup: boolean): void {
+    const i = this.queue.findIndex((e) => e.seq === seq);
+    if (i < 0 || i >= this.inFlight) return; // an ack for a batch already settled by hello
+    const [e] = this.queue.splice(i, 1);
+    this.inFlight--;
+    if (e) this.emit("ack", seq, dup, Date.now() - e.sentAt, e.readings.length);
+    this.pump();
+    this.checkIdle();
+  }
+
+  private onError(seq: number | undefined, code: string, message: string): void {
+    if (seq !== undefined) {
+      const i = this.queue.findIndex((e) => e.seq === seq);
+      if (i >= 0 && i < this.inFlight) {
+        if (code === "internal") {
+          // Nothing was applied; resend everything in flight on a fresh connection.
+          this.emit("reject", seq, code, message);
+          this.ws?.terminate();
+          return;
+        }
+        this.queue.splice(i, 1);
+        this.inFlight--;
+      }
+    }
+    this.emit("reject", seq, code, message);
+    this.pump();
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Sends queued batches while the window allows. */
+  private pump(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.helloSeen) return;
+    const now = Date.now();
+    while (this.inFlight < this.opts.maxInFlight && this.inFlight < this.queue.length) {
+      const e = this.queue[this.inFlight];
+      if (!e) break;
+      if (e.seq === 0) e.seq = this.nextSeq++;
+      e.sentAt = now;
+      ws.send(encodeCbor({ type: "batch", seq: e.seq, readings: e.readings }, 64 + e.readings.length * 24));
+      this.inFlight++;
+    }
+    this.armAckTimer();
+  }
+
+  private armAckTimer(): void {
+    clearTimeout(this.timer);
+    const oldest = this.queue[0];
+    if (this.inFlight === 0 || !oldest) return;
+    const wait = Math.max(0, oldest.sentAt + this.opts.ackTimeoutMs - Date.now());
+    this.timer = setTimeout(() => {
+      // The hub went quiet with batches outstanding: start over on a new socket.
+      this.ws?.terminate();
+    }, wait);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Starts `wrangler dev` as a child process and waits until the hub answers.
+ * Used by `npm start`, the end-to-end tests and the benchmarks.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+const WRANGLER = resolve(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+
+export interface HubProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Everything wrangler printed so far (for failure reports). */
+  output(): string;
+  /** Stops wrangler (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  port?: number;
+  /** Directory for the local Durable Object state (wrangler's --persist-to). */
+  persistTo?: string;
+  /** Extra vars (`--var NAME:VALUE`), e.g. HUB_SECRET for tests. */
+  vars?: Record<string, string>;
+  /** Forward wrangler's output to this process's stdout/stderr. */
+  inheritOutput?: boolean;
+  readyTimeoutMs?: number;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function startHub(opts: StartOptions = {}): Promise<HubProcess> {
+  const port = opts.port ?? (await freePort());
+  const inspector = await freePort();
+  const args = [
+    WRANGLER,
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspector),
+    "--show-interactive-dev-session=false",
+  ];
+  if (opts.persistTo) args.push("--persist-to", opts.persistTo);
+  for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
+  // process.execPath is the Node that runs us: the bundled Node >= 22 under npm scripts.
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "", FORCE_COLOR: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const onData = (stream: NodeJS.WriteStream) => (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+    if (opts.inheritOutput) stream.write(chunk);
+  };
+  child.stdout?.on("data", onData(process.stdout));
+  child.stderr?.on("data", onData(process.stderr));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const hub: HubProcess = {
+    url,
+    port,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${out}`);
+    try {
+      const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return hub;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await hub.stop();
+  throw new Error(`wrangler dev did not become ready within the timeout:\n${out}`);
+}
