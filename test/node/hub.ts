@@ -1,0 +1,76 @@
+/** Shared setup for Node-side tests: a real `wrangler dev` hub on a free port with its own state dir. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DeviceClient, type DeviceClientOptions } from "../../device-sim/client.ts";
+import { startHub, type HubProcess } from "../../scripts/wrangler-dev.ts";
+import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
+import { TEST_SECRET } from "../secret.ts";
+
+export interface TestHub {
+  hub: HubProcess;
+  url: string;
+  stateDir: string;
+  /** Restarts wrangler on the same port and state directory. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestHub(): Promise<TestHub> {
+  const stateDir = mkdtempSync(join(tmpdir(), "hub-e2e-"));
+  const vars = { HUB_SECRET: TEST_SECRET };
+  let hub = await startHub({ persistTo: stateDir, vars });
+  const t: TestHub = {
+    hub,
+    url: hub.url,
+    stateDir,
+    async restart() {
+      const port = hub.port;
+      await hub.stop();
+      hub = await startHub({ persistTo: stateDir, vars, port });
+      t.hub = hub;
+    },
+    async stop() {
+      await hub.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+  return t;
+}
+
+export async function deviceClient(
+  url: string,
+  group: string,
+  device: string,
+  extra: Partial<DeviceClientOptions> = {},
+): Promise<DeviceClient> {
+  const token = await signToken(TEST_SECRET, deviceSubject(group, device));
+  return new DeviceClient({ url, group, device, token, backoffInitialMs: 50, backoffMaxMs: 500, ...extra });
+}
+
+export async function operatorGet(url: string, path: string, group: string | "*" = "*"): Promise<{ status: number; body: unknown }> {
+  const token = await signToken(TEST_SECRET, operatorSubject(group));
+  const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: await res.json() };
+}
+
+export interface Bucket {
+  device: string;
+  metric: string;
+  start: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  last: number;
+}
+
+export async function buckets(url: string, group: string, query = ""): Promise<Bucket[]> {
+  const { status, body } = await operatorGet(url, `/v1/groups/${group}/aggregates${query}`);
+  if (status !== 200) throw new Error(`aggregates ${status}: ${JSON.stringify(body)}`);
+  return (body as { buckets: Bucket[] }).buckets;
+}
+
+export function uniqueGroup(prefix = "e2e"): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
