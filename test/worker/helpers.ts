@@ -67,9 +67,38 @@ export class TestSocket {
     this.ws.send(data);
   }
 
+  /** Frames received but not yet taken with {@link next}. */
+  takeAll(): unknown[] {
+    const out = this.inbox;
+    this.inbox = [];
+    return out;
+  }
+
+  /** Resolves when the hub closes the socket; rejects after `timeoutMs`. */
+  closedWithin(timeoutMs = 5000): Promise<Closed> {
+    return withTimeout(this.closed, timeoutMs, "timed out waiting for the socket to close");
+  }
+
   close(): void {
     this.ws.close(1000, "done");
   }
+}
+
+/** `p`, or a rejection with `message` after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(message)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
 }
 
 function decodeFrame(data: unknown): unknown {
@@ -118,6 +147,33 @@ export async function aggregates(group: string, query = ""): Promise<BucketJson[
   const { status, body } = await getJson(`/v1/groups/${group}/aggregates${query}`, await operatorToken(group));
   if (status !== 200) throw new Error(`aggregates: ${status} ${JSON.stringify(body)}`);
   return (body as { buckets: BucketJson[] }).buckets;
+}
+
+export interface DeviceJson {
+  id: string;
+  lastSeq: number;
+  lastSeen: number;
+  online: boolean;
+  readings: number;
+}
+
+/** GET /v1/groups/{group}/devices with an operator token. */
+export async function devices(group: string): Promise<DeviceJson[]> {
+  const { status, body } = await getJson(`/v1/groups/${group}/devices`, await operatorToken(group));
+  if (status !== 200) throw new Error(`devices: ${status} ${JSON.stringify(body)}`);
+  return (body as { devices: DeviceJson[] }).devices;
+}
+
+/** The device's lastSeq from the devices route; throws if the device is not listed. */
+export async function lastSeqOf(group: string, device: string): Promise<number> {
+  const d = (await devices(group)).find((x) => x.id === device);
+  if (!d) throw new Error(`device ${device} is not listed in group ${group}`);
+  return d.lastSeq;
+}
+
+/** Start (ms) of the minute bucket `minutesAgo` minutes before the current one. */
+export function bucketAgo(minutesAgo: number): number {
+  return Math.floor(Date.now() / 60_000) * 60_000 - minutesAgo * 60_000;
 }
 
 /** A batch of `n` readings of one metric, timestamps one second apart ending now. */
