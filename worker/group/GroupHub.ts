@@ -33,6 +33,8 @@ export class GroupHub extends DurableObject<Env> {
   private readonly store: Store;
   private readonly limits: Limits;
   private readonly ingest: Ingest;
+  /** Sessions of open sockets, restored from attachments; a cache of what the runtime stores. */
+  private readonly sessions = new Map<WebSocket, DeviceSession>();
   private groupName = "";
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -45,16 +47,26 @@ export class GroupHub extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(() => this.store.migrate());
     // Answered by the runtime without waking the object, so keep-alives cost nothing.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
+    // After a wake from hibernation the sockets are still open; their
+    // attachments say who is on each one.
+    for (const ws of ctx.getWebSockets()) this.session(ws);
+  }
+
+  /** The session of a socket: from the cache, else from its attachment (one structured-clone read). */
+  private session(ws: WebSocket): DeviceSession | null {
+    let s = this.sessions.get(ws);
+    if (!s) {
+      s = readSession(ws) ?? undefined;
+      if (!s) return null;
+      this.sessions.set(ws, s);
+      this.groupName ||= s.g;
+    }
+    return s;
   }
 
   /** The group's id, from the request or a restored socket (ctx.id.name is not always set). */
   private group(): string {
-    if (this.groupName) return this.groupName;
-    for (const ws of this.ctx.getWebSockets()) {
-      const s = readSession(ws);
-      if (s) return (this.groupName = s.g);
-    }
-    return "?";
+    return this.groupName || "?";
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -96,18 +108,18 @@ export class GroupHub extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [deviceTag(device)]);
     const session: DeviceSession = { k: "device", g: group, d: device, t: now };
     server.serializeAttachment(session);
+    this.sessions.set(server, session);
     server.send(encodeCbor({ type: "hello", v: PROTOCOL_VERSION, lastSeq }));
     return new Response(null, { status: 101, webSocket: client });
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    const session = readSession(ws);
+    const session = this.session(ws);
     try {
       if (!session) {
         ws.close(CloseCode.InternalError, "unknown session");
         return;
       }
-      this.groupName ||= session.g;
       handleDeviceFrame({ ingest: this.ingest, limits: this.limits }, ws, session, message);
     } catch (err) {
       log.error("group.webSocketMessage", err, { group: this.group(), device: session?.d });
@@ -120,6 +132,7 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
+    this.sessions.delete(ws);
     // Complete the closing handshake. 1005 (no status) and 1006 (abnormal)
     // are reserved and may not be sent: https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1
     try {
@@ -130,7 +143,8 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   override webSocketError(ws: WebSocket, error: unknown): void {
-    log.error("group.webSocketError", error, { group: this.group(), device: readSession(ws)?.d });
+    log.error("group.webSocketError", error, { group: this.group(), device: this.session(ws)?.d });
+    this.sessions.delete(ws);
   }
 
   /** RPC for GET /v1/groups/{group}/devices. */
@@ -138,7 +152,7 @@ export class GroupHub extends DurableObject<Env> {
     this.ingest.flush();
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
-      const s = readSession(ws);
+      const s = this.session(ws);
       if (s) online.add(s.d);
     }
     return this.store.listDevices().map((d) => ({ ...d, online: online.has(d.id) }));
