@@ -33,14 +33,21 @@ export interface DeviceClientOptions {
   ackTimeoutMs?: number;
   /** Send a text `ping` this often while connected (0: never). Default 0. */
   keepAliveMs?: number;
+  /**
+   * Batches sent before a restart and never acked, with their seqs (a
+   * device's saved state). They are resent first; the hub acks the ones it
+   * already applied with `dup`.
+   */
+  unacked?: readonly { seq: number; readings: readonly Reading[] }[];
 }
 
-export type ClientState = "idle" | "connecting" | "open" | "backoff" | "closed";
+export type ClientState = "idle" | "connecting" | "open" | "backoff" | "offline" | "closed";
 
 /** Events, in Node's EventEmitter style. */
 export interface DeviceClientEvents {
   hello: [lastSeq: number];
-  ack: [seq: number, dup: boolean, latencyMs: number, readings: number];
+  /** A queued batch is settled as applied: acked now, acked as `dup`, or confirmed by `hello`. */
+  ack: [seq: number, dup: boolean, latencyMs: number, readings: number, batch: readonly Reading[]];
   /** The hub rejected a batch; it is dropped (except `internal`, which is resent). */
   reject: [seq: number | undefined, code: string, message: string];
   state: [state: ClientState];
@@ -67,6 +74,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private attempt = 0;
   private helloSeen = false;
   private stopped = false;
+  private suspended = false;
   private timer: NodeJS.Timeout | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -75,6 +83,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   constructor(opts: DeviceClientOptions) {
     super();
     this.opts = {
+      unacked: [],
       tokenInQuery: false,
       maxInFlight: 32,
       maxQueued: 10_000,
@@ -86,6 +95,20 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       ...opts,
     };
     this.nextSeq = this.opts.lastSeq + 1;
+    for (const u of [...this.opts.unacked].sort((a, b) => a.seq - b.seq)) {
+      this.queue.push({ seq: u.seq, readings: u.readings, sentAt: 0 });
+      if (u.seq >= this.nextSeq) this.nextSeq = u.seq + 1;
+    }
+  }
+
+  /** Batches not yet acked, with their seqs once assigned (to save for a restart). */
+  unackedBatches(): { seq: number; readings: readonly Reading[] }[] {
+    return this.queue.filter((e) => e.seq !== 0).map((e) => ({ seq: e.seq, readings: e.readings }));
+  }
+
+  /** Batches queued but never sent (no seq yet). */
+  unsentBatches(): (readonly Reading[])[] {
+    return this.queue.filter((e) => e.seq === 0).map((e) => e.readings);
   }
 
   /** Highest seq assigned so far (what a device should save to continue later). */
@@ -136,6 +159,21 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.ws?.terminate();
   }
 
+  /** Goes offline (as a device losing its network): no socket until `resume()`; `send` keeps queueing. */
+  suspend(): void {
+    this.suspended = true;
+    clearTimeout(this.timer);
+    this.ws?.terminate();
+    if (!this.ws) this.setState("offline");
+  }
+
+  /** Comes back from `suspend()`. */
+  resume(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    if (!this.ws && !this.stopped) this.connect();
+  }
+
   /** Stops for good: closes the socket and stops reconnecting. Unacked batches stay in `pending`. */
   async close(): Promise<void> {
     this.stopped = true;
@@ -174,7 +212,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   private connect(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.suspended) return;
     this.setState("connecting");
     this.helloSeen = false;
     this.inFlight = 0;
@@ -203,6 +241,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       this.inFlight = 0;
       this.emit("disconnect", code, reason.toString());
       if (this.stopped) return;
+      if (this.suspended) {
+        this.setState("offline");
+        return;
+      }
       if (code === CloseCode.Replaced) {
         // Another connection took this device over; fighting it would flap both.
         this.stopped = true;
@@ -249,7 +291,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       if (!e || e.seq === 0 || e.seq > lastSeq) break;
       confirmed++;
     }
-    for (const e of this.queue.splice(0, confirmed)) this.emit("ack", e.seq, true, 0, e.readings.length);
+    for (const e of this.queue.splice(0, confirmed)) this.emit("ack", e.seq, true, 0, e.readings.length, e.readings);
     if (this.nextSeq <= lastSeq) this.nextSeq = lastSeq + 1;
     this.setState("open");
     this.emit("hello", lastSeq);
@@ -265,7 +307,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (i < 0 || i >= this.inFlight) return; // an ack for a batch already settled by hello
     const [e] = this.queue.splice(i, 1);
     this.inFlight--;
-    if (e) this.emit("ack", seq, dup, Date.now() - e.sentAt, e.readings.length);
+    if (e) this.emit("ack", seq, dup, Date.now() - e.sentAt, e.readings.length, e.readings);
     this.pump();
     this.checkIdle();
   }
