@@ -1,0 +1,299 @@
+/**
+ * The fleet engine: drives simulated devices (generated or replayed)
+ * against a hub, then drains, verifies and reports. `npm run sim`, the demo
+ * fleet of `npm start` and `npm run bench:ingest` all run through here.
+ */
+import type { Reading } from "../schema/protocol.ts";
+import { deviceSubject, signToken } from "../schema/token.ts";
+import { Expected } from "./expected.ts";
+import { fleetDevices, type Fleet } from "./fleet.ts";
+import { formatSummary, Progress, summarize, type Summary } from "./report.ts";
+import { Recorder, type ReplayData } from "./replay.ts";
+import { hashSeed, Signal } from "./signal.ts";
+import { SimDevice, type BatchPolicy, type FaultConfig } from "./sim-device.ts";
+import { loadState, saveState, stateKey, type SimState } from "./state.ts";
+import { Stats } from "./stats.ts";
+import { verify, type VerifyResult } from "./verify.ts";
+
+export interface SimConfig {
+  url: string;
+  secret: string;
+  /** Generated fleet, or null when replaying. */
+  fleet: Fleet | null;
+  replay: ReplayData | null;
+  /** Replay speed factor; Infinity replays as fast as the hub acks. */
+  speed: number;
+  /** Replay timestamps as recorded, or shifted by whole minutes so the recording starts now. */
+  replayTime: "shift" | "original";
+  prefix: string;
+  seed: number;
+  durationMs: number | null;
+  /** Stop after this many generated readings (whole fleet). */
+  maxReadings: number | null;
+  policy: BatchPolicy;
+  maxInFlight: number;
+  /** Offline buffer per device, in batches. */
+  bufferBatches: number;
+  faults: FaultConfig;
+  statePath: string | null;
+  recordPath: string | null;
+  verify: boolean;
+  drainTimeoutMs: number;
+  /** New connections per second while the fleet comes up. */
+  connectRate: number;
+  progress: boolean;
+}
+
+export interface SimResult {
+  summary: Summary;
+  verify: VerifyResult | undefined;
+  /** 0 ok; 1 verify found differences or work was left unacked with --verify. */
+  exitCode: number;
+  text: string;
+}
+
+interface Generator {
+  sim: SimDevice;
+  metrics: string[];
+  signals: Signal[];
+  intervalMs: number;
+  nextAt: number;
+}
+
+const TICK_MS = 20;
+
+export class Simulation {
+  readonly stats = new Stats();
+  readonly expected = new Expected();
+  private readonly cfg: SimConfig;
+  private readonly devices = new Map<string, SimDevice>();
+  private readonly generators: Generator[] = [];
+  private recorder: Recorder | null = null;
+  private stopping = false;
+  private stopRequested: (() => void) | null = null;
+  private state: SimState | null = null;
+
+  constructor(cfg: SimConfig) {
+    this.cfg = cfg;
+  }
+
+  /** Ends generation early (SIGINT); the run still drains, verifies and reports. */
+  requestStop(): void {
+    this.stopRequested?.();
+  }
+
+  private async addDevice(group: string, device: string, startDelayMs: number): Promise<SimDevice> {
+    const key = stateKey(group, device);
+    const existing = this.devices.get(key);
+    if (existing) return existing;
+    const saved = this.state?.devices[key];
+    const token = await signToken(this.cfg.secret, deviceSubject(group, device));
+    const sim = new SimDevice(
+      { group, device, seed: hashSeed(this.cfg.seed, key) },
+      {
+        url: this.cfg.url,
+        group,
+        device,
+        token,
+        maxInFlight: this.cfg.maxInFlight,
+        maxQueued: this.cfg.bufferBatches,
+        lastSeq: saved?.lastSeq ?? 0,
+        unacked: saved?.unacked ?? [],
+        backoffInitialMs: 200,
+        backoffMaxMs: 10_000,
+        ackTimeoutMs: 15_000,
+      },
+      { stats: this.stats, expected: this.expected, policy: this.cfg.policy, faults: this.cfg.faults },
+    );
+    for (const b of saved?.unsent ?? []) sim.client.send(b);
+    this.devices.set(key, sim);
+    this.stats.devices++;
+    setTimeout(() => sim.client.start(), startDelayMs);
+    return sim;
+  }
+
+  async run(): Promise<SimResult> {
+    const cfg = this.cfg;
+    if (cfg.statePath) {
+      this.state = loadState(cfg.statePath);
+      for (const row of this.state?.expected ?? []) this.expected.addRow(row);
+    }
+    if (cfg.recordPath) this.recorder = new Recorder(cfg.recordPath);
+    const progress = new Progress(this.stats, process.stderr, cfg.progress);
+    const started = Date.now();
+    const stopGenerating = new Promise<void>((resolve) => {
+      this.stopRequested = resolve;
+      if (cfg.durationMs !== null) setTimeout(resolve, cfg.durationMs).unref();
+    });
+
+    if (cfg.fleet) await this.setUpFleet(cfg.fleet, started);
+    const tick = cfg.replay ? this.replayTicker(cfg.replay, started) : () => this.generate(Date.now());
+    let last = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      tick();
+      for (const d of this.devices.values()) {
+        d.maybeFlush(now);
+        d.injectFaults(now, now - last);
+      }
+      last = now;
+      if (this.reachedLimit()) this.stopRequested?.();
+    }, TICK_MS);
+
+    await stopGenerating;
+    this.stopping = true;
+    clearInterval(timer);
+    for (const d of this.devices.values()) {
+      d.flush();
+      d.client.resume();
+    }
+    await this.drain(cfg.drainTimeoutMs);
+    progress.stop();
+
+    let v: VerifyResult | undefined;
+    if (cfg.verify) v = await verify(cfg.url, cfg.secret, this.expected);
+    await Promise.all([...this.devices.values()].map((d) => d.client.close()));
+    await this.recorder?.close();
+    if (cfg.statePath) this.save(cfg.statePath);
+
+    const unacked = { batches: 0, readings: 0 };
+    for (const d of this.devices.values()) {
+      const u = d.unacked();
+      unacked.batches += u.batches;
+      unacked.readings += u.readings;
+    }
+    const summary = summarize(this.stats, unacked, v);
+    const exitCode = v && (!v.ok || (unacked.batches > 0 && !cfg.statePath)) ? 1 : 0;
+    return { summary, verify: v, exitCode, text: formatSummary(summary, v) };
+  }
+
+  private reachedLimit(): boolean {
+    if (this.cfg.maxReadings !== null && this.stats.generatedReadings >= this.cfg.maxReadings) return true;
+    return false;
+  }
+
+  private async setUpFleet(fleet: Fleet, started: number): Promise<void> {
+    const all = fleetDevices(fleet);
+    let i = 0;
+    for (const fd of all) {
+      const delay = (i++ / this.cfg.connectRate) * 1000;
+      const sim = await this.addDevice(fd.group, fd.device, delay);
+      const key = stateKey(fd.group, fd.device);
+      const signals = fd.kind.metrics.map((m) => {
+        const spec = fd.kind.signals[m];
+        if (!spec) throw new Error(`no signal for ${m}`);
+        return new Signal(spec, hashSeed(this.cfg.seed, `${key}/${m}`), started);
+      });
+      const intervalMs = Number.isFinite(fd.kind.rate) ? 1000 / fd.kind.rate : 0;
+      // Each device starts at its own phase within one interval, so a fleet never samples in lockstep.
+      const gen: Generator = { sim, metrics: fd.kind.metrics, signals, intervalMs, nextAt: started + delay + Math.random() * intervalMs };
+      this.generators.push(gen);
+      if (intervalMs === 0) {
+        // "max" rate: keep the in-flight window full, refilling as acks arrive.
+        const refill = () => this.fillWindow(gen);
+        sim.client.on("hello", refill);
+        sim.client.on("ack", refill);
+      }
+    }
+  }
+
+  /** Fixed-rate devices: every sample due by `now`, one reading per metric. */
+  private generate(now: number): void {
+    for (const g of this.generators) {
+      if (g.intervalMs === 0) continue;
+      if (now - g.nextAt > 5000) {
+        // The process fell behind (overloaded); skip rather than burst.
+        this.stats.bump(this.stats.faults, "generator_skipped_samples", Math.floor((now - g.nextAt) / g.intervalMs));
+        g.nextAt = now;
+      }
+      while (g.nextAt <= now) {
+        this.sample(g, Math.round(g.nextAt), now);
+        g.nextAt += g.intervalMs;
+      }
+    }
+  }
+
+  private sample(g: Generator, ts: number, now: number): void {
+    for (let m = 0; m < g.metrics.length; m++) {
+      const metric = g.metrics[m] ?? "";
+      const value = g.signals[m]?.sample(ts) ?? 0;
+      this.recorder?.write(g.sim.group, g.sim.device, ts, metric, value);
+      g.sim.push(ts, metric, value, now);
+    }
+  }
+
+  private fillWindow(g: Generator): void {
+    const client = g.sim.client;
+    const perBatch = Math.max(1, Math.floor(this.cfg.policy.batchReadings / g.metrics.length));
+    while (!this.stopping && client.state === "open" && client.pending < this.cfg.maxInFlight) {
+      if (this.reachedLimit()) {
+        this.stopRequested?.();
+        return;
+      }
+      const now = Date.now();
+      for (let i = 0; i < perBatch; i++) this.sample(g, now - perBatch + i, now);
+      g.sim.flush();
+    }
+  }
+
+  private replayTicker(data: ReplayData, started: number): () => void {
+    const rows = data.rows;
+    const ts0 = rows[0]?.ts ?? started;
+    const shift = this.cfg.replayTime === "shift" ? Math.floor((started - ts0) / 60_000) * 60_000 : 0;
+    let i = 0;
+    let creating = false;
+    return () => {
+      if (creating) return;
+      if (i >= rows.length) {
+        this.stopRequested?.();
+        return;
+      }
+      const now = Date.now();
+      const horizon = Number.isFinite(this.cfg.speed) ? ts0 + (now - started) * this.cfg.speed : Infinity;
+      let budget = Number.isFinite(this.cfg.speed) ? Infinity : 20_000;
+      const batch: typeof rows = [];
+      while (i < rows.length && budget-- > 0) {
+        const r = rows[i];
+        if (!r || r.ts > horizon) break;
+        batch.push(r);
+        i++;
+      }
+      creating = true;
+      void this.emitRows(batch, shift, now).finally(() => (creating = false));
+    };
+  }
+
+  private async emitRows(rows: ReplayData["rows"], shift: number, now: number): Promise<void> {
+    for (const r of rows) {
+      const sim = await this.addDevice(r.group, r.device, 0);
+      sim.push(r.ts + shift, r.metric, r.value, now);
+    }
+    if (!Number.isFinite(this.cfg.speed)) {
+      // As fast as possible, but never faster than the hub acks: wait for the backlog to clear.
+      for (const d of this.devices.values()) d.flush();
+      await Promise.race([Promise.all([...this.devices.values()].map((d) => d.client.idle())), delay(10_000)]);
+    }
+  }
+
+  private async drain(timeoutMs: number): Promise<void> {
+    await Promise.race([Promise.all([...this.devices.values()].map((d) => d.client.idle())), delay(timeoutMs)]);
+  }
+
+  private save(path: string): void {
+    const devices: SimState["devices"] = {};
+    for (const [key, d] of this.devices) {
+      devices[key] = {
+        lastSeq: d.client.lastAssignedSeq,
+        unacked: d.client.unackedBatches().map((b) => ({ seq: b.seq, readings: b.readings as Reading[] })),
+        unsent: d.client.unsentBatches().map((b) => b as Reading[]),
+      };
+    }
+    // Devices of the saved state that did not take part this time keep their entries.
+    for (const [key, s] of Object.entries(this.state?.devices ?? {})) devices[key] ??= s;
+    saveState(path, { version: 1, prefix: this.cfg.prefix, devices, expected: this.expected.rows() });
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

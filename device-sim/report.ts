@@ -1,0 +1,129 @@
+/** Progress lines during a run and the summary at its end. */
+import type { VerifyResult } from "./verify.ts";
+import type { Stats } from "./stats.ts";
+import { si } from "./units.ts";
+
+export interface Summary {
+  durationS: number;
+  devices: number;
+  generatedReadings: number;
+  sentBatches: number;
+  ackedBatches: number;
+  ackedReadings: number;
+  readingsPerSecond: number;
+  ackLatencyMs: { p50: number; p99: number; max: number };
+  duplicateAcks: number;
+  reconnects: number;
+  connectErrors: number;
+  droppedReadings: number;
+  unacked: { batches: number; readings: number };
+  errorsByCode: Record<string, number>;
+  closesByCode: Record<string, number>;
+  faultsInjected: Record<string, number>;
+  verify?: Omit<VerifyResult, "differences"> & { differences: number; firstDifferences: VerifyResult["differences"] };
+}
+
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+
+export function summarize(s: Stats, unacked: { batches: number; readings: number }, v?: VerifyResult): Summary {
+  const durationS = (Date.now() - s.startedAt) / 1000;
+  const out: Summary = {
+    durationS: round(durationS, 2),
+    devices: s.devices,
+    generatedReadings: s.generatedReadings,
+    sentBatches: s.sentBatches,
+    ackedBatches: s.ackedBatches,
+    ackedReadings: s.ackedReadings,
+    readingsPerSecond: Math.round(s.ackedReadings / Math.max(durationS, 0.001)),
+    ackLatencyMs: { p50: round(s.latency.quantile(0.5)), p99: round(s.latency.quantile(0.99)), max: round(s.latency.max) },
+    duplicateAcks: s.duplicateAcks,
+    reconnects: s.reconnects,
+    connectErrors: s.connectErrors,
+    droppedReadings: s.droppedReadings,
+    unacked,
+    errorsByCode: { ...s.errors },
+    closesByCode: { ...s.closes },
+    faultsInjected: { ...s.faults },
+  };
+  if (v) {
+    const { differences, ...rest } = v;
+    out.verify = { ...rest, differences: differences.length, firstDifferences: differences.slice(0, 50) };
+  }
+  return out;
+}
+
+function kv(map: Record<string, number>): string {
+  const e = Object.entries(map);
+  return e.length === 0 ? "none" : e.map(([k, n]) => `${k}=${n}`).join(", ");
+}
+
+/** The readable end-of-run report. */
+export function formatSummary(x: Summary, v?: VerifyResult): string {
+  const lines = [
+    "",
+    "Simulation summary",
+    `  duration          ${x.durationS} s, ${x.devices} devices`,
+    `  readings          generated ${x.generatedReadings}, acked ${x.ackedReadings} (${si(x.readingsPerSecond)}/s)`,
+    `  batches           sent ${x.sentBatches}, acked ${x.ackedBatches}, duplicate acks ${x.duplicateAcks}`,
+    `  ack latency       p50 ${x.ackLatencyMs.p50} ms, p99 ${x.ackLatencyMs.p99} ms, max ${x.ackLatencyMs.max} ms`,
+    `  connections       reconnects ${x.reconnects}, connect errors ${x.connectErrors}`,
+    `  dropped           ${x.droppedReadings} readings (offline buffer full)`,
+    `  unacked at end    ${x.unacked.batches} batches, ${x.unacked.readings} readings`,
+    `  errors by code    ${kv(x.errorsByCode)}`,
+    `  closes by code    ${kv(x.closesByCode)}`,
+    `  faults injected   ${kv(x.faultsInjected)}`,
+  ];
+  if (v) {
+    lines.push("");
+    if (v.ok) {
+      lines.push(`Verify: EXACT MATCH. ${v.bucketsCompared} buckets, ${v.readingsFound} readings; 0 lost, 0 counted twice.`);
+    } else {
+      lines.push(
+        `Verify: ${v.differences.length} DIFFERENCES over ${v.bucketsCompared} buckets: expected ${v.readingsExpected} readings, found ${v.readingsFound}; lost ${v.lost}, extra ${v.extra}.`,
+      );
+      for (const d of v.differences) {
+        lines.push(
+          `  ${d.group}/${d.device} ${d.metric} @${new Date(d.start).toISOString()} ${d.field}: expected ${d.expected ?? "-"}, hub ${d.actual ?? "-"}`,
+        );
+      }
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Live progress: one rewritten line on a terminal, a plain line every few seconds otherwise. */
+export class Progress {
+  private readonly tty: boolean;
+  private readonly out: NodeJS.WriteStream;
+  private timer: NodeJS.Timeout | undefined;
+  private lastAcked = 0;
+  private lastAt = Date.now();
+  private readonly stats: Stats;
+
+  constructor(stats: Stats, out: NodeJS.WriteStream, enabled: boolean) {
+    this.stats = stats;
+    this.out = out;
+    this.tty = out.isTTY === true;
+    if (enabled) this.timer = setInterval(() => this.print(), this.tty ? 500 : 5000);
+  }
+
+  private print(): void {
+    const s = this.stats;
+    const now = Date.now();
+    const rate = ((s.ackedReadings - this.lastAcked) * 1000) / Math.max(1, now - this.lastAt);
+    this.lastAcked = s.ackedReadings;
+    this.lastAt = now;
+    const errs = Object.values(s.errors).reduce((a, b) => a + b, 0);
+    const line =
+      `[${Math.round((now - s.startedAt) / 1000)}s] online ${s.connected}/${s.devices}  sent ${si(s.sentReadings)}  acked ${si(s.ackedReadings)}  ` +
+      `${si(rate)} readings/s  ack p50 ${s.latency.quantile(0.5).toFixed(1)} ms p99 ${s.latency.quantile(0.99).toFixed(1)} ms  ` +
+      `reconnects ${s.reconnects}  errors ${errs}`;
+    if (this.tty) this.out.write(`\r\x1b[2K${line}`);
+    else this.out.write(`${line}\n`);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    if (this.tty && this.timer) this.out.write("\n");
+  }
+}
