@@ -23,13 +23,15 @@ export interface Rejection {
 
 export type Validated<T> = { ok: true; frame: T } | Rejection;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
-
-/** True for a decoded top-level item the hub treats as a map. */
+/**
+ * True for a decoded top-level item the hub treats as a map: a plain object.
+ * Arrays, byte strings and Maps are objects too, and so is what cbor-x makes
+ * of a tagged item (a Date, Set, Error, typed array or Tag); none is a map.
+ */
 export function isMap(v: unknown): v is Record<string, unknown> {
-  return isRecord(v) && !(v instanceof Map);
+  if (typeof v !== "object" || v === null) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 function isSeq(v: unknown): v is number {

@@ -1,0 +1,160 @@
+/**
+ * The simulator CLI against a real hub (wrangler dev): verified fleet runs,
+ * every fault at once, stop and resume, CSV replay, and bad options.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Summary } from "../../device-sim/report.ts";
+import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { TEST_SECRET } from "../secret.ts";
+import { buckets, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+
+let t: TestHub;
+let dir: string;
+beforeAll(async () => {
+  t = await startTestHub();
+  dir = mkdtempSync(join(tmpdir(), "sim-test-"));
+});
+afterAll(async () => {
+  await t?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function sim(args: string[], opts: { interruptAfterMs?: number; withHub?: boolean } = {}): Promise<Run> {
+  const hubArgs = opts.withHub === false ? [] : ["--url", t.url, "--secret", TEST_SECRET];
+  const child = spawn(process.execPath, [join(ROOT, "device-sim/cli.ts"), ...hubArgs, "--no-progress", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, HUB_SECRET: "" },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  if (opts.interruptAfterMs) setTimeout(() => child.kill("SIGINT"), opts.interruptAfterMs);
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+function summary(r: Run): Summary {
+  try {
+    return JSON.parse(r.stdout) as Summary;
+  } catch {
+    throw new Error(`no JSON summary; exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  }
+}
+
+describe("npm run sim", () => {
+  it("a fleet run with --verify matches exactly", async () => {
+    const r = await sim(["--prefix", uniqueGroup("fleet"), "--groups", "2", "--devices", "5", "--rate", "20/s", "--duration", "3s", "--verify", "--json"]);
+    const s = summary(r);
+    expect(r.code, r.stderr).toBe(0);
+    expect(s.verify?.ok).toBe(true);
+    expect(s.verify?.differences).toBe(0);
+    expect(s.ackedReadings).toBeGreaterThan(1000);
+    expect(s.verify?.readingsFound).toBe(s.ackedReadings);
+    expect(s.unacked).toEqual({ batches: 0, readings: 0 });
+  });
+
+  it("a fleet file with mixed kinds runs and verifies", async () => {
+    const r = await sim(["--fleet", join(ROOT, "test/fixtures/fleet.json"), "--prefix", uniqueGroup("kinds"), "--duration", "2s", "--verify", "--json"]);
+    const s = summary(r);
+    expect(r.code, r.stderr).toBe(0);
+    expect(s.devices).toBe(10);
+    expect(s.verify?.ok).toBe(true);
+  });
+
+  it("a run with every fault type enabled still matches exactly", async () => {
+    const r = await sim([
+      "--prefix", uniqueGroup("faults"), "--groups", "2", "--devices", "5", "--rate", "20/s", "--duration", "6s",
+      "--drop-rate", "10/min", "--offline-rate", "6/min", "--offline-for", "1s", "--malformed-rate", "20/min",
+      "--resend-rate", "20/min", "--clock-skew", "20s", "--late-fraction", "0.02", "--late-by", "3m",
+      "--verify", "--json", "--seed", "7",
+    ]);
+    const s = summary(r);
+    expect(r.code, `${r.stderr}\n${r.stdout}`).toBe(0);
+    expect(s.verify?.ok).toBe(true);
+    for (const f of ["connection_drop", "offline", "malformed_frame", "resend_acked", "late_reading"]) {
+      expect(s.faultsInjected[f], f).toBeGreaterThan(0);
+    }
+    // Every malformed frame came back as an error frame.
+    const errors = Object.values(s.errorsByCode).reduce((a, b) => a + b, 0);
+    expect(errors).toBe(s.faultsInjected.malformed_frame);
+    expect(s.reconnects).toBeGreaterThan(0);
+  });
+
+  it("a stopped and resumed run continues above lastSeq without duplicates", async () => {
+    const state = join(dir, "resume.json");
+    const prefix = uniqueGroup("resume");
+    const first = await sim(["--prefix", prefix, "--groups", "1", "--devices", "4", "--rate", "50/s", "--duration", "30s", "--state", state, "--json"], {
+      interruptAfterMs: 2500,
+    });
+    const s1 = summary(first);
+    expect(first.code, first.stderr).toBe(0);
+    expect(s1.ackedBatches).toBeGreaterThan(20);
+    // The second run finds the prefix in the state file.
+    const second = await sim(["--groups", "1", "--devices", "4", "--rate", "50/s", "--duration", "2s", "--state", state, "--verify", "--json"]);
+    const s2 = summary(second);
+    expect(second.code, second.stderr).toBe(0);
+    expect(s2.errorsByCode).toEqual({});
+    expect(s2.duplicateAcks).toBe(0);
+    expect(s2.verify?.ok).toBe(true);
+    expect(s2.verify?.readingsFound).toBe(s1.ackedReadings + s2.ackedReadings);
+  });
+
+  it("replays a CSV fixture into the expected aggregates", async () => {
+    const r = await sim(["--replay", join(ROOT, "test/fixtures/replay.csv"), "--speed", "max", "--verify", "--json"]);
+    const s = summary(r);
+    expect(r.code, r.stderr).toBe(0);
+    expect(s.ackedReadings).toBe(36);
+    expect(s.verify?.ok).toBe(true);
+    const bs = await buckets(t.url, "plant-x");
+    const pick = (device: string, metric: string) =>
+      bs.filter((b) => b.device === device && b.metric === metric).map(({ count, sum, min, max }) => ({ count, sum, min, max }));
+    // Timestamps moved by whole minutes: the two minute buckets of the file stay two buckets.
+    expect(pick("boiler-1", "temp")).toEqual([
+      { count: 6, sum: 375, min: 60, max: 65 },
+      { count: 6, sum: 411, min: 66, max: 71 },
+    ]);
+    expect(pick("boiler-2", "temp")).toEqual([
+      { count: 6, sum: 435, min: 70, max: 75 },
+      { count: 6, sum: 471, min: 76, max: 81 },
+    ]);
+    expect(pick("boiler-1", "pressure")).toEqual([
+      { count: 6, sum: 9, min: 1.5, max: 1.5 },
+      { count: 6, sum: 9, min: 1.5, max: 1.5 },
+    ]);
+  });
+
+  it.each([
+    [["--rate", "fast"], /--rate/],
+    [["--groups", "0"], /--groups/],
+    [["--bogus"], /bogus/],
+    [["--duration", "soon"], /--duration/],
+    [["--replay", "/nonexistent.csv"], /cannot read/],
+    [["--fleet", join(ROOT, "package.json")], /fleet file/],
+    [["--late-fraction", "2"], /--late-fraction/],
+    [["--url", "not a url"], /--url/],
+  ])("bad options %j exit 2 with a clear message", async (args, message) => {
+    const r = await sim(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/--help/);
+  });
+
+  it("--help explains every option", async () => {
+    const r = await sim(["--help"], { withHub: false });
+    expect(r.code).toBe(0);
+    for (const opt of ["--groups", "--devices", "--rate", "--fleet", "--seed", "--drop-rate", "--malformed-rate", "--record", "--replay", "--speed", "--state", "--verify", "--json"]) {
+      expect(r.stdout).toContain(opt);
+    }
+  });
+});

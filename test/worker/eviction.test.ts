@@ -1,0 +1,119 @@
+/**
+ * Eviction: the group's Durable Object is torn down (in-memory state gone,
+ * SQLite and hibernated sockets kept) and must carry on from storage alone.
+ */
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import journal from "../../schema/migrations/meta/_journal.json";
+import type { GroupHub } from "../../worker/index.ts";
+import { aggregates, bucketAgo, connectDevice, devices, lastSeqOf, uniqueGroup } from "./helpers.ts";
+
+/** The live instance of the group's object (constructing it if needed). */
+function instanceOf(group: string): Promise<GroupHub> {
+  return runInDurableObject(env.GROUPS.getByName(group), (instance: GroupHub) => instance);
+}
+
+describe("eviction", () => {
+  it("keeps serving the same socket from storage: acks, lastSeq, dup detection, hello", async () => {
+    const group = uniqueGroup("evict");
+    const device = "ev-1";
+    const stub = env.GROUPS.getByName(group);
+    const { sock } = await connectDevice(group, device);
+    const t0 = bucketAgo(3);
+
+    sock.send({ type: "batch", seq: 1, readings: [[t0 + 1000, "temp", 10], [t0 + 2000, "hum", 40]] });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 1 });
+    const before = await instanceOf(group);
+
+    await evictDurableObject(stub);
+
+    // Same socket, new instance.
+    sock.send({ type: "batch", seq: 2, readings: [[t0 + 3000, "temp", 20], [t0 + 61_000, "temp", 5]] });
+    expect(await sock.next()).toStrictEqual({ type: "ack", seq: 2 });
+    expect(await instanceOf(group)).not.toBe(before);
+
+    expect(await lastSeqOf(group, device)).toBe(2);
+    const both = [
+      { device, metric: "hum", start: t0, count: 1, sum: 40, min: 40, max: 40, last: 40 },
+      { device, metric: "temp", start: t0, count: 2, sum: 30, min: 10, max: 20, last: 20 },
+      { device, metric: "temp", start: t0 + 60_000, count: 1, sum: 5, min: 5, max: 5, last: 5 },
+    ];
+    expect(await aggregates(group)).toEqual(both);
+    // The hibernated socket still counts as online, found through its restored attachment.
+    expect(await devices(group)).toMatchObject([{ id: device, lastSeq: 2, online: true, readings: 4 }]);
+
+    // Evict again so the seq cache is cold, then replay seq 1 and seq 2.
+    await evictDurableObject(stub);
+    sock.send({ type: "batch", seq: 1, readings: [[t0 + 1000, "temp", 10], [t0 + 2000, "hum", 40]] });
+    expect(await sock.next()).toStrictEqual({ type: "ack", seq: 1, dup: true });
+    await evictDurableObject(stub);
+    sock.send({ type: "batch", seq: 2, readings: [[t0 + 4000, "temp", 99]] });
+    expect(await sock.next()).toStrictEqual({ type: "ack", seq: 2, dup: true });
+    expect(await aggregates(group)).toEqual(both);
+    expect(await lastSeqOf(group, device)).toBe(2);
+
+    // A reconnect after eviction: hello reports lastSeq 2, and the old socket is replaced.
+    await evictDurableObject(stub);
+    const again = await connectDevice(group, device);
+    expect(again.lastSeq).toBe(2);
+    expect((await sock.closedWithin()).code).toBe(4001);
+    again.sock.send({ type: "batch", seq: 3, readings: [[t0 + 5000, "temp", 1]] });
+    expect(await again.sock.next()).toStrictEqual({ type: "ack", seq: 3 });
+    expect(await lastSeqOf(group, device)).toBe(3);
+    again.sock.close();
+  });
+
+  it("runs the migrations once on an empty database and not again after eviction", async () => {
+    const group = uniqueGroup("mig");
+    const stub = env.GROUPS.getByName(group);
+
+    interface Snapshot {
+      instance: GroupHub;
+      tables: string[];
+      /** Rows of drizzle's bookkeeping table (the durable-sqlite migrator records an empty hash). */
+      migrations: { rowid: number; hash: string; created_at: number }[];
+      devices: number;
+      aggregates: number;
+    }
+    const snapshot = (): Promise<Snapshot> =>
+      runInDurableObject(stub, (instance: GroupHub, state) => {
+        const sql = state.storage.sql;
+        const tables = sql
+          .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name")
+          .toArray()
+          .map((r) => r.name);
+        const migrations = sql
+          .exec<{ rowid: number; hash: string; created_at: number }>(
+            "SELECT rowid, hash, created_at FROM __drizzle_migrations ORDER BY rowid",
+          )
+          .toArray()
+          .map((r) => ({ rowid: r.rowid, hash: r.hash, created_at: Number(r.created_at) }));
+        const count = (table: string): number => sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n;
+        return { instance, tables, migrations, devices: count("devices"), aggregates: count("aggregates") };
+      });
+
+    // A brand new object: its constructor migrated an empty database.
+    const first = await snapshot();
+    expect(first.tables).toEqual(["__drizzle_migrations", "aggregates", "devices"]);
+    expect(first.devices).toBe(0);
+    expect(first.aggregates).toBe(0);
+    expect(first.migrations).toHaveLength(journal.entries.length);
+    expect(first.migrations.map((m) => m.created_at)).toEqual(journal.entries.map((e) => e.when));
+
+    // Store something, then evict: the next constructor runs migrate() again.
+    const { sock } = await connectDevice(group, "m-1");
+    sock.send({ type: "batch", seq: 1, readings: [[bucketAgo(1), "temp", 1]] });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 1 });
+    sock.close();
+    await evictDurableObject(stub);
+
+    const second = await snapshot();
+    expect(second.instance).not.toBe(first.instance);
+    expect(second.tables).toEqual(first.tables);
+    // No migration was applied (or recorded) a second time, and the data survived.
+    expect(second.migrations).toEqual(first.migrations);
+    expect(second.devices).toBe(1);
+    expect(second.aggregates).toBe(1);
+    expect(await lastSeqOf(group, "m-1")).toBe(1);
+  });
+});
