@@ -1,54 +1,55 @@
 /**
- * A small demo fleet for `npm start`: a few groups of devices sending
- * temperature and humidity through the real device client, so a new user
+ * The demo fleet of `npm start`: the simulator's fleet engine with a few
+ * groups of tens of devices, running until the hub stops, so a new user
  * sees data flow at once.
  */
-import { DeviceClient } from "../device-sim/client.ts";
-import type { Reading } from "../schema/protocol.ts";
-import { deviceSubject, signToken } from "../schema/token.ts";
+import { Simulation, type SimConfig } from "../device-sim/engine.ts";
+import { fleetFromOptions } from "../device-sim/fleet.ts";
+import { NO_FAULTS } from "../device-sim/sim-device.ts";
 
 export interface DemoFleet {
   description: string;
   stop(): Promise<void>;
 }
 
-export async function startDemoFleet(opts: { url: string; secret: string }): Promise<DemoFleet> {
-  const groups = ["demo", "factory-a", "greenhouse"];
-  const perGroup = 8;
-  const clients: DeviceClient[] = [];
-  const timers: NodeJS.Timeout[] = [];
-  for (const group of groups) {
-    for (let i = 1; i <= perGroup; i++) {
-      const device = `sensor-${String(i).padStart(2, "0")}`;
-      const token = await signToken(opts.secret, deviceSubject(group, device));
-      const client = new DeviceClient({ url: opts.url, group, device, token, keepAliveMs: 30_000 }).start();
-      clients.push(client);
-      const phase = Math.random() * Math.PI * 2;
-      // One batch a second with ten readings per metric, 100 ms apart.
-      timers.push(
-        setInterval(() => {
-          const now = Date.now();
-          const readings: Reading[] = [];
-          for (let k = 0; k < 10; k++) {
-            const ts = now - 1000 + k * 100;
-            const day = Math.sin((ts / 86_400_000) * Math.PI * 2 + phase);
-            readings.push([ts, "temp", round(21 + 4 * day + (Math.random() - 0.5))]);
-            readings.push([ts, "humidity", round(45 - 10 * day + (Math.random() - 0.5) * 2)]);
-          }
-          client.send(readings);
-        }, 1000),
-      );
-    }
-  }
+export function demoConfig(url: string, secret: string): SimConfig {
+  const fleet = fleetFromOptions({ groups: 3, prefix: "demo", devices: 12, metrics: ["temp", "humidity", "pressure"], rate: 1 });
+  // Friendlier names than demo-1..3; the first matches the device token `npm start` prints.
+  fleet.groups = ["demo", "factory-a", "greenhouse"];
   return {
-    description: `${groups.length} groups (${groups.join(", ")}) x ${perGroup} devices, 20 readings/s each`,
-    async stop() {
-      for (const t of timers) clearInterval(t);
-      await Promise.all(clients.map((c) => c.close()));
-    },
+    url,
+    secret,
+    fleet,
+    replay: null,
+    speed: 1,
+    replayTime: "shift",
+    prefix: "demo",
+    seed: 1,
+    durationMs: null,
+    maxReadings: null,
+    policy: { batchMs: 1000, batchReadings: 100 },
+    maxInFlight: 8,
+    bufferBatches: 600,
+    faults: NO_FAULTS,
+    statePath: null,
+    recordPath: null,
+    verify: false,
+    drainTimeoutMs: 3000,
+    connectRate: 50,
+    progress: false,
   };
 }
 
-function round(v: number): number {
-  return Math.round(v * 100) / 100;
+export function startDemoFleet(opts: { url: string; secret: string }): DemoFleet {
+  const cfg = demoConfig(opts.url, opts.secret);
+  const sim = new Simulation(cfg);
+  const done = sim.run();
+  const kinds = cfg.fleet?.kinds[0];
+  return {
+    description: `${cfg.fleet?.groups.join(", ")}: ${kinds?.count} devices each, ${kinds?.metrics.join("/")} once a second`,
+    async stop() {
+      sim.requestStop();
+      await done;
+    },
+  };
 }

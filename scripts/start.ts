@@ -32,7 +32,8 @@ const { secret, created } = ensureDevSecret();
 if (created) process.stdout.write(`Created ${DEV_VARS} with a random development HUB_SECRET.\n`);
 
 process.stdout.write(`Starting the hub (wrangler dev) on port ${port}...\n`);
-const hub = await startHub({ port, inheritOutput: true, persistTo: ".wrangler/state" });
+// Warnings and errors only: one log line per request would bury the links below.
+const hub = await startHub({ port, inheritOutput: true, persistTo: ".wrangler/state", logLevel: "warn" });
 const base = `http://localhost:${port}`;
 const operator = await signToken(secret, operatorSubject("*"));
 const device = await signToken(secret, deviceSubject("demo", "my-device"));
@@ -49,7 +50,7 @@ Telemetry Hub is running at ${base}
   Stop with Ctrl-C.
 `);
 
-const fleet = values["no-demo"] ? null : await startDemoFleet({ url: hub.url, secret });
+const fleet = values["no-demo"] ? null : startDemoFleet({ url: hub.url, secret });
 if (fleet) process.stdout.write(`Demo fleet: ${fleet.description}\n`);
 
 let stopping = false;

@@ -27,6 +27,8 @@ export interface StartOptions {
   vars?: Record<string, string>;
   /** Forward wrangler's output to this process's stdout/stderr. */
   inheritOutput?: boolean;
+  /** wrangler's --log-level (default: wrangler's own, "log"). */
+  logLevel?: "debug" | "info" | "log" | "warn" | "error" | "none";
   readyTimeoutMs?: number;
 }
 
@@ -59,6 +61,7 @@ export async function startHub(opts: StartOptions = {}): Promise<HubProcess> {
     "--show-interactive-dev-session=false",
   ];
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
+  if (opts.logLevel) args.push("--log-level", opts.logLevel);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
   // process.execPath is the Node that runs us: the bundled Node >= 22 under npm scripts.
   const child = spawn(process.execPath, args, {
