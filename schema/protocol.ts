@@ -41,7 +41,7 @@ export const ErrorCode = {
   BadReadings: "bad_readings",
   /** More readings than the hub's per-batch limit. */
   TooManyReadings: "too_many_readings",
-  /** A reading is not a 3-element array `[ts, metric, value]`. */
+  /** A reading is not a 3-element array `[ts, metric, value]` (4 elements, with the device, from a gateway). */
   BadReading: "bad_reading",
   /** A reading's timestamp is not an integer number of milliseconds. */
   BadTimestamp: "bad_timestamp",
@@ -51,6 +51,8 @@ export const ErrorCode = {
   BadMetric: "bad_metric",
   /** A value is not a finite number (NaN, Infinity, text, ...). */
   BadValue: "bad_value",
+  /** Gateway sockets only: a reading's device is not text matching the id pattern. */
+  BadDevice: "bad_device",
   /** The hub could not commit the batch; nothing was applied, send it again. */
   Internal: "internal",
 } as const;
@@ -79,6 +81,12 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** One reading: timestamp in ms since the Unix epoch, metric name, finite value. */
 export type Reading = [ts: number, metric: string, value: number];
+
+/**
+ * A reading sent by a gateway, which speaks for many devices of its group:
+ * a device reading plus the device it belongs to.
+ */
+export type GatewayReading = [ts: number, metric: string, value: number, device: string];
 
 /** Device to hub: a batch of readings with its per-device sequence number. */
 export interface BatchFrame {
@@ -112,7 +120,15 @@ export interface ErrorFrame {
   message: string;
 }
 
+/** Gateway to hub: a batch of readings for devices of the group, with its per-gateway sequence number. */
+export interface GatewayBatchFrame {
+  type: "batch";
+  seq: number;
+  readings: GatewayReading[];
+}
+
 export type DeviceToHubFrame = BatchFrame;
+export type GatewayToHubFrame = GatewayBatchFrame;
 export type HubToDeviceFrame = HelloFrame | AckFrame | ErrorFrame;
 
 /** Minute bucket start (ms) for a timestamp (ms). */

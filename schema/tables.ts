@@ -17,6 +17,24 @@ export const devices = sqliteTable("devices", {
   batches: integer("batches").notNull().default(0),
 });
 
+/**
+ * One row per gateway (e.g. an MQTT bridge) that ever connected to the
+ * group. A gateway's batches carry readings of many devices; its lastSeq is
+ * what makes them exactly-once, so it is committed in the same transaction
+ * as their aggregates. The devices it speaks for get rows in `devices`
+ * (readings, lastSeen) but their own lastSeq is left alone.
+ */
+export const gateways = sqliteTable("gateways", {
+  id: text("id").primaryKey(),
+  /** Highest batch seq applied for this gateway. */
+  lastSeq: integer("last_seq").notNull().default(0),
+  /** Hub time (ms) of the last applied batch, or of the first connect. */
+  lastSeen: integer("last_seen").notNull(),
+  firstSeen: integer("first_seen").notNull(),
+  readings: integer("readings").notNull().default(0),
+  batches: integer("batches").notNull().default(0),
+});
+
 /** Per (device, metric, minute bucket) aggregates. */
 export const aggregates = sqliteTable(
   "aggregates",
@@ -38,4 +56,5 @@ export const aggregates = sqliteTable(
 );
 
 export type DeviceRow = typeof devices.$inferSelect;
+export type GatewayRow = typeof gateways.$inferSelect;
 export type AggregateRow = typeof aggregates.$inferSelect;

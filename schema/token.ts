@@ -9,6 +9,11 @@ export function deviceSubject(group: string, device: string): string {
   return `device:${group}/${device}`;
 }
 
+/** Subject text of a gateway token: one gateway (e.g. the MQTT bridge) speaking for the devices of one group. */
+export function gatewaySubject(group: string, gateway: string): string {
+  return `gateway:${group}/${gateway}`;
+}
+
 /** Subject text of an operator token; `*` grants every group. */
 export function operatorSubject(group: string | "*"): string {
   return `operator:${group}`;

@@ -3,10 +3,13 @@
  */
 import {
   ErrorCode,
+  ID_PATTERN,
   MAX_SEQ,
   METRIC_PATTERN,
   PROTOCOL_VERSION,
   type BatchFrame,
+  type GatewayBatchFrame,
+  type GatewayReading,
   type HubToDeviceFrame,
   type Reading,
 } from "./protocol.ts";
@@ -54,6 +57,28 @@ function reject(code: ErrorCode, message: string, seq?: number): Rejection {
  * newer devices can add fields without breaking older hubs.
  */
 export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): Validated<BatchFrame> {
+  const r = validateBatch(v, w, false);
+  // Every reading was checked to be [safe integer, valid metric, finite number].
+  return r.ok ? { ok: true, frame: { type: "batch", seq: r.seq, readings: r.readings as Reading[] } } : r;
+}
+
+/**
+ * Validates a decoded gateway frame: a device batch whose readings also
+ * name their device, `[ts, metric, value, device]`. One bad reading rejects
+ * the whole batch, as on a device socket.
+ */
+export function validateGatewayFrame(v: Record<string, unknown>, w: TimeWindow): Validated<GatewayBatchFrame> {
+  const r = validateBatch(v, w, true);
+  // As above, plus a fourth element that matches the id pattern.
+  return r.ok ? { ok: true, frame: { type: "batch", seq: r.seq, readings: r.readings as GatewayReading[] } } : r;
+}
+
+/** The checks shared by device and gateway batches; `gateway` adds the fourth element. */
+function validateBatch(
+  v: Record<string, unknown>,
+  w: TimeWindow,
+  gateway: boolean,
+): { ok: true; seq: number; readings: unknown[] } | Rejection {
   const type = v.type;
   if (typeof type !== "string") return reject(ErrorCode.BadFrame, "frame has no text field 'type'");
   if (type !== "batch") return reject(ErrorCode.UnknownType, `unknown frame type '${type.slice(0, 32)}'`);
@@ -72,10 +97,12 @@ export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): 
   }
   const minTs = w.now - w.limits.maxPastMs;
   const maxTs = w.now + w.limits.maxFutureMs;
+  const width = gateway ? 4 : 3;
   for (let i = 0; i < readings.length; i++) {
     const r: unknown = readings[i];
-    if (!Array.isArray(r) || r.length !== 3) {
-      return reject(ErrorCode.BadReading, `reading ${i} is not [ts, metric, value]`, seq);
+    if (!Array.isArray(r) || r.length !== width) {
+      const shape = gateway ? "[ts, metric, value, device]" : "[ts, metric, value]";
+      return reject(ErrorCode.BadReading, `reading ${i} is not ${shape}`, seq);
     }
     const ts: unknown = r[0];
     const metric: unknown = r[1];
@@ -96,9 +123,14 @@ export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): 
     if (typeof value !== "number" || !Number.isFinite(value)) {
       return reject(ErrorCode.BadValue, `reading ${i}: value must be a finite number`, seq);
     }
+    if (gateway) {
+      const device: unknown = r[3];
+      if (typeof device !== "string" || !ID_PATTERN.test(device)) {
+        return reject(ErrorCode.BadDevice, `reading ${i}: device must match [A-Za-z0-9_.-]{1,64}`, seq);
+      }
+    }
   }
-  // Every element was checked above to be [safe integer, valid metric, finite number].
-  return { ok: true, frame: { type: "batch", seq, readings: readings as Reading[] } };
+  return { ok: true, seq, readings };
 }
 
 /**

@@ -2,17 +2,19 @@
  * Prints hub tokens (docs/protocol.md, "Auth").
  *
  *   npm run token -- device <group> <device>
+ *   npm run token -- gateway <group> <gateway>
  *   npm run token -- operator <group|*>
  *
  * HUB_SECRET comes from the environment; without it, from .dev.vars (the
  * local development secret), with a note on stderr.
  */
 import { isValidId } from "../schema/protocol.ts";
-import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
+import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../schema/token.ts";
 import { readDevSecret } from "./dev-secret.ts";
 
 const USAGE = `usage:
   npm run token -- device <group> <device>
+  npm run token -- gateway <group> <gateway>   (e.g. the MQTT bridge, one per group)
   npm run token -- operator <group|*>
 
 Signs with HUB_SECRET from the environment (or, when unset, from .dev.vars).`;
@@ -35,6 +37,11 @@ async function main(argv: string[]): Promise<void> {
     if (rest.length !== 2 || group === undefined || device === undefined) fail("device needs <group> <device>");
     if (!isValidId(group) || !isValidId(device)) fail("ids must match [A-Za-z0-9_.-]{1,64}");
     subject = deviceSubject(group, device);
+  } else if (kind === "gateway") {
+    const [group, gateway] = rest;
+    if (rest.length !== 2 || group === undefined || gateway === undefined) fail("gateway needs <group> <gateway>");
+    if (!isValidId(group) || !isValidId(gateway)) fail("ids must match [A-Za-z0-9_.-]{1,64}");
+    subject = gatewaySubject(group, gateway);
   } else if (kind === "operator") {
     const [group] = rest;
     if (rest.length !== 1 || group === undefined) fail("operator needs <group> or *");

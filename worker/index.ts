@@ -5,7 +5,7 @@
  * costs no Durable Object request.
  */
 import { PROTOCOL_VERSION, isValidId } from "../schema/protocol.ts";
-import { extractToken, isDeviceAuthorized, isOperatorAuthorized } from "./http/auth.ts";
+import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorAuthorized } from "./http/auth.ts";
 import { json, jsonError } from "./http/json.ts";
 import { parseAggregateQuery } from "./http/params.ts";
 import { matchRoute } from "./http/routes.ts";
@@ -60,6 +60,19 @@ async function handle(request: Request, env: Env): Promise<Response> {
       target.searchParams.set("group", route.group);
       target.searchParams.set("device", route.device);
       // Only the upgrade travels on; the token stays in the Worker.
+      return env.GROUPS.getByName(route.group).fetch(target, { headers: { upgrade: "websocket" } });
+    }
+    case "gateway-socket": {
+      if (!isValidId(route.gateway)) return jsonError(400, "bad_gateway", "gateway id must match [A-Za-z0-9_.-]{1,64}");
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return jsonError(426, "upgrade_required", "this route only accepts WebSocket upgrades", { upgrade: "websocket" });
+      }
+      if (token === null || !(await isGatewayAuthorized(secret, token, route.group, route.gateway))) {
+        return unauthorized();
+      }
+      const target = new URL("https://group.internal/gateway");
+      target.searchParams.set("group", route.group);
+      target.searchParams.set("gateway", route.gateway);
       return env.GROUPS.getByName(route.group).fetch(target, { headers: { upgrade: "websocket" } });
     }
     case "devices": {

@@ -3,7 +3,7 @@ import { decode as cborgDecode, encode as cborgEncode } from "cborg";
 import { describe, expect, it } from "vitest";
 import { decodeCbor, encodeCbor } from "../../schema/cbor.ts";
 import { DEFAULT_LIMITS, readLimits } from "../../schema/limits.ts";
-import { deviceSubject, operatorSubject, signToken, verifyToken } from "../../schema/token.ts";
+import { deviceSubject, gatewaySubject, operatorSubject, signToken, verifyToken } from "../../schema/token.ts";
 import { validateHubFrame } from "../../schema/validate.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -97,6 +97,8 @@ describe("tokens", () => {
   it("match HMAC-SHA256 computed independently (openssl), base64url without padding", async () => {
     // printf 'device:g/d' | openssl dgst -sha256 -hmac abc -binary | base64 | tr '+/' '-_' | tr -d '='
     expect(await signToken("abc", deviceSubject("g", "d"))).toBe("kMdDG-dq73TRZk4fFmJZTig-0Xh03_tNFkAk7U9b5_M");
+    // printf 'gateway:g/w' | openssl dgst -sha256 -hmac abc -binary | base64 | tr '+/' '-_' | tr -d '='
+    expect(await signToken("abc", gatewaySubject("g", "w"))).toBe("ahx3DGkt1ucorrXAH3PYwnR7JEmt3APmzObmKzvqKhI");
   });
 
   it("verify only the exact subject under the exact secret", async () => {

@@ -16,8 +16,9 @@ import type { AggregateQuery } from "../http/params.ts";
 import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
 import { handleDeviceFrame } from "./handlers/device-frame.ts";
+import { connectGateway, handleGatewayFrame } from "./handlers/gateway.ts";
 import { Ingest } from "./ingest.ts";
-import { deviceTag, readSession, type DeviceSession } from "./sessions.ts";
+import { deviceTag, readSession, type DeviceSession, type Session } from "./sessions.ts";
 import { Store, type Bucket } from "./store.ts";
 
 /** One entry of GET /v1/groups/{group}/devices. */
@@ -34,7 +35,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly limits: Limits;
   private readonly ingest: Ingest;
   /** Sessions of open sockets, restored from attachments; a cache of what the runtime stores. */
-  private readonly sessions = new Map<WebSocket, DeviceSession>();
+  private readonly sessions = new Map<WebSocket, Session>();
   private groupName = "";
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -53,7 +54,7 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   /** The session of a socket: from the cache, else from its attachment (one structured-clone read). */
-  private session(ws: WebSocket): DeviceSession | null {
+  private session(ws: WebSocket): Session | null {
     let s = this.sessions.get(ws);
     if (!s) {
       s = readSession(ws) ?? undefined;
@@ -73,15 +74,21 @@ export class GroupHub extends DurableObject<Env> {
     try {
       const url = new URL(request.url);
       const group = url.searchParams.get("group") ?? "";
-      const device = url.searchParams.get("device") ?? "";
-      if (url.pathname !== "/device" || !isValidId(group) || !isValidId(device)) {
+      // The Worker sends `/device?device=` or `/gateway?gateway=`.
+      const kind = url.pathname.slice(1);
+      const id = url.searchParams.get(kind) ?? "";
+      if ((kind !== "device" && kind !== "gateway") || !isValidId(group) || !isValidId(id)) {
         return jsonError(404, "not_found", "no such route");
       }
       if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         return jsonError(426, "upgrade_required", "WebSocket upgrade required");
       }
       this.groupName = group;
-      return this.connectDevice(group, device);
+      if (kind === "gateway") {
+        const cx = { ctx: this.ctx, store: this.store, ingest: this.ingest, limits: this.limits, sessions: this.sessions };
+        return connectGateway(cx, group, id);
+      }
+      return this.connectDevice(group, id);
     } catch (err) {
       log.error("group.fetch", err, { group: this.group() });
       return jsonError(500, "internal", "internal error");
@@ -120,9 +127,11 @@ export class GroupHub extends DurableObject<Env> {
         ws.close(CloseCode.InternalError, "unknown session");
         return;
       }
-      handleDeviceFrame({ ingest: this.ingest, limits: this.limits }, ws, session, message);
+      const cx = { ingest: this.ingest, limits: this.limits };
+      if (session.k === "gateway") handleGatewayFrame(cx, ws, session, message);
+      else handleDeviceFrame(cx, ws, session, message);
     } catch (err) {
-      log.error("group.webSocketMessage", err, { group: this.group(), device: session?.d });
+      log.error("group.webSocketMessage", err, { group: this.group(), peer: session ? peerName(session) : undefined });
       try {
         ws.close(CloseCode.InternalError, "internal error");
       } catch {
@@ -143,7 +152,8 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   override webSocketError(ws: WebSocket, error: unknown): void {
-    log.error("group.webSocketError", error, { group: this.group(), device: this.session(ws)?.d });
+    const session = this.session(ws);
+    log.error("group.webSocketError", error, { group: this.group(), peer: session ? peerName(session) : undefined });
     this.sessions.delete(ws);
   }
 
@@ -153,7 +163,8 @@ export class GroupHub extends DurableObject<Env> {
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
       const s = this.session(ws);
-      if (s) online.add(s.d);
+      // Devices heard through a gateway have no socket of their own.
+      if (s?.k === "device") online.add(s.d);
     }
     return this.store.listDevices().map((d) => ({ ...d, online: online.has(d.id) }));
   }
@@ -163,6 +174,11 @@ export class GroupHub extends DurableObject<Env> {
     this.ingest.flush();
     return this.store.queryAggregates(q);
   }
+}
+
+/** For logs: which peer a socket belongs to. */
+function peerName(s: Session): string {
+  return s.k === "device" ? `device:${s.d}` : `gateway:${s.w}`;
 }
 
 /** Codes an endpoint may put in a Close frame (RFC 6455 section 7.4). */

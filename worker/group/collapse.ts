@@ -3,7 +3,7 @@
  * a group commit touches SQLite once per row it changes rather than once per
  * reading. Nested maps avoid building a string key per reading.
  */
-import { BUCKET_MS, type Reading } from "../../schema/protocol.ts";
+import { BUCKET_MS, type GatewayReading, type Reading } from "../../schema/protocol.ts";
 
 export interface PartialAggregate {
   count: number;
@@ -23,6 +23,8 @@ export interface DeviceDelta {
 
 export interface Collapsed {
   devices: Map<string, DeviceDelta>;
+  /** Gateways whose batches are in this commit; `lastSeq` here is the gateway's. */
+  gateways: Map<string, DeviceDelta>;
   /** device -> metric -> bucket start -> aggregate */
   aggregates: Map<string, Map<string, Map<number, PartialAggregate>>>;
   readings: number;
@@ -30,7 +32,7 @@ export interface Collapsed {
 }
 
 export function emptyCollapsed(): Collapsed {
-  return { devices: new Map(), aggregates: new Map(), readings: 0, rows: 0 };
+  return { devices: new Map(), gateways: new Map(), aggregates: new Map(), readings: 0, rows: 0 };
 }
 
 /** Adds one validated batch. Readings are applied in array order, so on equal timestamps the later one wins `last`. */
@@ -60,6 +62,71 @@ export function addBatch(c: Collapsed, device: string, seq: number, readings: re
         metrics.set(metric, buckets);
       }
       lastMetric = metric;
+    }
+    const start = Math.floor(ts / BUCKET_MS) * BUCKET_MS;
+    const a = buckets.get(start);
+    if (!a) {
+      buckets.set(start, { count: 1, sum: value, min: value, max: value, firstTs: ts, lastTs: ts, last: value });
+      c.rows++;
+      continue;
+    }
+    a.count++;
+    a.sum += value;
+    if (value < a.min) a.min = value;
+    if (value > a.max) a.max = value;
+    if (ts < a.firstTs) a.firstTs = ts;
+    if (ts >= a.lastTs) {
+      a.lastTs = ts;
+      a.last = value;
+    }
+  }
+}
+
+/**
+ * Adds one validated gateway batch. Its seq advances the gateway's lastSeq;
+ * each reading counts for its own device, whose lastSeq stays as it is (0
+ * for a device only ever heard through gateways), so a device that also
+ * connects natively keeps its own exactly-once sequence.
+ */
+export function addGatewayBatch(c: Collapsed, gateway: string, seq: number, readings: readonly GatewayReading[]): void {
+  let g = c.gateways.get(gateway);
+  if (!g) {
+    g = { lastSeq: seq, readings: 0, batches: 0 };
+    c.gateways.set(gateway, g);
+  }
+  if (seq > g.lastSeq) g.lastSeq = seq;
+  g.readings += readings.length;
+  g.batches += 1;
+  c.readings += readings.length;
+
+  // Readings usually come in runs of one device; look the device up once per run.
+  const seen = new Set<string>();
+  let lastDevice = "";
+  let delta: DeviceDelta | undefined;
+  let metrics: Map<string, Map<number, PartialAggregate>> | undefined;
+  for (const [ts, metric, value, device] of readings) {
+    if (device !== lastDevice || !metrics || !delta) {
+      delta = c.devices.get(device);
+      if (!delta) {
+        delta = { lastSeq: 0, readings: 0, batches: 0 };
+        c.devices.set(device, delta);
+      }
+      if (!seen.has(device)) {
+        seen.add(device);
+        delta.batches += 1;
+      }
+      metrics = c.aggregates.get(device);
+      if (!metrics) {
+        metrics = new Map();
+        c.aggregates.set(device, metrics);
+      }
+      lastDevice = device;
+    }
+    delta.readings++;
+    let buckets = metrics.get(metric);
+    if (!buckets) {
+      buckets = new Map();
+      metrics.set(metric, buckets);
     }
     const start = Math.floor(ts / BUCKET_MS) * BUCKET_MS;
     const a = buckets.get(start);

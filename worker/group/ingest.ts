@@ -12,19 +12,29 @@
  * resend them.
  */
 import { encodeCbor } from "../../schema/cbor.ts";
-import { ErrorCode, type Reading } from "../../schema/protocol.ts";
+import { ErrorCode, type GatewayReading, type Reading } from "../../schema/protocol.ts";
 import type { Limits } from "../../schema/limits.ts";
 import { log } from "../log.ts";
-import { addBatch, emptyCollapsed } from "./collapse.ts";
+import { addBatch, addGatewayBatch, emptyCollapsed } from "./collapse.ts";
 import type { Store } from "./store.ts";
 
-interface Pending {
-  ws: WebSocket;
-  device: string;
-  seq: number;
-  /** null for a duplicate: acked with `dup: true`, not applied. */
-  readings: readonly Reading[] | null;
-}
+type Pending =
+  | {
+      ws: WebSocket;
+      device: string;
+      seq: number;
+      /** null for a duplicate: acked with `dup: true`, not applied. */
+      readings: readonly Reading[] | null;
+      gateway?: undefined;
+    }
+  | {
+      ws: WebSocket;
+      /** The gateway's id: exactly-once is per gateway seq. */
+      device: string;
+      seq: number;
+      readings: readonly GatewayReading[] | null;
+      gateway: true;
+    };
 
 /** Figures the live view and tests can read. */
 export interface IngestStats {
@@ -40,6 +50,8 @@ export class Ingest {
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** device -> highest seq accepted (committed, or pending in this process). */
   private readonly accepted = new Map<string, number>();
+  /** The same for gateways, whose ids are a namespace of their own. */
+  private readonly acceptedGateways = new Map<string, number>();
   readonly stats: IngestStats = { commits: 0, batches: 0, readings: 0, duplicates: 0 };
 
   private readonly store: Store;
@@ -62,6 +74,23 @@ export class Ingest {
       this.pending.push({ ws, device, seq, readings });
       this.pendingReadings += readings.length;
     }
+    this.schedule();
+  }
+
+  /** Queues a validated gateway batch; exactly-once by the gateway's seq, as for a device. */
+  submitGateway(ws: WebSocket, gateway: string, seq: number, readings: readonly GatewayReading[]): void {
+    const highest = this.acceptedGateways.get(gateway) ?? this.store.gatewayLastSeq(gateway);
+    if (seq <= highest) {
+      this.pending.push({ ws, device: gateway, seq, readings: null, gateway: true });
+    } else {
+      this.acceptedGateways.set(gateway, seq);
+      this.pending.push({ ws, device: gateway, seq, readings, gateway: true });
+      this.pendingReadings += readings.length;
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.pendingReadings >= this.limits.groupCommitReadings || this.limits.groupCommitMs === 0) {
       this.flush();
     } else {
@@ -92,14 +121,16 @@ export class Ingest {
     const collapsed = emptyCollapsed();
     let duplicates = 0;
     for (const p of batch) {
-      if (p.readings) addBatch(collapsed, p.device, p.seq, p.readings);
-      else duplicates++;
+      if (!p.readings) duplicates++;
+      else if (p.gateway) addGatewayBatch(collapsed, p.device, p.seq, p.readings);
+      else addBatch(collapsed, p.device, p.seq, p.readings);
     }
     try {
-      if (collapsed.devices.size > 0) this.store.commit(collapsed, Date.now());
+      if (collapsed.devices.size > 0 || collapsed.gateways.size > 0) this.store.commit(collapsed, Date.now());
     } catch (err) {
       log.error("ingest.commit", err, { group: this.group(), batches: batch.length, readings: collapsed.readings });
       this.accepted.clear();
+      this.acceptedGateways.clear();
       for (const p of batch) {
         send(p.ws, { type: "error", seq: p.seq, code: ErrorCode.Internal, message: "commit failed; send the batch again" });
       }

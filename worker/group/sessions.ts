@@ -17,16 +17,36 @@ export interface DeviceSession {
   t: number;
 }
 
+/**
+ * Attachment of a gateway socket. `k` tells the two kinds apart: device and
+ * gateway ids live in separate namespaces, so a gateway named like a device
+ * is a different peer with its own lastSeq.
+ */
+export interface GatewaySession {
+  k: "gateway";
+  g: string;
+  /** Gateway id. */
+  w: string;
+  t: number;
+}
+
+export type Session = DeviceSession | GatewaySession;
+
 export function deviceTag(device: string): string {
   return `d:${device}`;
 }
 
+export function gatewayTag(gateway: string): string {
+  return `w:${gateway}`;
+}
+
 /** Reads a socket's attachment back, checking it rather than trusting its shape. */
-export function readSession(ws: WebSocket): DeviceSession | null {
+export function readSession(ws: WebSocket): Session | null {
   const a: unknown = ws.deserializeAttachment();
   if (typeof a !== "object" || a === null) return null;
   const r = a as Record<string, unknown>;
-  if (r.k !== "device" || typeof r.g !== "string" || typeof r.d !== "string" || typeof r.t !== "number") return null;
-  if (!isValidId(r.g) || !isValidId(r.d)) return null;
-  return { k: "device", g: r.g, d: r.d, t: r.t };
+  if (typeof r.g !== "string" || typeof r.t !== "number" || !isValidId(r.g)) return null;
+  if (r.k === "device" && typeof r.d === "string" && isValidId(r.d)) return { k: "device", g: r.g, d: r.d, t: r.t };
+  if (r.k === "gateway" && typeof r.w === "string" && isValidId(r.w)) return { k: "gateway", g: r.g, w: r.w, t: r.t };
+  return null;
 }

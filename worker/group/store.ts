@@ -1,14 +1,14 @@
 /**
  * The group's SQLite, through Drizzle. All writes of a group commit happen
- * in one `transactionSync`, so a batch's aggregates and its device's lastSeq
- * are durable together or not at all.
+ * in one `transactionSync`, so a batch's aggregates and its device's (or
+ * gateway's) lastSeq are durable together or not at all.
  */
 import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import { drizzle, type DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { migrate } from "drizzle-orm/durable-sqlite/migrator";
 import migrations from "../../schema/migrations/migrations.js";
 import { BUCKET_MS } from "../../schema/protocol.ts";
-import { aggregates, devices } from "../../schema/tables.ts";
+import { aggregates, devices, gateways } from "../../schema/tables.ts";
 import type { AggregateQuery } from "../http/params.ts";
 import type { Collapsed } from "./collapse.ts";
 
@@ -42,6 +42,8 @@ export class Store {
   private readonly upsertAggregate;
   private readonly upsertDevice;
   private readonly selectLastSeq;
+  private readonly upsertGateway;
+  private readonly selectGatewayLastSeq;
 
   constructor(storage: DurableObjectStorage) {
     this.db = drizzle(storage, { logger: false });
@@ -99,6 +101,31 @@ export class Store {
       .from(devices)
       .where(eq(devices.id, sql.placeholder("id")))
       .prepare();
+    this.upsertGateway = this.db
+      .insert(gateways)
+      .values({
+        id: sql.placeholder("id"),
+        lastSeq: sql.placeholder("lastSeq"),
+        lastSeen: sql.placeholder("now"),
+        firstSeen: sql.placeholder("now"),
+        readings: sql.placeholder("readings"),
+        batches: sql.placeholder("batches"),
+      })
+      .onConflictDoUpdate({
+        target: gateways.id,
+        set: {
+          lastSeq: sql`max(${gateways.lastSeq}, excluded.last_seq)`,
+          lastSeen: sql`excluded.last_seen`,
+          readings: sql`${gateways.readings} + excluded.readings`,
+          batches: sql`${gateways.batches} + excluded.batches`,
+        },
+      })
+      .prepare();
+    this.selectGatewayLastSeq = this.db
+      .select({ lastSeq: gateways.lastSeq })
+      .from(gateways)
+      .where(eq(gateways.id, sql.placeholder("id")))
+      .prepare();
   }
 
   /** Applies the drizzle-kit migrations that this database has not seen yet. */
@@ -115,11 +142,23 @@ export class Store {
     this.upsertDevice.run({ id: device, lastSeq: 0, now, readings: 0, batches: 0 });
   }
 
+  gatewayLastSeq(gateway: string): number {
+    return this.selectGatewayLastSeq.get({ id: gateway })?.lastSeq ?? 0;
+  }
+
+  /** Records a gateway's connect, like {@link touchDevice}. */
+  touchGateway(gateway: string, now: number): void {
+    this.upsertGateway.run({ id: gateway, lastSeq: 0, now, readings: 0, batches: 0 });
+  }
+
   /** Commits one group commit's worth of collapsed batches in a single transaction. */
   commit(c: Collapsed, now: number): void {
     this.db.transaction(() => {
       for (const [id, d] of c.devices) {
         this.upsertDevice.run({ id, lastSeq: d.lastSeq, now, readings: d.readings, batches: d.batches });
+      }
+      for (const [id, g] of c.gateways) {
+        this.upsertGateway.run({ id, lastSeq: g.lastSeq, now, readings: g.readings, batches: g.batches });
       }
       for (const [device, metrics] of c.aggregates) {
         for (const [metric, buckets] of metrics) {

@@ -1,5 +1,5 @@
 /** Token extraction and checks for the Worker (docs/protocol.md, "Auth"). */
-import { deviceSubject, operatorSubject, verifyToken } from "../../schema/token.ts";
+import { deviceSubject, gatewaySubject, operatorSubject, verifyToken } from "../../schema/token.ts";
 
 /**
  * The token from `Authorization: Bearer <token>`, else from `?token=`.
@@ -17,6 +17,10 @@ export function extractToken(request: Request, url: URL): string | null {
 
 export function isDeviceAuthorized(secret: string, token: string, group: string, device: string): Promise<boolean> {
   return verifyToken(secret, deviceSubject(group, device), token);
+}
+
+export function isGatewayAuthorized(secret: string, token: string, group: string, gateway: string): Promise<boolean> {
+  return verifyToken(secret, gatewaySubject(group, gateway), token);
 }
 
 /** An operator token for this group, or the all-groups `operator:*` token. */

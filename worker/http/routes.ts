@@ -2,6 +2,7 @@
 
 export type Route =
   | { kind: "device-socket"; group: string; device: string }
+  | { kind: "gateway-socket"; group: string; gateway: string }
   | { kind: "devices"; group: string }
   | { kind: "aggregates"; group: string };
 
@@ -20,6 +21,9 @@ export function matchRoute(pathname: string): Route | null {
   if (rest.length === 1 && rest[0] === "aggregates") return { kind: "aggregates", group };
   if (rest.length === 3 && rest[0] === "devices" && rest[2] === "ws") {
     return { kind: "device-socket", group, device: safeDecode(rest[1] ?? "") };
+  }
+  if (rest.length === 3 && rest[0] === "gateways" && rest[2] === "ws") {
+    return { kind: "gateway-socket", group, gateway: safeDecode(rest[1] ?? "") };
   }
   return null;
 }

@@ -5,7 +5,7 @@
 import { decodeCbor, encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
 import { CloseCode } from "../../../schema/protocol.ts";
-import { isMap, validateDeviceFrame } from "../../../schema/validate.ts";
+import { isMap, validateDeviceFrame, type Rejection } from "../../../schema/validate.ts";
 import type { Ingest } from "../ingest.ts";
 import type { DeviceSession } from "../sessions.ts";
 import { handleBatch } from "./batch.ts";
@@ -21,28 +21,11 @@ export function handleDeviceFrame(
   session: DeviceSession,
   message: string | ArrayBuffer,
 ): void {
-  if (typeof message === "string") {
-    // `ping` never gets here: setWebSocketAutoResponse answers it.
-    ws.close(CloseCode.UnsupportedData, "device frames must be binary CBOR");
-    return;
-  }
-  if (message.byteLength > cx.limits.maxFrameBytes) {
-    ws.close(CloseCode.MessageTooBig, `frame exceeds ${cx.limits.maxFrameBytes} bytes`);
-    return;
-  }
-  const decoded = decodeCbor(new Uint8Array(message));
-  if (!decoded.ok) {
-    ws.close(CloseCode.InvalidPayload, "frame is not well-formed CBOR");
-    return;
-  }
-  if (!isMap(decoded.value)) {
-    ws.close(CloseCode.InvalidPayload, "frame must be a CBOR map");
-    return;
-  }
-  const result = validateDeviceFrame(decoded.value, { now: Date.now(), limits: cx.limits });
+  const frame = decodeFrame(cx.limits, ws, message);
+  if (!frame) return;
+  const result = validateDeviceFrame(frame, { now: Date.now(), limits: cx.limits });
   if (!result.ok) {
-    const { code, message: text, seq } = result;
-    ws.send(encodeCbor({ type: "error", seq, code, message: text }));
+    sendRejection(ws, result);
     return;
   }
   switch (result.frame.type) {
@@ -50,4 +33,36 @@ export function handleDeviceFrame(
       handleBatch(cx.ingest, ws, session, result.frame);
       return;
   }
+}
+
+/**
+ * The transport checks every socket kind shares: binary, within the frame
+ * limit, well-formed CBOR, a map. Closes the socket with the matching code
+ * and returns null when one fails.
+ */
+export function decodeFrame(limits: Limits, ws: WebSocket, message: string | ArrayBuffer): Record<string, unknown> | null {
+  if (typeof message === "string") {
+    // `ping` never gets here: setWebSocketAutoResponse answers it.
+    ws.close(CloseCode.UnsupportedData, "device frames must be binary CBOR");
+    return null;
+  }
+  if (message.byteLength > limits.maxFrameBytes) {
+    ws.close(CloseCode.MessageTooBig, `frame exceeds ${limits.maxFrameBytes} bytes`);
+    return null;
+  }
+  const decoded = decodeCbor(new Uint8Array(message));
+  if (!decoded.ok) {
+    ws.close(CloseCode.InvalidPayload, "frame is not well-formed CBOR");
+    return null;
+  }
+  if (!isMap(decoded.value)) {
+    ws.close(CloseCode.InvalidPayload, "frame must be a CBOR map");
+    return null;
+  }
+  return decoded.value;
+}
+
+/** Sends the error frame for a rejected batch; the socket stays open. */
+export function sendRejection(ws: WebSocket, r: Rejection): void {
+  ws.send(encodeCbor({ type: "error", seq: r.seq, code: r.code, message: r.message }));
 }
