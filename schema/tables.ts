@@ -58,3 +58,50 @@ export const aggregates = sqliteTable(
 export type DeviceRow = typeof devices.$inferSelect;
 export type GatewayRow = typeof gateways.$inferSelect;
 export type AggregateRow = typeof aggregates.$inferSelect;
+
+/** Alert rules of the group (docs/protocol.md, "Rules and alerts"). */
+export const rules = sqliteTable("rules", {
+  id: text("id").primaryKey(),
+  metric: text("metric").notNull(),
+  op: text("op").notNull(),
+  threshold: real("threshold").notNull(),
+  /** Only this device; null for every device. */
+  device: text("device"),
+  forMs: integer("for_ms").notNull(),
+});
+
+/** Group settings as key/value (today: offline_after_ms). */
+export const settings = sqliteTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
+/** Alerts raised, and when they cleared (null while active). */
+export const alerts = sqliteTable(
+  "alerts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    kind: text("kind").notNull(),
+    ruleId: text("rule_id"),
+    device: text("device").notNull(),
+    metric: text("metric"),
+    op: text("op"),
+    threshold: real("threshold"),
+    value: real("value"),
+    raisedAt: integer("raised_at").notNull(),
+    clearedAt: integer("cleared_at"),
+  },
+  (t) => [index("alerts_active").on(t.clearedAt), index("alerts_raised").on(t.raisedAt)],
+);
+
+/** Rejected batches per device and error code. */
+export const deviceRejects = sqliteTable(
+  "device_rejects",
+  {
+    device: text("device").notNull(),
+    code: text("code").notNull(),
+    count: integer("count").notNull(),
+    lastAt: integer("last_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.device, t.code] })],
+);

@@ -6,9 +6,10 @@
  */
 import { PROTOCOL_VERSION, isValidId } from "../schema/protocol.ts";
 import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorAuthorized } from "./http/auth.ts";
-import { json, jsonError } from "./http/json.ts";
+import { json, jsonError, unauthorized } from "./http/json.ts";
 import { parseAggregateQuery } from "./http/params.ts";
-import { matchRoute } from "./http/routes.ts";
+import { handleOperatorRoute } from "./http/operator.ts";
+import { allowedMethods, matchRoute } from "./http/routes.ts";
 import { log } from "./log.ts";
 
 export { GroupHub } from "./group/GroupHub.ts";
@@ -39,8 +40,9 @@ async function handle(request: Request, env: Env): Promise<Response> {
   }
   const route = matchRoute(url.pathname);
   if (!route) return jsonError(404, "not_found", "no such route");
-  if (request.method !== "GET") {
-    return jsonError(405, "method_not_allowed", "only GET is supported here", { allow: "GET" });
+  const methods = allowedMethods(route);
+  if (!methods.includes(request.method)) {
+    return jsonError(405, "method_not_allowed", `this route accepts ${methods.join(", ")}`, { allow: methods.join(", ") });
   }
   // Refuse rather than run open: a hub without a secret cannot tell devices apart.
   if (!configured) return notConfigured();
@@ -87,12 +89,13 @@ async function handle(request: Request, env: Env): Promise<Response> {
       const result = await env.GROUPS.getByName(route.group).queryAggregates(q.value);
       return json(result);
     }
+    case "live":
+    case "rules":
+    case "alerts":
+      return handleOperatorRoute(route, request, url, env, secret, token);
   }
 }
 
-function unauthorized(): Response {
-  return jsonError(401, "unauthorized", "missing or invalid token", { "www-authenticate": 'Bearer realm="telemetry-hub"' });
-}
 
 function notConfigured(): Response {
   return jsonError(503, "not_configured", "HUB_SECRET is not configured; set it with `wrangler secret put HUB_SECRET`");

@@ -7,6 +7,7 @@
  * comes back:
  * - `Ingest` caches and pending batches: rebuilt from SQLite; unacked batches are resent by devices.
  * - Socket sessions: restored from attachments via `ctx.getWebSockets()`.
+ * - Live view state, rules and per-socket summary progress (watch.ts): rebuilt from SQLite on first use.
  */
 import { DurableObject } from "cloudflare:workers";
 import { encodeCbor } from "../../schema/cbor.ts";
@@ -20,6 +21,8 @@ import { connectGateway, handleGatewayFrame } from "./handlers/gateway.ts";
 import { Ingest } from "./ingest.ts";
 import { deviceTag, readSession, type DeviceSession, type Session } from "./sessions.ts";
 import { Store, type Bucket } from "./store.ts";
+import { Watch } from "./watch.ts";
+import type { Alert, RulesDoc } from "../../schema/rules.ts";
 
 /** One entry of GET /v1/groups/{group}/devices. */
 export interface DeviceInfo {
@@ -34,6 +37,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly store: Store;
   private readonly limits: Limits;
   private readonly ingest: Ingest;
+  private readonly watch: Watch;
   /** Sessions of open sockets, restored from attachments; a cache of what the runtime stores. */
   private readonly sessions = new Map<WebSocket, Session>();
   private groupName = "";
@@ -42,7 +46,14 @@ export class GroupHub extends DurableObject<Env> {
     super(ctx, env);
     this.limits = readLimits({ ...env });
     this.store = new Store(ctx.storage);
-    this.ingest = new Ingest(this.store, this.limits, () => this.group());
+    const watch = new Watch(ctx, this.store.db, () => this.group(), () => this.onlineDevices());
+    this.watch = watch;
+    this.ingest = new Ingest(this.store, this.limits, () => this.group(), {
+      hasPendingWork: () => watch.hasPendingRejects,
+      inCommit: (batches, now) => watch.inCommit(batches, now),
+      afterCommit: (c, alerts, now) => watch.afterCommit(c, alerts, now),
+      afterFailure: () => watch.afterFailure(),
+    });
     // Runs again on every wake from hibernation: keep it to migrations and
     // cheap setup. Events wait until it finishes.
     void ctx.blockConcurrencyWhile(() => this.store.migrate());
@@ -74,8 +85,12 @@ export class GroupHub extends DurableObject<Env> {
     try {
       const url = new URL(request.url);
       const group = url.searchParams.get("group") ?? "";
-      // The Worker sends `/device?device=` or `/gateway?gateway=`.
+      // The Worker sends `/device?device=`, `/gateway?gateway=` or `/live`.
       const kind = url.pathname.slice(1);
+      if (kind === "live" && isValidId(group) && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+        this.groupName = group;
+        return this.connectLive(group);
+      }
       const id = url.searchParams.get(kind) ?? "";
       if ((kind !== "device" && kind !== "gateway") || !isValidId(group) || !isValidId(id)) {
         return jsonError(404, "not_found", "no such route");
@@ -116,6 +131,7 @@ export class GroupHub extends DurableObject<Env> {
     const session: DeviceSession = { k: "device", g: group, d: device, t: now };
     server.serializeAttachment(session);
     this.sessions.set(server, session);
+    this.watch.setOnline(device, true, now);
     server.send(encodeCbor({ type: "hello", v: PROTOCOL_VERSION, lastSeq }));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -127,7 +143,11 @@ export class GroupHub extends DurableObject<Env> {
         ws.close(CloseCode.InternalError, "unknown session");
         return;
       }
-      const cx = { ingest: this.ingest, limits: this.limits };
+      if (session.k === "live") {
+        this.watch.fanout.onMessage(ws, message);
+        return;
+      }
+      const cx = { ingest: this.ingest, limits: this.limits, onReject: (peer: string, code: string) => this.onReject(peer, code) };
       if (session.k === "gateway") handleGatewayFrame(cx, ws, session, message);
       else handleDeviceFrame(cx, ws, session, message);
     } catch (err) {
@@ -141,7 +161,11 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
-    this.sessions.delete(ws);
+    try {
+      this.forget(ws);
+    } catch (err) {
+      log.error("group.webSocketClose", err, { group: this.group() });
+    }
     // Complete the closing handshake. 1005 (no status) and 1006 (abnormal)
     // are reserved and may not be sent: https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1
     try {
@@ -154,18 +178,75 @@ export class GroupHub extends DurableObject<Env> {
   override webSocketError(ws: WebSocket, error: unknown): void {
     const session = this.session(ws);
     log.error("group.webSocketError", error, { group: this.group(), peer: session ? peerName(session) : undefined });
-    this.sessions.delete(ws);
+    this.forget(ws);
   }
 
-  /** RPC for GET /v1/groups/{group}/devices. */
-  listDevices(): DeviceInfo[] {
-    this.ingest.flush();
+  /** A socket is gone: drop its session and update the live view. */
+  private forget(ws: WebSocket): void {
+    const s = this.session(ws);
+    this.sessions.delete(ws);
+    if (s?.k === "live") this.watch.fanout.onClose(ws);
+    if (s?.k === "device") {
+      const others = this.ctx.getWebSockets(deviceTag(s.d)).filter((o) => o !== ws);
+      if (others.length === 0) this.watch.setOnline(s.d, false, Date.now());
+    }
+  }
+
+  private onlineDevices(): Set<string> {
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
       const s = this.session(ws);
       // Devices heard through a gateway have no socket of their own.
       if (s?.k === "device") online.add(s.d);
     }
+    return online;
+  }
+
+  /** A rejected batch: counted with the next group commit and shown live. */
+  private onReject(peer: string, code: string): void {
+    this.watch.reject(peer, code, Date.now());
+    this.ingest.schedule();
+  }
+
+  private connectLive(group: string): Response {
+    this.ingest.flush();
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.watch.acceptLive(server, group, Date.now());
+    this.sessions.set(server, { k: "live", g: group, t: Date.now() });
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** Offline alerts are checked by alarm, which also wakes a hibernating group. */
+  override alarm(): void {
+    try {
+      this.watch.alarm(Date.now());
+    } catch (err) {
+      log.error("group.alarm", err, { group: this.group() });
+    }
+  }
+
+  /** RPC for GET /v1/groups/{group}/rules. */
+  getRules(): RulesDoc {
+    return this.watch.getRules();
+  }
+
+  /** RPC for PUT /v1/groups/{group}/rules (already validated by the Worker). */
+  putRules(doc: RulesDoc): RulesDoc {
+    this.ingest.flush();
+    return this.watch.putRules(doc, Date.now());
+  }
+
+  /** RPC for GET /v1/groups/{group}/alerts. */
+  listAlerts(activeOnly: boolean, limit: number): Alert[] {
+    this.ingest.flush();
+    return this.watch.store.listAlerts(activeOnly, limit);
+  }
+
+  /** RPC for GET /v1/groups/{group}/devices. */
+  listDevices(): DeviceInfo[] {
+    this.ingest.flush();
+    const online = this.onlineDevices();
     return this.store.listDevices().map((d) => ({ ...d, online: online.has(d.id) }));
   }
 
@@ -178,7 +259,7 @@ export class GroupHub extends DurableObject<Env> {
 
 /** For logs: which peer a socket belongs to. */
 function peerName(s: Session): string {
-  return s.k === "device" ? `device:${s.d}` : `gateway:${s.w}`;
+  return s.k === "device" ? `device:${s.d}` : s.k === "gateway" ? `gateway:${s.w}` : "dashboard";
 }
 
 /** Codes an endpoint may put in a Close frame (RFC 6455 section 7.4). */

@@ -15,7 +15,8 @@ import { encodeCbor } from "../../schema/cbor.ts";
 import { ErrorCode, type GatewayReading, type Reading } from "../../schema/protocol.ts";
 import type { Limits } from "../../schema/limits.ts";
 import { log } from "../log.ts";
-import { addBatch, addGatewayBatch, emptyCollapsed } from "./collapse.ts";
+import type { Alert } from "../../schema/rules.ts";
+import { addBatch, addGatewayBatch, emptyCollapsed, type Collapsed } from "./collapse.ts";
 import type { Store } from "./store.ts";
 
 type Pending =
@@ -35,6 +36,18 @@ type Pending =
       readings: readonly GatewayReading[] | null;
       gateway: true;
     };
+
+/**
+ * What else happens with a group commit (live view, alerts). `inCommit`
+ * runs inside the transaction, so its writes commit with the batches.
+ */
+export interface IngestHooks {
+  /** Extra writes besides batches are waiting (the commit runs even without batches). */
+  hasPendingWork(): boolean;
+  inCommit(batches: { device: string; readings: readonly Reading[] }[], now: number): Alert[];
+  afterCommit(c: Collapsed, alerts: Alert[], now: number): void;
+  afterFailure(): void;
+}
 
 /** Figures the live view and tests can read. */
 export interface IngestStats {
@@ -58,10 +71,13 @@ export class Ingest {
   private readonly limits: Limits;
   private readonly group: () => string;
 
-  constructor(store: Store, limits: Limits, group: () => string) {
+  private readonly hooks: IngestHooks | null;
+
+  constructor(store: Store, limits: Limits, group: () => string, hooks: IngestHooks | null = null) {
     this.store = store;
     this.limits = limits;
     this.group = group;
+    this.hooks = hooks;
   }
 
   /** Queues a validated batch for the next group commit. */
@@ -90,7 +106,8 @@ export class Ingest {
     this.schedule();
   }
 
-  private schedule(): void {
+  /** Makes sure a commit happens soon (also for hook work without batches). */
+  schedule(): void {
     if (this.pendingReadings >= this.limits.groupCommitReadings || this.limits.groupCommitMs === 0) {
       this.flush();
     } else {
@@ -114,7 +131,8 @@ export class Ingest {
       this.timer = undefined;
     }
     const batch = this.pending;
-    if (batch.length === 0) return;
+    const hookWork = this.hooks?.hasPendingWork() === true;
+    if (batch.length === 0 && !hookWork) return;
     this.pending = [];
     this.pendingReadings = 0;
 
@@ -125,10 +143,16 @@ export class Ingest {
       else if (p.gateway) addGatewayBatch(collapsed, p.device, p.seq, p.readings);
       else addBatch(collapsed, p.device, p.seq, p.readings);
     }
+    const now = Date.now();
+    const hooks = this.hooks;
+    let results: Alert[] = [];
     try {
-      if (collapsed.devices.size > 0 || collapsed.gateways.size > 0) this.store.commit(collapsed, Date.now());
+      if (collapsed.devices.size > 0 || collapsed.gateways.size > 0 || hookWork) {
+        this.store.commit(collapsed, now, hooks ? () => (results = hooks.inCommit(appliedBatches(batch), now)) : undefined);
+      }
     } catch (err) {
       log.error("ingest.commit", err, { group: this.group(), batches: batch.length, readings: collapsed.readings });
+      hooks?.afterFailure();
       this.accepted.clear();
       this.acceptedGateways.clear();
       for (const p of batch) {
@@ -145,7 +169,33 @@ export class Ingest {
     for (const p of batch) {
       send(p.ws, p.readings ? { type: "ack", seq: p.seq } : { type: "ack", seq: p.seq, dup: true });
     }
+    try {
+      hooks?.afterCommit(collapsed, results, now);
+    } catch (err) {
+      // The data is committed and acked; only the live view missed an update.
+      log.error("ingest.afterCommit", err, { group: this.group() });
+    }
   }
+}
+
+/** The applied (non-duplicate) batches as per-device reading lists, gateway batches split by device. */
+function appliedBatches(batch: readonly Pending[]): { device: string; readings: readonly Reading[] }[] {
+  const out: { device: string; readings: readonly Reading[] }[] = [];
+  for (const p of batch) {
+    if (!p.readings) continue;
+    if (!p.gateway) {
+      out.push({ device: p.device, readings: p.readings });
+      continue;
+    }
+    const byDevice = new Map<string, Reading[]>();
+    for (const [ts, metric, value, device] of p.readings) {
+      let list = byDevice.get(device);
+      if (!list) byDevice.set(device, (list = []));
+      list.push([ts, metric, value]);
+    }
+    for (const [device, readings] of byDevice) out.push({ device, readings });
+  }
+  return out;
 }
 
 function send(ws: WebSocket, frame: { type: string; seq?: number; dup?: true; code?: string; message?: string }): void {

@@ -30,7 +30,14 @@ export interface GatewaySession {
   t: number;
 }
 
-export type Session = DeviceSession | GatewaySession;
+/** Attachment of a dashboard (live) socket. */
+export interface LiveSession {
+  k: "live";
+  g: string;
+  t: number;
+}
+
+export type Session = DeviceSession | GatewaySession | LiveSession;
 
 export function deviceTag(device: string): string {
   return `d:${device}`;
@@ -48,5 +55,6 @@ export function readSession(ws: WebSocket): Session | null {
   if (typeof r.g !== "string" || typeof r.t !== "number" || !isValidId(r.g)) return null;
   if (r.k === "device" && typeof r.d === "string" && isValidId(r.d)) return { k: "device", g: r.g, d: r.d, t: r.t };
   if (r.k === "gateway" && typeof r.w === "string" && isValidId(r.w)) return { k: "gateway", g: r.g, w: r.w, t: r.t };
+  if (r.k === "live") return { k: "live", g: r.g, t: r.t };
   return null;
 }

@@ -34,7 +34,8 @@ export interface Bucket {
 }
 
 export class Store {
-  private readonly db: DrizzleSqliteDODatabase;
+  /** Shared with the other stores of the object (alert-store.ts). */
+  readonly db: DrizzleSqliteDODatabase;
   // Prepared once per object: the ingest path runs these statements for every
   // collapsed row, and building the upsert through the query builder each
   // time cost more than executing it (see docs/benchmarks.md). The runtime
@@ -151,9 +152,13 @@ export class Store {
     this.upsertGateway.run({ id: gateway, lastSeq: 0, now, readings: 0, batches: 0 });
   }
 
-  /** Commits one group commit's worth of collapsed batches in a single transaction. */
-  commit(c: Collapsed, now: number): void {
+  /**
+   * Commits one group commit's worth of collapsed batches in a single
+   * transaction, together with whatever `also` writes (alerts, counters).
+   */
+  commit(c: Collapsed, now: number, also?: () => void): void {
     this.db.transaction(() => {
+      also?.();
       for (const [id, d] of c.devices) {
         this.upsertDevice.run({ id, lastSeq: d.lastSeq, now, readings: d.readings, batches: d.batches });
       }

@@ -4,7 +4,15 @@ export type Route =
   | { kind: "device-socket"; group: string; device: string }
   | { kind: "gateway-socket"; group: string; gateway: string }
   | { kind: "devices"; group: string }
-  | { kind: "aggregates"; group: string };
+  | { kind: "aggregates"; group: string }
+  | { kind: "live"; group: string }
+  | { kind: "rules"; group: string }
+  | { kind: "alerts"; group: string };
+
+/** Methods each route accepts; everything else is 405. */
+export function allowedMethods(route: Route): readonly string[] {
+  return route.kind === "rules" ? ["GET", "PUT"] : ["GET"];
+}
 
 /**
  * Matches a path against the API routes. Returns the route with its raw
@@ -19,6 +27,9 @@ export function matchRoute(pathname: string): Route | null {
   const rest = parts.slice(4);
   if (rest.length === 1 && rest[0] === "devices") return { kind: "devices", group };
   if (rest.length === 1 && rest[0] === "aggregates") return { kind: "aggregates", group };
+  if (rest.length === 1 && rest[0] === "live") return { kind: "live", group };
+  if (rest.length === 1 && rest[0] === "rules") return { kind: "rules", group };
+  if (rest.length === 1 && rest[0] === "alerts") return { kind: "alerts", group };
   if (rest.length === 3 && rest[0] === "devices" && rest[2] === "ws") {
     return { kind: "device-socket", group, device: safeDecode(rest[1] ?? "") };
   }

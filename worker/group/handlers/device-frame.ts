@@ -13,6 +13,8 @@ import { handleBatch } from "./batch.ts";
 export interface DeviceFrameContext {
   ingest: Ingest;
   limits: Limits;
+  /** Told about every rejected batch, for the live view's rejection counts. */
+  onReject?: (peer: string, code: string) => void;
 }
 
 export function handleDeviceFrame(
@@ -26,6 +28,7 @@ export function handleDeviceFrame(
   const result = validateDeviceFrame(frame, { now: Date.now(), limits: cx.limits });
   if (!result.ok) {
     sendRejection(ws, result);
+    cx.onReject?.(session.d, result.code);
     return;
   }
   switch (result.frame.type) {

@@ -1,0 +1,151 @@
+/**
+ * SQLite for rules, settings, alerts and rejection counts, through Drizzle.
+ * These are written rarely compared with aggregates, so plain query-builder
+ * calls are fine here (no prepared statements).
+ */
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
+import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import { RULE_OPS, type Alert, type Rule, type RuleOp, type RulesDoc } from "../../schema/rules.ts";
+import { alerts, deviceRejects, devices, rules, settings } from "../../schema/tables.ts";
+import type { AlertWriter } from "./alerting.ts";
+
+const OFFLINE_KEY = "offline_after_ms";
+
+function toOp(s: string | null): RuleOp | null {
+  return s !== null && (RULE_OPS as readonly string[]).includes(s) ? (s as RuleOp) : null;
+}
+
+function toAlert(r: typeof alerts.$inferSelect): Alert {
+  return {
+    id: r.id,
+    kind: r.kind === "offline" ? "offline" : "threshold",
+    ruleId: r.ruleId,
+    device: r.device,
+    metric: r.metric,
+    op: toOp(r.op),
+    threshold: r.threshold,
+    value: r.value,
+    raisedAt: r.raisedAt,
+    clearedAt: r.clearedAt,
+  };
+}
+
+export class AlertStore implements AlertWriter {
+  private readonly db: DrizzleSqliteDODatabase;
+
+  constructor(db: DrizzleSqliteDODatabase) {
+    this.db = db;
+  }
+
+  readRules(): RulesDoc {
+    const rows = this.db.select().from(rules).orderBy(rules.id).all();
+    const out: Rule[] = [];
+    for (const r of rows) {
+      const op = toOp(r.op);
+      if (!op) continue;
+      const rule: Rule = { id: r.id, metric: r.metric, op, threshold: r.threshold, forMs: r.forMs };
+      if (r.device !== null) rule.device = r.device;
+      out.push(rule);
+    }
+    const offline = this.db.select().from(settings).where(eq(settings.key, OFFLINE_KEY)).get();
+    return { rules: out, offlineAfterMs: offline ? Number(offline.value) : 0 };
+  }
+
+  /**
+   * Replaces the rules. Active threshold alerts of rules that are gone or
+   * changed are cleared, since the condition they reported no longer exists.
+   */
+  writeRules(doc: RulesDoc, now: number): void {
+    const old = new Map(this.readRules().rules.map((r) => [r.id, JSON.stringify(r)]));
+    this.db.transaction(() => {
+      this.db.delete(rules).run();
+      for (const r of doc.rules) {
+        this.db.insert(rules).values({ id: r.id, metric: r.metric, op: r.op, threshold: r.threshold, device: r.device ?? null, forMs: r.forMs }).run();
+      }
+      this.db
+        .insert(settings)
+        .values({ key: OFFLINE_KEY, value: String(doc.offlineAfterMs) })
+        .onConflictDoUpdate({ target: settings.key, set: { value: String(doc.offlineAfterMs) } })
+        .run();
+      const kept = new Set(doc.rules.filter((r) => old.get(r.id) === JSON.stringify(r)).map((r) => r.id));
+      for (const a of this.activeAlerts()) {
+        const stale = a.kind === "threshold" ? !kept.has(a.ruleId ?? "") : doc.offlineAfterMs === 0;
+        if (stale) this.clearAlert(a.id, now);
+      }
+    });
+  }
+
+  activeAlerts(): Alert[] {
+    return this.db.select().from(alerts).where(isNull(alerts.clearedAt)).orderBy(desc(alerts.raisedAt), desc(alerts.id)).all().map(toAlert);
+  }
+
+  listAlerts(activeOnly: boolean, limit: number): Alert[] {
+    const q = this.db.select().from(alerts);
+    const rows = (activeOnly ? q.where(isNull(alerts.clearedAt)) : q).orderBy(desc(alerts.raisedAt), desc(alerts.id)).limit(limit).all();
+    return rows.map(toAlert);
+  }
+
+  insertAlert(a: Omit<Alert, "id">): Alert {
+    const row = this.db
+      .insert(alerts)
+      .values({
+        kind: a.kind,
+        ruleId: a.ruleId,
+        device: a.device,
+        metric: a.metric,
+        op: a.op,
+        threshold: a.threshold,
+        value: a.value,
+        raisedAt: a.raisedAt,
+        clearedAt: a.clearedAt,
+      })
+      .returning()
+      .get();
+    return toAlert(row);
+  }
+
+  clearAlert(id: number, at: number): void {
+    this.db.update(alerts).set({ clearedAt: at }).where(and(eq(alerts.id, id), isNull(alerts.clearedAt))).run();
+  }
+
+  /** Adds rejection counts (one commit's worth). */
+  addRejects(counts: Map<string, Map<string, number>>, now: number): void {
+    for (const [device, codes] of counts) {
+      for (const [code, n] of codes) {
+        this.db
+          .insert(deviceRejects)
+          .values({ device, code, count: n, lastAt: now })
+          .onConflictDoUpdate({
+            target: [deviceRejects.device, deviceRejects.code],
+            set: { count: sql`${deviceRejects.count} + excluded.count`, lastAt: sql`excluded.last_at` },
+          })
+          .run();
+      }
+    }
+  }
+
+  rejects(): { device: string; code: string; count: number; lastAt: number }[] {
+    return this.db.select().from(deviceRejects).all();
+  }
+
+  /** Latest value per (device, metric): the `last` of each series' newest bucket. */
+  latestValues(): { device: string; metric: string; value: number; ts: number }[] {
+    const rows = this.db.all<{ device: string; metric: string; value: number; ts: number }>(sql`
+      SELECT a.device AS device, a.metric AS metric, a.last AS value, a.last_ts AS ts
+      FROM aggregates a
+      JOIN (SELECT device, metric, max(start) AS start FROM aggregates GROUP BY device, metric) m
+        ON a.device = m.device AND a.metric = m.metric AND a.start = m.start`);
+    return rows;
+  }
+
+  lastSeenAll(): { id: string; lastSeen: number }[] {
+    return this.db.select({ id: devices.id, lastSeen: devices.lastSeen }).from(devices).all();
+  }
+
+  lastSeenAllFull(): { id: string; lastSeen: number; lastSeq: number; readings: number }[] {
+    return this.db
+      .select({ id: devices.id, lastSeen: devices.lastSeen, lastSeq: devices.lastSeq, readings: devices.readings })
+      .from(devices)
+      .all();
+  }
+}

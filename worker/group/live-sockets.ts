@@ -1,0 +1,188 @@
+/**
+ * Dashboard sockets of a group (docs/protocol.md, "Live socket"): a
+ * snapshot on connect, then coalesced summaries at most every 500 ms while
+ * something changes, and nothing while the group is idle, so it can
+ * hibernate.
+ *
+ * Flow control is by acknowledgement: a socket gets a new frame only after
+ * it acked the previous one. A slow dashboard therefore skips summaries and
+ * later receives one frame with everything that changed meanwhile; the hub
+ * never queues a backlog for it. (The runtime does not expose a hibernatable
+ * socket's send buffer, so the hub cannot watch bufferedAmount.)
+ *
+ * Per-socket state here is in memory and may be lost on hibernation; a
+ * socket without state is treated as up to date with nothing acked pending,
+ * and gets a full summary at the next change.
+ */
+import type { Alert, RulesDoc } from "../../schema/rules.ts";
+import { log } from "../log.ts";
+import type { LiveState } from "./live-state.ts";
+
+export const LIVE_TAG = "live";
+export const SUMMARY_INTERVAL_MS = 500;
+/** A socket that leaves a frame unacked this long is closed with 4008. */
+export const ACK_TIMEOUT_MS = 60_000;
+export const CLOSE_TOO_SLOW = 4008;
+
+interface SocketState {
+  /** The epoch this socket has every change through (0: nothing yet). */
+  lastEpoch: number;
+  /** Seq of the frame awaiting an ack, or null. */
+  awaiting: number | null;
+  awaitingSince: number;
+}
+
+/** Everything the snapshot needs that is not live state. */
+export interface SnapshotExtras {
+  group: string;
+  alerts: Alert[];
+  rules: RulesDoc;
+}
+
+export class LiveFanout {
+  private readonly ctx: DurableObjectState;
+  private readonly state: LiveState;
+  private readonly sockets = new Map<WebSocket, SocketState>();
+  private readonly alertLog: { epoch: number; alert: Alert }[] = [];
+  private seq = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly group: () => string;
+
+  constructor(ctx: DurableObjectState, state: LiveState, group: () => string) {
+    this.ctx = ctx;
+    this.state = state;
+    this.group = group;
+  }
+
+  private socketState(ws: WebSocket): SocketState {
+    let s = this.sockets.get(ws);
+    if (!s) {
+      s = { lastEpoch: 0, awaiting: null, awaitingSince: 0 };
+      this.sockets.set(ws, s);
+    }
+    return s;
+  }
+
+  /** Open dashboard sockets (restored ones included). */
+  count(): number {
+    return this.ctx.getWebSockets(LIVE_TAG).length;
+  }
+
+  /** Sends the snapshot to a newly accepted socket. */
+  sendSnapshot(ws: WebSocket, extras: SnapshotExtras, now: number): void {
+    const epoch = this.state.epoch;
+    // Changes from here on belong to a later epoch than this snapshot covers.
+    this.state.epoch++;
+    const seq = ++this.seq;
+    const frame = {
+      type: "snapshot",
+      v: 1,
+      group: extras.group,
+      seq,
+      at: now,
+      totals: this.state.totals(now),
+      devices: this.state.changedSince(0, now),
+      alerts: extras.alerts,
+      rules: extras.rules,
+    };
+    ws.send(JSON.stringify(frame));
+    this.sockets.set(ws, { lastEpoch: epoch, awaiting: seq, awaitingSince: now });
+  }
+
+  /** Records an alert change for the next summaries. */
+  noteAlert(alert: Alert): void {
+    this.alertLog.push({ epoch: this.state.epoch, alert });
+    if (this.alertLog.length > 500) this.alertLog.splice(0, this.alertLog.length - 500);
+    this.markDirty();
+  }
+
+  /** Something changed: make sure a summary goes out within the interval. */
+  markDirty(): void {
+    if (this.timer !== undefined || this.count() === 0) return;
+    this.timer = setTimeout(() => this.tick(), SUMMARY_INTERVAL_MS);
+  }
+
+  /** A text frame from a dashboard. Returns false if the socket was closed for it. */
+  onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    if (typeof message !== "string") {
+      ws.close(1003, "dashboard frames are JSON text");
+      return;
+    }
+    let seq: unknown;
+    try {
+      const parsed: unknown = JSON.parse(message);
+      if (typeof parsed !== "object" || parsed === null || !("type" in parsed) || parsed.type !== "ack" || !("seq" in parsed)) {
+        throw new Error("not an ack");
+      }
+      seq = parsed.seq;
+    } catch {
+      ws.close(1007, 'expected {"type":"ack","seq":N}');
+      return;
+    }
+    const s = this.socketState(ws);
+    if (typeof seq === "number" && s.awaiting !== null && seq >= s.awaiting) {
+      s.awaiting = null;
+      // It may have skipped summaries while it was behind: catch it up.
+      if (s.lastEpoch < this.state.epoch - 1 || this.alertLog.some((a) => a.epoch > s.lastEpoch)) this.markDirty();
+    }
+  }
+
+  onClose(ws: WebSocket): void {
+    this.sockets.delete(ws);
+  }
+
+  /** Builds and sends summaries. Never throws (it runs from a timer). */
+  tick(): void {
+    this.timer = undefined;
+    try {
+      this.send(Date.now());
+    } catch (err) {
+      log.error("live.tick", err, { group: this.group() });
+    }
+  }
+
+  private send(now: number): { sent: number; waiting: number } {
+    const epoch = this.state.epoch;
+    this.state.epoch++;
+    const totals = this.state.totals(now);
+    const frames = new Map<number, { devices: unknown[]; alerts: Alert[] } | null>();
+    let sent = 0;
+    let waiting = 0;
+    for (const ws of this.ctx.getWebSockets(LIVE_TAG)) {
+      const s = this.socketState(ws);
+      if (s.awaiting !== null) {
+        if (now - s.awaitingSince > ACK_TIMEOUT_MS) {
+          ws.close(CLOSE_TOO_SLOW, "dashboard did not ack summaries");
+          this.sockets.delete(ws);
+        } else {
+          waiting++;
+        }
+        continue;
+      }
+      // Most sockets are up to date and share one delta.
+      let delta = frames.get(s.lastEpoch);
+      if (delta === undefined) {
+        const devices = this.state.changedSince(s.lastEpoch, now);
+        const alerts = this.alertLog.filter((a) => a.epoch > s.lastEpoch).map((a) => a.alert);
+        delta = devices.length === 0 && alerts.length === 0 ? null : { devices, alerts };
+        frames.set(s.lastEpoch, delta);
+      }
+      if (delta === null) continue;
+      const seq = ++this.seq;
+      try {
+        ws.send(JSON.stringify({ type: "summary", seq, at: now, totals, ...delta }));
+      } catch {
+        continue; // closing
+      }
+      s.lastEpoch = epoch;
+      s.awaiting = seq;
+      s.awaitingSince = now;
+      sent++;
+    }
+    // Keep ticking while rates decay to zero; then stop, so an idle group
+    // sends nothing and can hibernate. A socket that was waiting for its ack
+    // is caught up when the ack arrives (onMessage).
+    if (this.state.touchActive(now)) this.markDirty();
+    return { sent, waiting };
+  }
+}
