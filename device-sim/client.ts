@@ -5,18 +5,26 @@
  * hub acks it. After a reconnect it resends what was not acked, starting
  * above the `lastSeq` the hub reports, so the hub applies each batch exactly
  * once. The simulator, the MQTT bridge and the benchmarks all use it.
+ *
+ * The same logic serves gateway sockets (docs/protocol.md, "Gateway
+ * socket"): with `endpoint: "gateways"` the id names a gateway and each
+ * reading carries its device as a fourth element; bridge/gateway-client.ts
+ * wraps that.
  */
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
-import { decodeCbor, encodeCbor } from "../schema/cbor.ts";
+import { decodeCbor, encodeCbor, type CborValue } from "../schema/cbor.ts";
 import { CloseCode, type Reading } from "../schema/protocol.ts";
 import { validateHubFrame } from "../schema/validate.ts";
 
-export interface DeviceClientOptions {
+export interface DeviceClientOptions<R extends readonly CborValue[] = Reading> {
   /** Hub base URL, e.g. http://127.0.0.1:8787 (ws:// and wss:// work too). */
   url: string;
   group: string;
+  /** The device id; with `endpoint: "gateways"`, the gateway id. */
   device: string;
+  /** Which socket to open: a device's (the default) or a gateway's. */
+  endpoint?: "devices" | "gateways";
   token: string;
   /** Send the token as `?token=` instead of an Authorization header. */
   tokenInQuery?: boolean;
@@ -38,18 +46,21 @@ export interface DeviceClientOptions {
    * device's saved state). They are resent first; the hub acks the ones it
    * already applied with `dup`.
    */
-  unacked?: readonly { seq: number; readings: readonly Reading[] }[];
+  unacked?: readonly { seq: number; readings: readonly R[] }[];
 }
 
 export type ClientState = "idle" | "connecting" | "open" | "backoff" | "offline" | "closed";
 
 /** Events, in Node's EventEmitter style. */
-export interface DeviceClientEvents {
+export interface DeviceClientEvents<R extends readonly CborValue[] = Reading> {
   hello: [lastSeq: number];
   /** A queued batch is settled as applied: acked now, acked as `dup`, or confirmed by `hello`. */
-  ack: [seq: number, dup: boolean, latencyMs: number, readings: number, batch: readonly Reading[]];
-  /** The hub rejected a batch; it is dropped (except `internal`, which is resent). */
-  reject: [seq: number | undefined, code: string, message: string];
+  ack: [seq: number, dup: boolean, latencyMs: number, readings: number, batch: readonly R[]];
+  /**
+   * The hub rejected a batch; it is dropped (except `internal`, which is
+   * resent). `batch` is the dropped batch, when the rejection named one.
+   */
+  reject: [seq: number | undefined, code: string, message: string, batch?: readonly R[]];
   state: [state: ClientState];
   /** Socket closed; `code` is the WebSocket close code (1006 when there was no close frame). */
   disconnect: [code: number, reason: string];
@@ -57,17 +68,17 @@ export interface DeviceClientEvents {
   connectError: [message: string, status?: number];
 }
 
-interface Entry {
+interface Entry<R> {
   seq: number; // 0 until first sent
-  readings: readonly Reading[];
+  readings: readonly R[];
   sentAt: number;
 }
 
 /** A device connection that survives disconnects without losing or duplicating batches. */
-export class DeviceClient extends EventEmitter<DeviceClientEvents> {
-  readonly opts: Required<DeviceClientOptions>;
+export class DeviceClient<R extends readonly CborValue[] = Reading> extends EventEmitter<DeviceClientEvents<R>> {
+  readonly opts: Required<DeviceClientOptions<R>>;
   private ws: WebSocket | null = null;
-  private queue: Entry[] = [];
+  private queue: Entry<R>[] = [];
   /** Entries [0, inFlight) were sent on the current socket and await acks. */
   private inFlight = 0;
   private nextSeq: number;
@@ -80,9 +91,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private idleWaiters: (() => void)[] = [];
   state: ClientState = "idle";
 
-  constructor(opts: DeviceClientOptions) {
+  constructor(opts: DeviceClientOptions<R>) {
     super();
     this.opts = {
+      endpoint: "devices",
       unacked: [],
       tokenInQuery: false,
       maxInFlight: 32,
@@ -102,12 +114,12 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   /** Batches not yet acked, with their seqs once assigned (to save for a restart). */
-  unackedBatches(): { seq: number; readings: readonly Reading[] }[] {
+  unackedBatches(): { seq: number; readings: readonly R[] }[] {
     return this.queue.filter((e) => e.seq !== 0).map((e) => ({ seq: e.seq, readings: e.readings }));
   }
 
   /** Batches queued but never sent (no seq yet). */
-  unsentBatches(): (readonly Reading[])[] {
+  unsentBatches(): (readonly R[])[] {
     return this.queue.filter((e) => e.seq === 0).map((e) => e.readings);
   }
 
@@ -133,7 +145,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
    * first sent, after `hello`, so a device with no saved state never reuses
    * a seq the hub has already applied.
    */
-  send(readings: readonly Reading[]): boolean {
+  send(readings: readonly R[]): boolean {
     if (this.stopped) throw new Error("client is closed");
     if (this.queue.length >= this.opts.maxQueued) return false;
     this.queue.push({ seq: 0, readings, sentAt: 0 });
@@ -206,7 +218,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private socketUrl(): string {
     const base = new URL(this.opts.url);
     base.protocol = base.protocol === "https:" || base.protocol === "wss:" ? "wss:" : "ws:";
-    base.pathname = `/v1/groups/${encodeURIComponent(this.opts.group)}/devices/${encodeURIComponent(this.opts.device)}/ws`;
+    base.pathname = `/v1/groups/${encodeURIComponent(this.opts.group)}/${this.opts.endpoint}/${encodeURIComponent(this.opts.device)}/ws`;
     if (this.opts.tokenInQuery) base.searchParams.set("token", this.opts.token);
     return base.toString();
   }
@@ -322,8 +334,12 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
           this.ws?.terminate();
           return;
         }
-        this.queue.splice(i, 1);
+        const [e] = this.queue.splice(i, 1);
         this.inFlight--;
+        this.emit("reject", seq, code, message, e?.readings);
+        this.pump();
+        this.checkIdle();
+        return;
       }
     }
     this.emit("reject", seq, code, message);

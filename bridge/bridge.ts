@@ -1,0 +1,242 @@
+/**
+ * The MQTT bridge (docs/bridge.md): MQTT messages in, gateway batches out,
+ * and a PUBACK for each message only once the hub has committed it.
+ *
+ *   broker --QoS 1, persistent session--> MqttSource --Delivery--> mapping --> Forwarder --gateway socket--> hub
+ *          <--------------------- PUBACK after the hub's ack (settle) ------------------------------------
+ *
+ * Every message ends settled exactly one way: acked by the hub, or dropped
+ * with a counted reason. Both PUBACK it, so a message the bridge cannot use
+ * never blocks the broker's queue.
+ */
+import { EventEmitter } from "node:events";
+import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.ts";
+import { Forwarder } from "./forwarder.ts";
+import { Logger } from "./log.ts";
+import { decodePayload, matchTopic, parseTemplates, subscriptionFilters, type DropReason, type TopicTemplate } from "./mapping.ts";
+import { BridgeCounters, renderMetrics, serveOps, type OpsServer } from "./metrics.ts";
+import { MqttSource, type Delivery } from "./mqtt-source.ts";
+import type { BridgeConfig } from "./options.ts";
+
+export interface BridgeEvents {
+  /** The bridge cannot go on (another bridge took over its gateway id); stop it. */
+  fatal: [message: string];
+}
+
+export interface Health {
+  ok: boolean;
+  mqtt: { connected: boolean; protocolVersion: 4 | 5; url: string };
+  hub: Record<string, boolean>;
+  inflight: number;
+  lagSeconds: number;
+  fatal: string | null;
+  [key: string]: unknown;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Where gateway tokens come from; default: the config's `tokens`. */
+  token?: (group: string) => string | null;
+}
+
+export class Bridge extends EventEmitter<BridgeEvents> {
+  readonly counters = new BridgeCounters();
+  readonly cfg: BridgeConfig;
+  readonly log: Logger;
+  private readonly templates: TopicTemplate[];
+  private readonly source: MqttSource;
+  private readonly forwarder: Forwarder<Delivery>;
+  private readonly mqttUrl: string;
+  private broker: EmbeddedBroker | null;
+  private ops: OpsServer | null = null;
+  private stopping = false;
+  private fatalMessage: string | null = null;
+
+  /** Use {@link startBridge}. */
+  constructor(cfg: BridgeConfig, broker: EmbeddedBroker | null, opts: StartOptions) {
+    super();
+    this.cfg = cfg;
+    this.broker = broker;
+    this.log = opts.log ?? new Logger({ level: cfg.logLevel });
+    this.templates = parseTemplates(cfg.topics, cfg.group);
+    const host = broker && (broker.host === "0.0.0.0" || broker.host === "::") ? "127.0.0.1" : broker?.host;
+    this.mqttUrl = broker ? `mqtt://${host}:${broker.port}` : cfg.mqttUrl;
+    const token = opts.token ?? ((g: string) => cfg.tokens[g] ?? null);
+    this.forwarder = new Forwarder<Delivery>({
+      hubUrl: cfg.hubUrl,
+      gateway: cfg.gateway,
+      token,
+      batchMs: cfg.batchMs,
+      batchReadings: cfg.batchReadings,
+      hubWindow: cfg.hubWindow,
+      backoffInitialMs: 100,
+      backoffMaxMs: cfg.backoffMaxMs,
+      ackTimeoutMs: 30_000,
+      counters: this.counters,
+      log: this.log,
+      onAcked: (d) => this.source.settle(d),
+      onRejected: (d, detail) => this.drop(d, "hub_rejected", detail),
+      onReplaced: (group) => this.fail(`another connection took over gateway '${cfg.gateway}' of group '${group}'`),
+    });
+    this.source = new MqttSource(
+      {
+        url: this.mqttUrl,
+        clientId: cfg.clientId ?? `hub-bridge-${cfg.gateway}`,
+        username: cfg.mqttUsername ?? undefined,
+        password: cfg.mqttPassword ?? undefined,
+        // aedes speaks MQTT 3.1.1 only.
+        protocolVersion: broker ? 4 : cfg.mqttVersion,
+        filters: subscriptionFilters(this.templates),
+        window: cfg.window,
+        keepaliveSec: cfg.keepaliveSec,
+        reconnectMs: 1000,
+        sessionExpirySec: cfg.sessionExpirySec,
+      },
+      this.counters,
+    );
+    this.source.on("message", (d) => this.onMessage(d));
+    this.source.on("connect", (sessionPresent, protocolVersion) =>
+      this.log.info("mqtt.connected", { url: redact(this.mqttUrl), sessionPresent, protocolVersion }),
+    );
+    this.source.on("disconnect", () => this.log.limited("mqtt.disconnected", "warn", "mqtt.disconnected", { url: redact(this.mqttUrl) }));
+    this.source.on("problem", (err) => this.log.limited("mqtt.problem", "warn", "mqtt.problem", { error: err.message }));
+  }
+
+  get httpPort(): number | null {
+    return this.ops?.port ?? null;
+  }
+
+  get brokerPort(): number | null {
+    return this.broker?.port ?? null;
+  }
+
+  async listen(): Promise<void> {
+    if (this.cfg.httpPort !== null) {
+      this.ops = await serveOps({
+        host: this.cfg.httpHost,
+        port: this.cfg.httpPort,
+        metrics: () => this.metrics(),
+        health: () => this.health(),
+      });
+    }
+    this.source.start();
+    this.log.info("bridge.started", {
+      mqtt: redact(this.mqttUrl),
+      embeddedBroker: this.broker !== null,
+      hub: this.cfg.hubUrl,
+      gateway: this.cfg.gateway,
+      topics: this.templates.map((t) => t.source).join(" "),
+      http: this.ops ? `http://${this.cfg.httpHost}:${this.ops.port}` : "off",
+    });
+  }
+
+  private onMessage(d: Delivery): void {
+    // During shutdown, leave new messages unsettled: the broker keeps them for the next run.
+    if (this.stopping) return;
+    if (d.retain) {
+      // A stored retained message replayed because we subscribed: not a new reading.
+      this.drop(d, "retained", "retained message sent on subscribe");
+      return;
+    }
+    const m = matchTopic(this.templates, d.topic);
+    if (m === null) {
+      this.drop(d, "unmatched_topic", "no topic template matches");
+      return;
+    }
+    if (m === "bad") {
+      this.drop(d, "bad_topic", "a group, device or metric level is not a valid id");
+      return;
+    }
+    const r = decodePayload(d.payload, m.metric, d.receivedAt);
+    if (!r.ok) {
+      this.drop(d, r.reason, r.detail);
+      return;
+    }
+    if (!this.forwarder.submit(m.group, m.device, r.readings, d)) {
+      this.drop(d, "no_token", `no gateway token for group '${m.group}'`);
+    }
+  }
+
+  private drop(d: Delivery, reason: DropReason, detail: string): void {
+    this.counters.dropped[reason]++;
+    this.log.limited(`drop:${reason}`, reason === "retained" ? "debug" : "warn", "message.dropped", {
+      reason,
+      topic: d.topic.slice(0, 200),
+      detail: detail.slice(0, 200),
+    });
+    this.source.settle(d);
+  }
+
+  private fail(message: string): void {
+    if (this.fatalMessage !== null) return;
+    this.fatalMessage = message;
+    this.log.log("error", "bridge.fatal", { message });
+    this.emit("fatal", message);
+  }
+
+  health(): Health {
+    const mqtt = { connected: this.source.connected, protocolVersion: this.source.protocolVersion, url: redact(this.mqttUrl) };
+    return {
+      ok: mqtt.connected && this.fatalMessage === null && !this.stopping,
+      mqtt,
+      hub: Object.fromEntries(this.forwarder.connections()),
+      inflight: this.source.inflight,
+      lagSeconds: this.source.lagMs() / 1000,
+      fatal: this.fatalMessage,
+    };
+  }
+
+  metrics(): string {
+    return renderMetrics(this.counters, {
+      inflight: this.source.inflight,
+      lagSeconds: this.source.lagMs() / 1000,
+      mqttConnected: this.source.connected,
+      hubConnected: this.forwarder.connections(),
+    });
+  }
+
+  /**
+   * Stops: sends what is batched, waits up to `drainMs` for the hub's acks
+   * (and PUBACKs them), then disconnects. Whatever is still unacked stays in
+   * the broker's session and is redelivered to the next run.
+   */
+  async stop(drainMs = 5000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const drained = await this.forwarder.drain(drainMs);
+    if (!drained) this.log.warn("bridge.drain_timeout", { inflight: this.source.inflight });
+    // PUBACKs go out in a microtask after the last ack.
+    await new Promise((r) => setImmediate(r));
+    await this.source.stop();
+    await this.forwarder.close();
+    await this.ops?.close();
+    await this.broker?.close();
+    this.broker = null;
+    this.log.info("bridge.stopped", { received: this.counters.received, pubacked: this.counters.pubacked });
+  }
+}
+
+/** Starts the embedded broker (if configured), the ops endpoint and the bridge. */
+export async function startBridge(cfg: BridgeConfig, opts: StartOptions = {}): Promise<Bridge> {
+  const broker = cfg.embeddedBroker === null ? null : await startEmbeddedBroker({ port: cfg.embeddedBroker, host: cfg.embeddedHost });
+  let bridge: Bridge;
+  try {
+    bridge = new Bridge(cfg, broker, opts);
+    await bridge.listen();
+  } catch (err) {
+    await broker?.close();
+    throw err;
+  }
+  return bridge;
+}
+
+/** A broker URL without its password, for logs. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "?";
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * Bridge options from, in rising precedence: defaults, a JSON config file
+ * (`--config FILE` or BRIDGE_CONFIG), BRIDGE_* environment variables, and
+ * command-line flags. One table below defines all three spellings, the help
+ * text and the checks, so they cannot drift apart.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { DEFAULT_LIMITS } from "../schema/limits.ts";
+import { isValidId } from "../schema/protocol.ts";
+import { isLogLevel, type LogLevel } from "./log.ts";
+import { DEFAULT_TOPICS } from "./mapping.ts";
+
+export interface BridgeConfig {
+  mqttUrl: string;
+  mqttUsername: string | null;
+  mqttPassword: string | null;
+  mqttVersion: 4 | 5 | "auto";
+  /** Fixed MQTT client id (the persistent session's name); default `hub-bridge-{gateway}`. */
+  clientId: string | null;
+  topics: string[];
+  /** Group for templates without {group}. */
+  group: string | null;
+  hubUrl: string;
+  gateway: string;
+  /** group -> gateway token */
+  tokens: Record<string, string>;
+  batchMs: number;
+  batchReadings: number;
+  window: number;
+  hubWindow: number;
+  backoffMaxMs: number;
+  keepaliveSec: number;
+  sessionExpirySec: number;
+  httpHost: string;
+  /** null: no ops endpoint; 0: any free port. */
+  httpPort: number | null;
+  /** Port of the in-process broker; null: none. */
+  embeddedBroker: number | null;
+  embeddedHost: string;
+  logLevel: LogLevel;
+}
+
+export const DEFAULTS: Readonly<BridgeConfig> = {
+  mqttUrl: "mqtt://127.0.0.1:1883",
+  mqttUsername: null,
+  mqttPassword: null,
+  mqttVersion: "auto",
+  clientId: null,
+  topics: [...DEFAULT_TOPICS],
+  group: null,
+  hubUrl: "http://127.0.0.1:8787",
+  gateway: "mqtt-bridge",
+  tokens: {},
+  batchMs: 50,
+  batchReadings: 100,
+  window: 10_000,
+  hubWindow: 32,
+  backoffMaxMs: 5_000,
+  keepaliveSec: 30,
+  sessionExpirySec: 7 * 24 * 3600,
+  httpHost: "127.0.0.1",
+  httpPort: 9464,
+  embeddedBroker: null,
+  embeddedHost: "127.0.0.1",
+  logLevel: "info",
+};
+
+type Kind = "string" | "nullable" | "int" | "list" | "tokens" | "version" | "level" | "port" | "id";
+
+interface Spec {
+  key: keyof BridgeConfig;
+  flag: string;
+  env: string;
+  kind: Kind;
+  arg: string;
+  help: string;
+  min?: number;
+  max?: number;
+}
+
+const SPECS: readonly Spec[] = [
+  { key: "mqttUrl", flag: "mqtt", env: "BRIDGE_MQTT_URL", kind: "string", arg: "URL", help: "broker URL (mqtt://, mqtts://, ws://)" },
+  { key: "mqttUsername", flag: "mqtt-username", env: "BRIDGE_MQTT_USERNAME", kind: "nullable", arg: "NAME", help: "broker user name" },
+  { key: "mqttPassword", flag: "mqtt-password", env: "BRIDGE_MQTT_PASSWORD", kind: "nullable", arg: "PASS", help: "broker password (prefer the environment)" },
+  { key: "mqttVersion", flag: "mqtt-version", env: "BRIDGE_MQTT_VERSION", kind: "version", arg: "5|4|auto", help: "MQTT 5, 3.1.1 (4), or auto: 5, else 3.1.1" },
+  { key: "clientId", flag: "client-id", env: "BRIDGE_CLIENT_ID", kind: "nullable", arg: "ID", help: "fixed MQTT client id of the persistent session (default hub-bridge-{gateway})" },
+  { key: "topics", flag: "topic", env: "BRIDGE_TOPICS", kind: "list", arg: "TEMPLATE", help: `topic template, repeatable (env: comma-separated); default ${DEFAULT_TOPICS.join(" and ")}` },
+  { key: "group", flag: "group", env: "BRIDGE_GROUP", kind: "id", arg: "GROUP", help: "group for templates without {group}" },
+  { key: "hubUrl", flag: "hub", env: "BRIDGE_HUB_URL", kind: "string", arg: "URL", help: "hub base URL" },
+  { key: "gateway", flag: "gateway", env: "BRIDGE_GATEWAY", kind: "id", arg: "ID", help: "this bridge's gateway id; unique per bridge" },
+  { key: "tokens", flag: "token", env: "BRIDGE_TOKENS", kind: "tokens", arg: "GROUP=TOKEN", help: "gateway token for a group, repeatable (env: comma-separated); npm run token -- gateway <group> <gateway>" },
+  { key: "batchMs", flag: "batch-ms", env: "BRIDGE_BATCH_MS", kind: "int", arg: "MS", help: "send a group's batch this long after its first reading", min: 1, max: 10_000 },
+  { key: "batchReadings", flag: "batch-readings", env: "BRIDGE_BATCH_READINGS", kind: "int", arg: "N", help: "or once it holds this many readings", min: 1, max: DEFAULT_LIMITS.maxReadingsPerBatch },
+  { key: "window", flag: "window", env: "BRIDGE_WINDOW", kind: "int", arg: "N", help: "messages received and not yet PUBACKed, at most (the in-flight window)", min: 1, max: 65_535 },
+  { key: "hubWindow", flag: "hub-window", env: "BRIDGE_HUB_WINDOW", kind: "int", arg: "N", help: "batches awaiting the hub's ack per group socket", min: 1, max: 1000 },
+  { key: "backoffMaxMs", flag: "backoff-max-ms", env: "BRIDGE_BACKOFF_MAX_MS", kind: "int", arg: "MS", help: "longest wait between hub reconnects", min: 100, max: 600_000 },
+  { key: "keepaliveSec", flag: "keepalive", env: "BRIDGE_KEEPALIVE", kind: "int", arg: "S", help: "MQTT keep-alive, seconds", min: 5, max: 65_535 },
+  { key: "sessionExpirySec", flag: "session-expiry", env: "BRIDGE_SESSION_EXPIRY", kind: "int", arg: "S", help: "MQTT 5 session expiry, seconds: how long the broker queues for an absent bridge", min: 60, max: 4_294_967_295 },
+  { key: "httpHost", flag: "http-host", env: "BRIDGE_HTTP_HOST", kind: "string", arg: "HOST", help: "address of /healthz and /metrics" },
+  { key: "httpPort", flag: "http-port", env: "BRIDGE_HTTP_PORT", kind: "port", arg: "PORT|off", help: "port of /healthz and /metrics (0: any free port)" },
+  { key: "embeddedBroker", flag: "embedded-broker", env: "BRIDGE_EMBEDDED_BROKER", kind: "port", arg: "[PORT]", help: "run an in-process MQTT broker (aedes) on PORT (default 1883) and bridge from it" },
+  { key: "embeddedHost", flag: "embedded-host", env: "BRIDGE_EMBEDDED_HOST", kind: "string", arg: "HOST", help: "address of the embedded broker (0.0.0.0 for sensors on the network)" },
+  { key: "logLevel", flag: "log-level", env: "BRIDGE_LOG_LEVEL", kind: "level", arg: "LEVEL", help: "debug, info, warn or error" },
+];
+
+export class OptionError extends Error {}
+
+export function usage(): string {
+  const lines = ["usage: npm run bridge -- [options]", "", "Options (flag, environment variable, config file key):"];
+  for (const s of SPECS) {
+    lines.push(`  --${s.flag} ${s.arg}`.padEnd(34) + s.help);
+    lines.push(`${" ".repeat(34)}env ${s.env}, config "${s.key}"; default ${JSON.stringify(DEFAULTS[s.key])}`);
+  }
+  lines.push(`  --config FILE`.padEnd(34) + "JSON file with any of the keys above (env BRIDGE_CONFIG)");
+  lines.push(`  -h, --help`.padEnd(34) + "this text");
+  lines.push("", "Precedence: flags, then environment, then config file, then defaults. See docs/bridge.md.");
+  return lines.join("\n");
+}
+
+type Raw = string | number | string[] | Record<string, unknown> | boolean | null;
+
+/** Converts one raw value (text from argv or env, or JSON from the file) to the option's type. */
+function convert(s: Spec, raw: Raw, where: string): BridgeConfig[keyof BridgeConfig] {
+  const bad = (what: string): never => {
+    throw new OptionError(`${where}: ${what}`);
+  };
+  switch (s.kind) {
+    case "string":
+      if (typeof raw !== "string" || raw === "") bad("expected text");
+      return raw as string;
+    case "nullable":
+      if (raw === null) return null;
+      if (typeof raw !== "string") bad("expected text");
+      return raw === "" ? null : (raw as string);
+    case "id":
+      if (raw === null && s.key === "group") return null;
+      if (typeof raw !== "string" || !isValidId(raw)) bad("expected an id matching [A-Za-z0-9_.-]{1,64}");
+      return raw as string;
+    case "int": {
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(n) || n < (s.min ?? 0) || n > (s.max ?? Number.MAX_SAFE_INTEGER)) {
+        bad(`expected an integer from ${s.min ?? 0} to ${s.max ?? "2^53"}`);
+      }
+      return n;
+    }
+    case "port": {
+      if (raw === null || raw === "off") return null;
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(n) || n < 0 || n > 65_535) bad("expected a TCP port (0-65535) or off");
+      return n;
+    }
+    case "version":
+      if (raw === "auto") return "auto";
+      if (raw === 4 || raw === "4" || raw === "3.1.1") return 4;
+      if (raw === 5 || raw === "5") return 5;
+      return bad("expected 5, 4 or auto");
+    case "level":
+      if (typeof raw !== "string" || !isLogLevel(raw)) bad("expected debug, info, warn or error");
+      return raw as LogLevel;
+    case "list": {
+      const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : bad("expected a list of text");
+      const out = items.map((x) => (typeof x === "string" ? x.trim() : bad("expected a list of text"))).filter((x) => x !== "");
+      if (out.length === 0) bad("expected at least one item");
+      return out;
+    }
+    case "tokens": {
+      const out: Record<string, string> = {};
+      const pairs: [string, unknown][] =
+        typeof raw === "string"
+          ? raw.split(",").map((p) => splitPair(p, where))
+          : Array.isArray(raw)
+            ? raw.map((p) => splitPair(p, where))
+            : typeof raw === "object" && raw !== null
+              ? Object.entries(raw)
+              : bad("expected GROUP=TOKEN pairs");
+      for (const [g, t] of pairs) {
+        if (!isValidId(g)) bad(`'${g}' is not a group id`);
+        if (typeof t !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(t)) bad(`the token for '${g}' is not a 43-character base64url token`);
+        out[g] = t as string;
+      }
+      return out;
+    }
+  }
+}
+
+function splitPair(p: string, where: string): [string, string] {
+  const i = p.indexOf("=");
+  if (i <= 0) throw new OptionError(`${where}: expected GROUP=TOKEN, got '${p.trim().slice(0, 80)}'`);
+  return [p.slice(0, i).trim(), p.slice(i + 1).trim()];
+}
+
+function set(cfg: BridgeConfig, key: keyof BridgeConfig, value: BridgeConfig[keyof BridgeConfig]): void {
+  (cfg as unknown as Record<string, unknown>)[key] = value;
+}
+
+export interface Parsed {
+  config: BridgeConfig;
+  help: boolean;
+}
+
+/**
+ * Parses argv (without node and script) and env into a config. Throws
+ * {@link OptionError} with a message for the user on anything invalid.
+ */
+export function parseOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Parsed {
+  // `--embedded-broker` takes an optional port, which parseArgs cannot express.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (a === "--embedded-broker" && !/^\d+$/.test(argv[i + 1] ?? "")) args.push("--embedded-broker=1883");
+    else args.push(a);
+  }
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  };
+  for (const s of SPECS) options[s.flag] = { type: "string", multiple: s.kind === "list" || s.kind === "tokens" };
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  try {
+    ({ values } = parseArgs({ args, options, allowPositionals: false, strict: true }));
+  } catch (err) {
+    throw new OptionError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help === true) return { config: { ...DEFAULTS }, help: true };
+
+  const cfg: BridgeConfig = { ...DEFAULTS, topics: [...DEFAULTS.topics], tokens: {} };
+  const file = typeof values.config === "string" ? values.config : env.BRIDGE_CONFIG;
+  if (file) {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new OptionError(`--config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new OptionError(`${file}: expected a JSON object`);
+    for (const [k, v] of Object.entries(json)) {
+      const s = SPECS.find((x) => x.key === k);
+      if (!s) throw new OptionError(`${file}: unknown key '${k}'`);
+      set(cfg, s.key, convert(s, v as Raw, `${file}: "${k}"`));
+    }
+  }
+  for (const s of SPECS) {
+    const v = env[s.env];
+    if (v !== undefined && v !== "") set(cfg, s.key, convert(s, v, s.env));
+  }
+  for (const s of SPECS) {
+    const v = values[s.flag];
+    if (v === undefined || typeof v === "boolean") continue;
+    // Repeated flags: the last wins, except for lists and tokens, which collect.
+    const items = Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [v];
+    const raw: Raw = s.kind === "tokens" ? items : items.join(",");
+    set(cfg, s.key, convert(s, raw, `--${s.flag}`));
+  }
+  for (const u of [cfg.mqttUrl, cfg.hubUrl]) {
+    try {
+      new URL(u);
+    } catch {
+      throw new OptionError(`not a URL: '${u}'`);
+    }
+  }
+  return { config: cfg, help: false };
+}
