@@ -11,8 +11,8 @@ export interface TestHub {
   hub: HubProcess;
   url: string;
   stateDir: string;
-  /** Restarts wrangler on the same port and state directory. */
-  restart(): Promise<void>;
+  /** Restarts wrangler on the same port and state directory, after `downMs` with no hub. */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -24,9 +24,10 @@ export async function startTestHub(): Promise<TestHub> {
     hub,
     url: hub.url,
     stateDir,
-    async restart() {
+    async restart(downMs = 0) {
       const port = hub.port;
       await hub.stop();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       hub = await startHub({ persistTo: stateDir, vars, port });
       t.hub = hub;
     },
