@@ -4,10 +4,12 @@
  *   npm start                 hub + demo fleet
  *   npm start -- --no-demo    hub only
  *   npm start -- --port 9000
+ *   npm start -- --no-bridge  without the MQTT bridge (embedded broker on --mqtt-port, default 1883)
  */
 import { parseArgs } from "node:util";
 import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
 import { ensureDevSecret, DEV_VARS } from "./dev-secret.ts";
+import { startDemoBridge } from "./bridge-demo.ts";
 import { startDemoFleet } from "./demo.ts";
 import { startHub } from "./wrangler-dev.ts";
 
@@ -15,11 +17,13 @@ const { values } = parseArgs({
   options: {
     port: { type: "string", default: "8787" },
     "no-demo": { type: "boolean", default: false },
+    "no-bridge": { type: "boolean", default: false },
+    "mqtt-port": { type: "string", default: "1883" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
-  process.stdout.write("usage: npm start [-- --port N] [-- --no-demo]\n");
+  process.stdout.write("usage: npm start [-- --port N] [-- --no-demo] [-- --no-bridge] [-- --mqtt-port N]\n");
   process.exit(0);
 }
 const port = Number(values.port);
@@ -52,12 +56,15 @@ Telemetry Hub is running at ${base}
 
 const fleet = values["no-demo"] ? null : startDemoFleet({ url: hub.url, secret });
 if (fleet) process.stdout.write(`Demo fleet: ${fleet.description}\n`);
+const bridge = values["no-bridge"] ? null : await startDemoBridge({ hubUrl: hub.url, secret, mqttPort: Number(values["mqtt-port"]) });
+if (bridge) process.stdout.write(`MQTT bridge: ${bridge.description}\n`);
 
 let stopping = false;
 async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
   await fleet?.stop();
+  await bridge?.stop();
   await hub.stop();
   process.exit(0);
 }
@@ -66,6 +73,6 @@ process.on("SIGTERM", () => void shutdown());
 hub.child.once("exit", (code) => {
   if (!stopping) {
     process.stderr.write(`wrangler dev exited (${code}); stopping.\n`);
-    void fleet?.stop().then(() => process.exit(1));
+    void Promise.all([fleet?.stop(), bridge?.stop()]).then(() => process.exit(1));
   }
 });
