@@ -1,6 +1,10 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { ensureDashboardBuilt } from "./scripts/build-dashboard.ts";
 import { TEST_SECRET } from "./test/secret.ts";
+
+// wrangler.jsonc serves dashboard/dist: it must exist (and be current) before any project starts.
+ensureDashboardBuilt();
 
 export default defineConfig({
   test: {
@@ -23,6 +27,17 @@ export default defineConfig({
           environment: "node",
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // The dashboard in Debian's headless Chromium (playwright-core) against `wrangler dev` and the simulator.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },

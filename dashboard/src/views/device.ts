@@ -1,0 +1,275 @@
+/**
+ * `/groups/{group}/devices/{device}`: one chart per metric from the
+ * aggregates REST endpoint (one-minute buckets), with live values appended
+ * to the current minute as summaries arrive; every minute the last few
+ * buckets are read again so the chart settles on the hub's exact numbers.
+ */
+import { BUCKET_MS } from "../../../schema/protocol.ts";
+import { fetchAggregates, isAuthError } from "../api.ts";
+import { MetricChart, type Point } from "../charts/metric-chart.ts";
+import type { Latest } from "../hub/types.ts";
+import { groupHref } from "../router.ts";
+import type { GroupSession } from "../session.ts";
+import { download, toCsv } from "../util/csv.ts";
+import { frameScheduler, h, setText, toggleClass } from "../util/dom.ts";
+import { fmtAgo, fmtInt, fmtRate, fmtTime, fmtValue } from "../util/format.ts";
+import { AlertsPanel } from "./alerts.ts";
+import { StatusPill, topBar } from "./chrome.ts";
+
+export const RANGES = [
+  { id: "15m", label: "15 min", ms: 15 * 60_000 },
+  { id: "1h", label: "1 h", ms: 60 * 60_000 },
+  { id: "24h", label: "24 h", ms: 24 * 60 * 60_000 },
+  { id: "7d", label: "7 d", ms: 7 * 24 * 60 * 60_000 },
+] as const;
+type RangeId = (typeof RANGES)[number]["id"];
+
+interface MetricView {
+  metric: string;
+  chart: MetricChart;
+  card: HTMLElement;
+  latest: HTMLElement;
+  note: HTMLElement;
+  points: Map<number, Point>;
+  truncated: boolean;
+}
+
+export interface DeviceContext {
+  signOut(): void;
+}
+
+function rangeFromUrl(): RangeId {
+  const r = new URLSearchParams(window.location.search).get("range");
+  return RANGES.find((x) => x.id === r)?.id ?? "1h";
+}
+
+export function mountDevice(root: HTMLElement, session: GroupSession, device: string, ctx: DeviceContext): () => void {
+  const store = session.store;
+  const group = store.group;
+  let range: RangeId = rangeFromUrl();
+  let abort = new AbortController();
+  const views = new Map<string, MetricView>();
+  const status = new StatusPill();
+  const alerts = new AlertsPanel(store, device);
+  const scheduler = frameScheduler(() => render());
+  const chartsEl = h("div", { class: "metric-charts", "data-testid": "metric-charts" });
+  const message = h("p", { class: "muted", "data-testid": "device-message" }, "Loading…");
+  const facts = h("dl", { class: "facts", "data-testid": "device-facts" });
+  const rangeButtons = RANGES.map((r) => {
+    const b = h("button", { class: "seg", type: "button", "data-range": r.id, "aria-pressed": String(r.id === range) }, r.label);
+    b.addEventListener("click", () => setRange(r.id));
+    return b;
+  });
+  const exportBtn = h("button", { class: "btn", type: "button", "data-testid": "export-csv", on: { click: () => exportCsv() } }, "Export CSV");
+
+  root.replaceChildren(
+    topBar([{ text: "Groups", href: "/" }, { text: group, href: groupHref(group) }, { text: device }], ctx.signOut, status.el),
+    h(
+      "main",
+      { class: "page page-device" },
+      h("div", { class: "title-row" }, h("h1", { class: "page-title" }, device), h("a", { class: "btn btn-quiet", href: groupHref(group) }, "← Back to ", group)),
+      facts,
+      h(
+        "div",
+        { class: "toolbar device-toolbar" },
+        h("div", { class: "segmented", role: "group", "aria-label": "Time range" }, ...rangeButtons),
+        exportBtn,
+        h("span", { class: "muted small" }, "Average per minute, with the min-max band"),
+      ),
+      message,
+      chartsEl,
+      h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", null, "Alerts for this device")), alerts.el),
+    ),
+  );
+
+  function rangeMs(): number {
+    return RANGES.find((r) => r.id === range)?.ms ?? 3_600_000;
+  }
+
+  function setRange(id: RangeId): void {
+    if (id === range) return;
+    range = id;
+    for (const b of rangeButtons) b.setAttribute("aria-pressed", String(b.dataset.range === id));
+    const url = new URL(window.location.href);
+    url.searchParams.set("range", id);
+    window.history.replaceState(null, "", url.pathname + url.search);
+    void load();
+  }
+
+  function viewFor(metric: string): MetricView {
+    let v = views.get(metric);
+    if (v) return v;
+    const chart = new MetricChart(metric);
+    const latest = h("span", { class: "metric-latest" });
+    const note = h("span", { class: "muted small" });
+    const card = h(
+      "section",
+      { class: "card metric-card", "data-metric": metric },
+      h("div", { class: "card-head" }, h("h2", null, metric), latest, note),
+      chart.el,
+    );
+    v = { metric, chart, card, latest, note, points: new Map(), truncated: false };
+    views.set(metric, v);
+    const order = [...views.keys()].sort();
+    chartsEl.replaceChildren(...order.map((m) => views.get(m)?.card).filter((c): c is HTMLElement => c !== undefined));
+    return v;
+  }
+
+  async function fetchInto(v: MetricView, from: number, to: number, signal: AbortSignal): Promise<void> {
+    const { buckets, truncated } = await fetchAggregates(group, { device, metric: v.metric, from, to }, signal);
+    if (signal.aborted) return;
+    for (const start of v.points.keys()) if (start > from - BUCKET_MS && start < to) v.points.delete(start);
+    for (const b of buckets) v.points.set(b.start, { ...b, live: false });
+    v.truncated ||= truncated;
+  }
+
+  /** Metrics of this device: from the live state, else from its recent buckets. */
+  async function discoverMetrics(signal: AbortSignal): Promise<string[]> {
+    const known = [...(store.devices.get(device)?.latest.keys() ?? [])];
+    if (known.length > 0) return known;
+    const { buckets } = await fetchAggregates(group, { device, from: Date.now() - rangeMs() }, signal);
+    return [...new Set(buckets.map((b) => b.metric))];
+  }
+
+  async function load(): Promise<void> {
+    abort.abort();
+    abort = new AbortController();
+    const signal = abort.signal;
+    const to = Date.now();
+    const from = to - rangeMs();
+    for (const v of views.values()) {
+      v.points.clear();
+      v.truncated = false;
+    }
+    setText(message, "Loading…");
+    chartsEl.dataset.loading = "true";
+    exportBtn.disabled = true;
+    try {
+      const metrics = await discoverMetrics(signal);
+      await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal)));
+      if (signal.aborted) return;
+      setText(message, views.size === 0 ? "No readings from this device in this time range." : "");
+    } catch (err) {
+      if (signal.aborted) return;
+      if (isAuthError(err)) session.handleRestError(err);
+      else setText(message, `Could not load the history: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    delete chartsEl.dataset.loading;
+    exportBtn.disabled = false;
+    scheduler.schedule();
+  }
+
+  /** Re-reads the last minutes so live approximations give way to the hub's exact buckets. */
+  async function refreshRecent(): Promise<void> {
+    const to = Date.now();
+    try {
+      await Promise.all([...views.values()].map((v) => fetchInto(v, to - 3 * BUCKET_MS, to, abort.signal)));
+      scheduler.schedule();
+    } catch (err) {
+      if (isAuthError(err)) session.handleRestError(err);
+    }
+  }
+
+  function onSample(dev: string, metric: string, l: Latest): void {
+    if (dev !== device) return;
+    const v = viewFor(metric);
+    const start = Math.floor(l.ts / BUCKET_MS) * BUCKET_MS;
+    if (start < Date.now() - rangeMs()) return;
+    const p = v.points.get(start);
+    if (!p) v.points.set(start, { start, count: 1, sum: l.value, min: l.value, max: l.value, last: l.value, live: true });
+    else {
+      // A sample of the minute, not every reading: min, max and last are
+      // exact for what was seen; the average is corrected by the next re-read.
+      p.count += 1;
+      p.sum += l.value;
+      p.min = Math.min(p.min, l.value);
+      p.max = Math.max(p.max, l.value);
+      p.last = l.value;
+      p.live = true;
+    }
+    if (message.textContent !== "" && message.textContent !== "Loading…") setText(message, "");
+    scheduler.schedule();
+  }
+
+  function sortedPoints(v: MetricView, from: number): Point[] {
+    return [...v.points.values()].filter((p) => p.start + BUCKET_MS > from).sort((a, b) => a.start - b.start);
+  }
+
+  function render(): void {
+    const now = Date.now();
+    status.update(store, now);
+    renderFacts(now);
+    const from = now - rangeMs();
+    for (const v of views.values()) {
+      const pts = sortedPoints(v, from);
+      v.chart.setData(pts, from, now);
+      const l = store.devices.get(device)?.latest.get(v.metric);
+      setText(v.latest, l ? fmtValue(l.value) : "");
+      v.latest.title = l ? `latest, ${fmtTime(l.ts, now)}` : "";
+      setText(v.note, v.truncated ? "more buckets than one request returns; showing the first" : pts.length === 0 ? "no data in this range" : `${fmtInt(pts.length)} minutes`);
+    }
+    alerts.render(now);
+  }
+
+  function renderFacts(now: number): void {
+    const d = store.devices.get(device);
+    const rows: [string, string, string?][] = d
+      ? [
+          ["Status", d.online ? "online" : "offline", d.online ? "ok" : "bad"],
+          ["Last seen", d.lastSeen !== null ? `${fmtAgo(d.lastSeen, now)} (${fmtTime(d.lastSeen, now)})` : "never"],
+          ["Readings/s", fmtRate(store.deviceRate(d, now))],
+          ["Readings", fmtInt(d.readings)],
+          ["Last seq", fmtInt(d.lastSeq)],
+          [
+            "Rejected",
+            d.rejected && d.rejected.count > 0
+              ? `${fmtInt(d.rejected.count)}${d.rejected.lastCode ? `, last ${d.rejected.lastCode}` : ""}${d.rejected.lastAt !== null ? ` ${fmtAgo(d.rejected.lastAt, now)}` : ""}`
+              : "none",
+            store.hasRecentRejection(d, now) ? "warn" : undefined,
+          ],
+        ]
+      : [["Status", store.devices.size > 0 ? "not in this group yet" : "waiting for data…"]];
+    facts.replaceChildren(
+      ...rows.map(([k, val, tone]) => h("div", { class: `fact${tone ? ` fact-${tone}` : ""}` }, h("dt", { class: "muted small" }, k), h("dd", null, val))),
+    );
+    toggleClass(facts, "is-offline", d !== undefined && !d.online);
+  }
+
+  function exportCsv(): void {
+    const now = Date.now();
+    const from = now - rangeMs();
+    const rows: (string | number | null)[][] = [];
+    for (const m of [...views.keys()].sort()) {
+      const v = views.get(m);
+      if (!v) continue;
+      for (const p of sortedPoints(v, from)) {
+        rows.push([group, device, m, new Date(p.start).toISOString(), p.start, p.count, p.count > 0 ? p.sum / p.count : null, p.min, p.max, p.sum, p.last, p.live ? "live" : "hub"]);
+      }
+    }
+    const header = ["group", "device", "metric", "minute", "minute_ms", "count", "avg", "min", "max", "sum", "last", "source"];
+    const stamp = new Date(now).toISOString().replaceAll(":", "-").slice(0, 19);
+    download(`${group}_${device}_${range}_${stamp}.csv`, toCsv(header, rows));
+  }
+
+  const unsubscribe = store.subscribe(() => scheduler.schedule());
+  const unSample = store.onSample(onSample);
+  let lastMinute = Math.floor(Date.now() / BUCKET_MS);
+  const tick = window.setInterval(() => {
+    const minute = Math.floor((Date.now() - 3000) / BUCKET_MS);
+    if (minute !== lastMinute) {
+      lastMinute = minute;
+      void refreshRecent();
+    }
+    scheduler.schedule();
+  }, 1000);
+  void load();
+
+  return () => {
+    abort.abort();
+    unsubscribe();
+    unSample();
+    window.clearInterval(tick);
+    scheduler.cancel();
+    for (const v of views.values()) v.chart.destroy();
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * The operator dashboard in headless Chromium, against a real `wrangler dev`
+ * fed by the simulator: the page loads with the token from the URL and hides
+ * it, live numbers change, a drill-down chart renders with data, a rule the
+ * simulated signal crosses raises an alert on screen, a wrong token shows the
+ * sign-in message, and without the live socket the page falls back to
+ * polling. Screenshots go to test-artifacts/dashboard/.
+ */
+import { readFileSync } from "node:fs";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DeviceClient } from "../../device-sim/client.ts";
+import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
+import { eventually, launchBrowser, operatorToken, screenshot, startFleet, type BrowserHandle, type FleetHandle } from "./harness.ts";
+
+const DEVICES = 8;
+
+let hub: TestHub;
+let fleet: FleetHandle | undefined;
+let browser: BrowserHandle;
+let group: string;
+let token: string;
+let context: BrowserContext;
+let page: Page;
+let gone: DeviceClient | undefined;
+const consoleText: string[] = [];
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  group = uniqueGroup("ui");
+  token = await operatorToken("*");
+  // A rule the simulated temperature (about 20 °C) always crosses.
+  const put = await fetch(`${hub.url}/v1/groups/${group}/rules`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ rules: [{ id: "warm", metric: "temp", op: ">", threshold: 0, forMs: 0 }], offlineAfterMs: 0 }),
+  });
+  expect(put.status, await put.text()).toBe(200);
+  // One device that reports once and disconnects: it must show as offline.
+  gone = (await deviceClient(hub.url, group, "gone-1")).start();
+  gone.send([[Date.now(), "temp", 18.5]]);
+  await gone.idle();
+  await gone.close();
+  gone = undefined;
+  fleet = startFleet(hub.url, group, {
+    devices: DEVICES,
+    metrics: ["temp", "humidity"],
+    rate: 2,
+    // Now and then a malformed batch, so rejections show on the page.
+    faults: { malformedRate: 0.05 },
+  });
+  browser = await launchBrowser();
+  context = await browser.browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
+  page = await context.newPage();
+  page.on("console", (m) => consoleText.push(m.text()));
+}, 180_000);
+
+afterAll(async () => {
+  await context?.close().catch(() => {});
+  await browser?.close();
+  await gone?.close();
+  await fleet?.stop();
+  await hub?.stop();
+}, 60_000);
+
+describe("dashboard", () => {
+  it("takes the token from the URL, keeps it out of the address bar, and shows the groups page", async () => {
+    await page.goto(`${hub.url}/?token=${encodeURIComponent(token)}`);
+    await page.getByRole("heading", { name: "Groups" }).waitFor();
+    expect(page.url()).not.toContain("token");
+    expect(await page.evaluate("sessionStorage.getItem('telemetry-hub.token')")).toBe(token);
+    // The demo groups are offered; each card asks the hub about its group.
+    await page.locator('[data-group="demo"] [data-testid=group-stats]', { hasText: /devices yet|devices ·/ }).waitFor();
+    await screenshot(page, "home");
+    // Opening a group by name.
+    await page.locator("#group-input").fill(group);
+    await page.getByRole("button", { name: "Open" }).click();
+    await page.waitForURL(`**/groups/${group}`);
+  });
+
+  it("shows the fleet live: totals, devices, offline and rejecting devices, and numbers that change", async () => {
+    await page.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 30_000 });
+    await page.locator("[data-testid=kpi-online]", { hasText: `${DEVICES} / ${DEVICES + 1}` }).waitFor({ timeout: 30_000 });
+    await page.locator('.vt-row.is-offline[data-device="gone-1"]').waitFor();
+    const readings = page.locator("[data-testid=kpi-readings]");
+    await eventually(async () => (Number((await readings.textContent()) ?? "0") > 0 ? true : undefined), 30_000, "readings/s above 0");
+    // Live numbers change: the latest values in the visible rows move as summaries arrive.
+    const cells = page.locator(".vt-row:not([hidden]) .vt-cell.num");
+    const before = (await cells.allTextContents()).join("|");
+    await eventually(async () => ((await cells.allTextContents()).join("|") !== before ? true : undefined), 15_000, "table values to change");
+    // The readings/s chart has points; sparklines are drawn.
+    await eventually(async () => (Number(await page.locator("[data-testid=rate-chart]").getAttribute("data-points")) >= 2 ? true : undefined), 10_000, "rate chart points");
+    expect(await page.locator("[data-testid=rate-chart] canvas").count()).toBeGreaterThan(0);
+    // A device with rejected batches stands out (the simulator sends malformed frames now and then).
+    await page.locator(".vt-row.is-rejecting, .vt-row.is-alerting").first().waitFor({ timeout: 60_000 });
+    await eventually(async () => (Number(await page.locator("[data-testid=kpi-rejected]").textContent()) > 0 ? true : undefined), 60_000, "rejected batches");
+    await screenshot(page, "group");
+  });
+
+  it("raises an alert on screen when the simulated signal crosses a rule", async () => {
+    const active = page.locator("[data-testid=alert-list] .alert-active", { hasText: "temp > 0" });
+    await active.first().waitFor({ timeout: 30_000 });
+    expect(Number(await page.locator("[data-testid=kpi-alerts]").textContent())).toBeGreaterThan(0);
+    await page.locator(".vt-row.is-alerting").first().waitFor();
+    await screenshot(page, "alerts");
+    // The rules tab shows the rule that raised it.
+    await page.getByTestId("tab-rules").click();
+    await expect.poll(() => page.locator("[data-testid=rule] input[aria-label='Rule id']").first().inputValue()).toBe("warm");
+    await screenshot(page, "rules");
+    await page.getByTestId("tab-alerts").click();
+  });
+
+  it("filters and sorts the device table", async () => {
+    await page.getByTestId("device-filter").fill("gone");
+    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(1);
+    await page.getByTestId("device-filter").fill("");
+    await page.getByTestId("status-filter").selectOption("offline");
+    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(1);
+    await page.getByTestId("status-filter").selectOption("all");
+    await page.locator('.vt-head [data-sort="id"]').click();
+    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(DEVICES + 1);
+  });
+
+  it("drills down into a device: a chart per metric with data, range picker, CSV export", async () => {
+    await page.locator('.vt-row[data-device="dev-1"]').click();
+    await page.waitForURL(`**/groups/${group}/devices/dev-1`);
+    for (const metric of ["temp", "humidity"]) {
+      const chart = page.locator(`[data-testid=metric-chart][data-metric="${metric}"]`);
+      await eventually(async () => (Number(await chart.getAttribute("data-points")) >= 1 ? true : undefined), 30_000, `${metric} chart data`);
+      expect(await chart.locator("canvas").count()).toBeGreaterThan(0);
+    }
+    await page.locator('[data-range="15m"]').click();
+    await expect.poll(() => page.locator('[data-range="15m"]').getAttribute("aria-pressed")).toBe("true");
+    expect(page.url()).toContain("range=15m");
+    await page.locator("[data-testid=metric-charts]:not([data-loading])").waitFor();
+    await eventually(async () => (Number(await page.locator('[data-testid=metric-chart][data-metric="temp"]').getAttribute("data-points")) >= 1 ? true : undefined), 15_000, "temp chart data after the range change");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-csv").click()]);
+    const path = await download.path();
+    const csv = readFileSync(path, "utf8").trim().split(/\r\n/);
+    expect(csv[0]).toBe("group,device,metric,minute,minute_ms,count,avg,min,max,sum,last,source");
+    expect(csv.length).toBeGreaterThan(1);
+    expect(csv.some((l) => l.includes(",dev-1,temp,"))).toBe(true);
+    await screenshot(page, "device");
+    // Back to the group keeps the same live session.
+    await page.getByRole("link", { name: `← Back to ${group}` }).click();
+    await page.locator('[data-testid=status][data-state="live"]').waitFor();
+  });
+
+  it("never writes the token to the console", () => {
+    expect(consoleText.filter((t) => t.includes(token))).toEqual([]);
+  });
+});
+
+describe("sign-in", () => {
+  it("a wrong token shows the sign-in message, and a right one opens the group", async () => {
+    const ctx = await browser.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`${hub.url}/groups/${group}?token=not-a-valid-token`);
+      const message = p.getByTestId("signin-message");
+      await message.waitFor({ timeout: 20_000 });
+      expect(await message.textContent()).toContain("refused");
+      expect(p.url()).not.toContain("token");
+      await screenshot(p, "signin-wrong-token");
+      await p.locator("#token-input").fill(token);
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await p.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 20_000 });
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("no token at all shows the sign-in message", async () => {
+    const ctx = await browser.browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`${hub.url}/groups/${group}`);
+      await p.getByTestId("signin-message").waitFor();
+      expect(await p.getByTestId("signin-message").textContent()).toContain("needs an operator token");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("a group token goes straight to its group from /", async () => {
+    const ctx = await browser.browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      const groupToken = await operatorToken(group);
+      // Visit the group once (remembered as recent), then open / with the group token.
+      await p.goto(`${hub.url}/groups/${group}?token=${encodeURIComponent(groupToken)}`);
+      await p.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 20_000 });
+      await p.goto(`${hub.url}/`);
+      await p.waitForURL(`**/groups/${group}`, { timeout: 20_000 });
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
+describe("degraded", () => {
+  it("falls back to polling REST when the live socket is unavailable", async () => {
+    const ctx = await browser.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      // Every live socket is refused, as by a hub or proxy without it.
+      await ctx.routeWebSocket(/\/live/, (ws) => ws.close({ code: 1011, reason: "unavailable" }));
+      const p = await ctx.newPage();
+      await p.goto(`${hub.url}/groups/${group}?token=${encodeURIComponent(token)}`);
+      await p.locator('[data-testid=status][data-state="polling"]').waitFor({ timeout: 30_000 });
+      await p.locator("[data-testid=kpi-online]", { hasText: `${DEVICES} / ${DEVICES + 1}` }).waitFor({ timeout: 20_000 });
+      await eventually(async () => (Number(await p.locator("[data-testid=kpi-readings]").textContent()) > 0 ? true : undefined), 20_000, "polled readings/s");
+      await screenshot(p, "group-polling");
+    } finally {
+      await ctx.close();
+    }
+  });
+});
