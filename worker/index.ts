@@ -5,7 +5,7 @@
  * costs no Durable Object request.
  */
 import { PROTOCOL_VERSION, isValidId } from "../schema/protocol.ts";
-import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorAuthorized } from "./http/auth.ts";
+import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorAuthorized, secretsOf } from "./http/auth.ts";
 import { json, jsonError, unauthorized } from "./http/json.ts";
 import { parseAggregateQuery } from "./http/params.ts";
 import { handleOperatorRoute } from "./http/operator.ts";
@@ -32,8 +32,9 @@ async function handle(request: Request, env: Env): Promise<Response> {
     // wrangler.jsonc); this covers requests routed to the Worker first.
     return env.ASSETS.fetch(request);
   }
-  const secret = env.HUB_SECRET;
-  const configured = typeof secret === "string" && secret.length > 0;
+  // The current secret must be set; the previous one only ever adds to it.
+  const configured = typeof env.HUB_SECRET === "string" && env.HUB_SECRET.length > 0;
+  const secret = secretsOf(env);
   if (url.pathname === "/v1/health") {
     // Liveness for load balancers and test harnesses; touches no Durable Object.
     return configured ? json({ ok: true, protocol: PROTOCOL_VERSION }) : notConfigured();

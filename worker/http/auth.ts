@@ -15,16 +15,32 @@ export function extractToken(request: Request, url: URL): string | null {
   return url.searchParams.get("token");
 }
 
-export function isDeviceAuthorized(secret: string, token: string, group: string, device: string): Promise<boolean> {
-  return verifyToken(secret, deviceSubject(group, device), token);
+/**
+ * The secrets tokens are checked against: HUB_SECRET, and during a key
+ * rotation also HUB_SECRET_PREVIOUS (docs/security.md, "Rotating the key").
+ */
+export type Secrets = readonly string[];
+
+export function secretsOf(env: { HUB_SECRET?: string; HUB_SECRET_PREVIOUS?: string }): Secrets {
+  return [env.HUB_SECRET, env.HUB_SECRET_PREVIOUS].filter((s): s is string => typeof s === "string" && s.length > 0);
 }
 
-export function isGatewayAuthorized(secret: string, token: string, group: string, gateway: string): Promise<boolean> {
-  return verifyToken(secret, gatewaySubject(group, gateway), token);
+async function verifyAny(secrets: Secrets, subjects: readonly string[], token: string): Promise<boolean> {
+  for (const secret of secrets) {
+    for (const subject of subjects) if (await verifyToken(secret, subject, token)) return true;
+  }
+  return false;
+}
+
+export function isDeviceAuthorized(secrets: Secrets, token: string, group: string, device: string): Promise<boolean> {
+  return verifyAny(secrets, [deviceSubject(group, device)], token);
+}
+
+export function isGatewayAuthorized(secrets: Secrets, token: string, group: string, gateway: string): Promise<boolean> {
+  return verifyAny(secrets, [gatewaySubject(group, gateway)], token);
 }
 
 /** An operator token for this group, or the all-groups `operator:*` token. */
-export async function isOperatorAuthorized(secret: string, token: string, group: string): Promise<boolean> {
-  if (await verifyToken(secret, operatorSubject(group), token)) return true;
-  return verifyToken(secret, operatorSubject("*"), token);
+export function isOperatorAuthorized(secrets: Secrets, token: string, group: string): Promise<boolean> {
+  return verifyAny(secrets, [operatorSubject(group), operatorSubject("*")], token);
 }

@@ -4,7 +4,7 @@
  * before the group's Durable Object is called.
  */
 import { validateRules } from "../../schema/rules.ts";
-import { isOperatorAuthorized } from "./auth.ts";
+import { isOperatorAuthorized, type Secrets } from "./auth.ts";
 import { json, jsonError, unauthorized } from "./json.ts";
 import type { Route } from "./routes.ts";
 
@@ -16,7 +16,7 @@ export async function handleOperatorRoute(
   request: Request,
   url: URL,
   env: Env,
-  secret: string,
+  secret: Secrets,
   token: string | null,
 ): Promise<Response> {
   if (route.kind === "live" && request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
