@@ -76,6 +76,10 @@ export const CloseCode = {
   InternalError: 1011,
   /** Another connection for the same device replaced this one. */
   Replaced: 4001,
+  /** An operator revoked this device or gateway; do not reconnect. */
+  Revoked: 4003,
+  /** A dashboard left a summary unacked too long (live socket only). */
+  TooSlow: 4008,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -105,3 +105,15 @@ export const deviceRejects = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.device, t.code] })],
 );
+
+/** Devices and gateways an operator revoked: refused at connect, their sockets closed. */
+export const revocations = sqliteTable(
+  "revocations",
+  {
+    /** "device" or "gateway". */
+    kind: text("kind").notNull(),
+    id: text("id").notNull(),
+    revokedAt: integer("revoked_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.id] })],
+);

@@ -93,6 +93,8 @@ async function handle(request: Request, env: Env): Promise<Response> {
     case "live":
     case "rules":
     case "alerts":
+    case "revocations":
+    case "revocation":
       return handleOperatorRoute(route, request, url, env, secret, token);
   }
 }

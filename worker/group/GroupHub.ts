@@ -19,9 +19,10 @@ import { log } from "../log.ts";
 import { handleDeviceFrame } from "./handlers/device-frame.ts";
 import { connectGateway, handleGatewayFrame } from "./handlers/gateway.ts";
 import { Ingest } from "./ingest.ts";
-import { deviceTag, readSession, type DeviceSession, type Session } from "./sessions.ts";
+import { deviceTag, gatewayTag, readSession, type DeviceSession, type Session } from "./sessions.ts";
 import { Store, type Bucket } from "./store.ts";
 import { Watch } from "./watch.ts";
+import { Revocations, type PeerKind, type Revocation } from "./revocations.ts";
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
 
 /** One entry of GET /v1/groups/{group}/devices. */
@@ -38,6 +39,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly limits: Limits;
   private readonly ingest: Ingest;
   private readonly watch: Watch;
+  private readonly revocations: Revocations;
   /** Sessions of open sockets, restored from attachments; a cache of what the runtime stores. */
   private readonly sessions = new Map<WebSocket, Session>();
   private groupName = "";
@@ -46,6 +48,7 @@ export class GroupHub extends DurableObject<Env> {
     super(ctx, env);
     this.limits = readLimits({ ...env });
     this.store = new Store(ctx.storage);
+    this.revocations = new Revocations(this.store.db);
     const watch = new Watch(ctx, this.store.db, () => this.group(), () => this.onlineDevices());
     this.watch = watch;
     this.ingest = new Ingest(this.store, this.limits, () => this.group(), {
@@ -99,6 +102,9 @@ export class GroupHub extends DurableObject<Env> {
         return jsonError(426, "upgrade_required", "WebSocket upgrade required");
       }
       this.groupName = group;
+      if (this.revocations.isRevoked(kind, id)) {
+        return jsonError(403, "revoked", `this ${kind} has been revoked by an operator`);
+      }
       if (kind === "gateway") {
         const cx = { ctx: this.ctx, store: this.store, ingest: this.ingest, limits: this.limits, sessions: this.sessions };
         return connectGateway(cx, group, id);
@@ -235,6 +241,30 @@ export class GroupHub extends DurableObject<Env> {
   putRules(doc: RulesDoc): RulesDoc {
     this.ingest.flush();
     return this.watch.putRules(doc, Date.now());
+  }
+
+  /** RPC for GET /v1/groups/{group}/revocations. */
+  listRevocations(): Revocation[] {
+    return this.revocations.list();
+  }
+
+  /** RPC for PUT /v1/groups/{group}/revocations/{kind}/{id}: refuses it from now on and closes its socket at once. */
+  revoke(kind: PeerKind, id: string): Revocation {
+    const r = this.revocations.revoke(kind, id, Date.now());
+    for (const ws of this.ctx.getWebSockets(kind === "device" ? deviceTag(id) : gatewayTag(id))) {
+      try {
+        ws.close(CloseCode.Revoked, `this ${kind} has been revoked`);
+      } catch {
+        // already closing
+      }
+      this.forget(ws);
+    }
+    return r;
+  }
+
+  /** RPC for DELETE /v1/groups/{group}/revocations/{kind}/{id}. */
+  restore(kind: PeerKind, id: string): boolean {
+    return this.revocations.restore(kind, id);
   }
 
   /** RPC for GET /v1/groups/{group}/alerts. */

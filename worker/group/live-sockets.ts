@@ -15,6 +15,7 @@
  * and gets a full summary at the next change.
  */
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
+import { CloseCode } from "../../schema/protocol.ts";
 import { log } from "../log.ts";
 import type { LiveState } from "./live-state.ts";
 
@@ -22,7 +23,7 @@ export const LIVE_TAG = "live";
 export const SUMMARY_INTERVAL_MS = 500;
 /** A socket that leaves a frame unacked this long is closed with 4008. */
 export const ACK_TIMEOUT_MS = 60_000;
-export const CLOSE_TOO_SLOW = 4008;
+export const CLOSE_TOO_SLOW = CloseCode.TooSlow;
 
 interface SocketState {
   /** The epoch this socket has every change through (0: nothing yet). */

@@ -3,6 +3,7 @@
  * (docs/protocol.md). Like every route, each is checked completely here
  * before the group's Durable Object is called.
  */
+import { isValidId } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
 import { isOperatorAuthorized, type Secrets } from "./auth.ts";
 import { json, jsonError, unauthorized } from "./json.ts";
@@ -12,7 +13,7 @@ import type { Route } from "./routes.ts";
 const MAX_RULES_BODY = 64 * 1024;
 
 export async function handleOperatorRoute(
-  route: Route & { kind: "live" | "rules" | "alerts" },
+  route: Route & { kind: "live" | "rules" | "alerts" | "revocations" | "revocation" },
   request: Request,
   url: URL,
   env: Env,
@@ -31,6 +32,10 @@ export async function handleOperatorRoute(
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return jsonError(400, "bad_query", "limit must be an integer from 1 to 1000");
     alertQuery = { active: active === "true", limit };
   }
+  if (route.kind === "revocation") {
+    if (route.peer !== "device" && route.peer !== "gateway") return jsonError(404, "not_found", "revocations are /revocations/device/{id} or /revocations/gateway/{id}");
+    if (!isValidId(route.id)) return jsonError(400, "bad_id", "id must match [A-Za-z0-9_.-]{1,64}");
+  }
   if (token === null || !(await isOperatorAuthorized(secret, token, route.group))) return unauthorized();
   const stub = env.GROUPS.getByName(route.group);
 
@@ -42,6 +47,14 @@ export async function handleOperatorRoute(
     }
     case "alerts":
       return json({ alerts: await stub.listAlerts(alertQuery?.active ?? false, alertQuery?.limit ?? 100) });
+    case "revocations":
+      return json({ revocations: await stub.listRevocations() });
+    case "revocation": {
+      const peer = route.peer === "gateway" ? "gateway" : "device";
+      if (request.method === "PUT") return json(await stub.revoke(peer, route.id));
+      const lifted = await stub.restore(peer, route.id);
+      return lifted ? json({ kind: peer, id: route.id, revoked: false }) : jsonError(404, "not_revoked", `${peer} ${route.id} is not revoked`);
+    }
     case "rules": {
       if (request.method === "GET") return json(await stub.getRules());
       const declared = Number(request.headers.get("content-length") ?? "0");

@@ -7,11 +7,15 @@ export type Route =
   | { kind: "aggregates"; group: string }
   | { kind: "live"; group: string }
   | { kind: "rules"; group: string }
-  | { kind: "alerts"; group: string };
+  | { kind: "alerts"; group: string }
+  | { kind: "revocations"; group: string }
+  | { kind: "revocation"; group: string; peer: string; id: string };
 
 /** Methods each route accepts; everything else is 405. */
 export function allowedMethods(route: Route): readonly string[] {
-  return route.kind === "rules" ? ["GET", "PUT"] : ["GET"];
+  if (route.kind === "rules") return ["GET", "PUT"];
+  if (route.kind === "revocation") return ["PUT", "DELETE"];
+  return ["GET"];
 }
 
 /**
@@ -30,6 +34,10 @@ export function matchRoute(pathname: string): Route | null {
   if (rest.length === 1 && rest[0] === "live") return { kind: "live", group };
   if (rest.length === 1 && rest[0] === "rules") return { kind: "rules", group };
   if (rest.length === 1 && rest[0] === "alerts") return { kind: "alerts", group };
+  if (rest.length === 1 && rest[0] === "revocations") return { kind: "revocations", group };
+  if (rest.length === 3 && rest[0] === "revocations") {
+    return { kind: "revocation", group, peer: safeDecode(rest[1] ?? ""), id: safeDecode(rest[2] ?? "") };
+  }
   if (rest.length === 3 && rest[0] === "devices" && rest[2] === "ws") {
     return { kind: "device-socket", group, device: safeDecode(rest[1] ?? "") };
   }
