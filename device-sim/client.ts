@@ -86,6 +86,8 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   private helloSeen = false;
   private stopped = false;
   private suspended = false;
+  private throttledUntil = 0;
+  private throttleTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -190,6 +192,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   async close(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.throttleTimer);
     clearInterval(this.keepAlive);
     const ws = this.ws;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -288,7 +291,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
         this.onAck(frame.seq, frame.dup === true);
         return;
       case "error":
-        this.onError(frame.seq, frame.code, frame.message);
+        this.onError(frame.seq, frame.code, frame.message, frame.retryAfterMs);
         return;
     }
   }
@@ -296,6 +299,8 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   private onHello(lastSeq: number): void {
     this.helloSeen = true;
     this.attempt = 0;
+    // A new connection starts unthrottled (the hub drops its block too).
+    this.throttledUntil = 0;
     // Batches at or below lastSeq were applied before the last disconnect.
     let confirmed = 0;
     while (confirmed < this.queue.length) {
@@ -324,9 +329,21 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     this.checkIdle();
   }
 
-  private onError(seq: number | undefined, code: string, message: string): void {
+  private onError(seq: number | undefined, code: string, message: string, retryAfterMs?: number): void {
     if (seq !== undefined) {
       const i = this.queue.findIndex((e) => e.seq === seq);
+      if (code === "rate_limited") {
+        // Nothing from this seq on was applied (the hub holds every later
+        // batch behind it): wait, then resend from here, in order.
+        if (i >= 0 && i < this.inFlight) {
+          this.inFlight = i;
+          this.emit("reject", seq, code, message);
+          this.throttledUntil = Date.now() + (retryAfterMs ?? 1000);
+          clearTimeout(this.throttleTimer);
+          this.throttleTimer = setTimeout(() => this.pump(), retryAfterMs ?? 1000);
+        }
+        return;
+      }
       if (i >= 0 && i < this.inFlight) {
         if (code === "internal") {
           // Nothing was applied; resend everything in flight on a fresh connection.
@@ -356,6 +373,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || !this.helloSeen) return;
     const now = Date.now();
+    if (now < this.throttledUntil) return;
     while (this.inFlight < this.opts.maxInFlight && this.inFlight < this.queue.length) {
       const e = this.queue[this.inFlight];
       if (!e) break;

@@ -15,6 +15,14 @@ export interface Limits {
   groupCommitMs: number;
   /** Pending readings that force a commit before the timer fires. */
   groupCommitReadings: number;
+  /** Sustained readings per second one device or gateway may send (token bucket rate; 0: no limit). */
+  peerReadingsPerSec: number;
+  /** Readings a device or gateway may send in a burst above the rate (token bucket size). */
+  peerBurstReadings: number;
+  /** Device and gateway sockets one group accepts at once. */
+  maxPeerSockets: number;
+  /** Dashboard (live) sockets one group accepts at once. */
+  maxDashboardSockets: number;
 }
 
 /** Defaults used when a var is absent. */
@@ -25,6 +33,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxPastMs: 7 * 24 * 3600_000,
   groupCommitMs: 4,
   groupCommitReadings: 50_000,
+  peerReadingsPerSec: 50_000,
+  peerBurstReadings: 250_000,
+  maxPeerSockets: 10_000,
+  maxDashboardSockets: 1_000,
 };
 
 /** Names of the vars in wrangler.jsonc, by limit. */
@@ -35,6 +47,10 @@ export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
   maxPastMs: "MAX_PAST_MS",
   groupCommitMs: "GROUP_COMMIT_MS",
   groupCommitReadings: "GROUP_COMMIT_READINGS",
+  peerReadingsPerSec: "PEER_READINGS_PER_SEC",
+  peerBurstReadings: "PEER_BURST_READINGS",
+  maxPeerSockets: "MAX_PEER_SOCKETS",
+  maxDashboardSockets: "MAX_DASHBOARD_SOCKETS",
 };
 
 /**

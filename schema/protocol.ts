@@ -55,6 +55,11 @@ export const ErrorCode = {
   BadDevice: "bad_device",
   /** The hub could not commit the batch; nothing was applied, send it again. */
   Internal: "internal",
+  /**
+   * The device or gateway is over its rate limit. Nothing was applied; wait
+   * `retryAfterMs`, then resend this batch and every later one, in order.
+   */
+  RateLimited: "rate_limited",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -122,6 +127,8 @@ export interface ErrorFrame {
   /** One of {@link ErrorCode}; clients must tolerate codes added later. */
   code: ErrorCode | (string & {});
   message: string;
+  /** With `rate_limited`: how long to wait before resending. */
+  retryAfterMs?: number;
 }
 
 /** Gateway to hub: a batch of readings for devices of the group, with its per-gateway sequence number. */

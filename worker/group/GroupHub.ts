@@ -23,6 +23,8 @@ import { deviceTag, gatewayTag, readSession, type DeviceSession, type Session } 
 import { Store, type Bucket } from "./store.ts";
 import { Watch } from "./watch.ts";
 import { Revocations, type PeerKind, type Revocation } from "./revocations.ts";
+import { LIVE_TAG } from "./live-sockets.ts";
+import { Throttle } from "./throttle.ts";
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
 
 /** One entry of GET /v1/groups/{group}/devices. */
@@ -40,6 +42,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly ingest: Ingest;
   private readonly watch: Watch;
   private readonly revocations: Revocations;
+  private readonly throttle: Throttle;
   /** Sessions of open sockets, restored from attachments; a cache of what the runtime stores. */
   private readonly sessions = new Map<WebSocket, Session>();
   private groupName = "";
@@ -49,6 +52,7 @@ export class GroupHub extends DurableObject<Env> {
     this.limits = readLimits({ ...env });
     this.store = new Store(ctx.storage);
     this.revocations = new Revocations(this.store.db);
+    this.throttle = new Throttle(this.limits);
     const watch = new Watch(ctx, this.store.db, () => this.group(), () => this.onlineDevices());
     this.watch = watch;
     this.ingest = new Ingest(this.store, this.limits, () => this.group(), {
@@ -92,6 +96,11 @@ export class GroupHub extends DurableObject<Env> {
       const kind = url.pathname.slice(1);
       if (kind === "live" && isValidId(group) && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
         this.groupName = group;
+        if (this.ctx.getWebSockets(LIVE_TAG).length >= this.limits.maxDashboardSockets) {
+          return jsonError(503, "too_many_sockets", `this group accepts at most ${this.limits.maxDashboardSockets} dashboard sockets`, {
+            "retry-after": "30",
+          });
+        }
         return this.connectLive(group);
       }
       const id = url.searchParams.get(kind) ?? "";
@@ -105,6 +114,15 @@ export class GroupHub extends DurableObject<Env> {
       if (this.revocations.isRevoked(kind, id)) {
         return jsonError(403, "revoked", `this ${kind} has been revoked by an operator`);
       }
+      const tag = kind === "device" ? deviceTag(id) : gatewayTag(id);
+      // A reconnect replaces its own socket, so it never counts against the limit.
+      const peers = this.ctx.getWebSockets().length - this.ctx.getWebSockets(LIVE_TAG).length;
+      if (peers >= this.limits.maxPeerSockets && this.ctx.getWebSockets(tag).length === 0) {
+        return jsonError(503, "too_many_sockets", `this group accepts at most ${this.limits.maxPeerSockets} device and gateway sockets`, {
+          "retry-after": "30",
+        });
+      }
+      this.throttle.reset(tag);
       if (kind === "gateway") {
         const cx = { ctx: this.ctx, store: this.store, ingest: this.ingest, limits: this.limits, sessions: this.sessions };
         return connectGateway(cx, group, id);
@@ -153,7 +171,12 @@ export class GroupHub extends DurableObject<Env> {
         this.watch.fanout.onMessage(ws, message);
         return;
       }
-      const cx = { ingest: this.ingest, limits: this.limits, onReject: (peer: string, code: string) => this.onReject(peer, code) };
+      const cx = {
+        ingest: this.ingest,
+        limits: this.limits,
+        throttle: this.throttle,
+        onReject: (peer: string, code: string) => this.onReject(peer, code),
+      };
       if (session.k === "gateway") handleGatewayFrame(cx, ws, session, message);
       else handleDeviceFrame(cx, ws, session, message);
     } catch (err) {

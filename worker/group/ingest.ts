@@ -80,6 +80,16 @@ export class Ingest {
     this.hooks = hooks;
   }
 
+  /** Highest seq accepted for a device (committed or pending): a batch at or below it is a duplicate. */
+  highest(device: string): number {
+    return this.accepted.get(device) ?? this.store.lastSeq(device);
+  }
+
+  /** The same for a gateway. */
+  highestGateway(gateway: string): number {
+    return this.acceptedGateways.get(gateway) ?? this.store.gatewayLastSeq(gateway);
+  }
+
   /** Queues a validated batch for the next group commit. */
   submit(ws: WebSocket, device: string, seq: number, readings: readonly Reading[]): void {
     const highest = this.accepted.get(device) ?? this.store.lastSeq(device);

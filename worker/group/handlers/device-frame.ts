@@ -4,9 +4,10 @@
  */
 import { decodeCbor, encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
-import { CloseCode } from "../../../schema/protocol.ts";
+import { CloseCode, ErrorCode } from "../../../schema/protocol.ts";
 import { isMap, validateDeviceFrame, type Rejection } from "../../../schema/validate.ts";
 import type { Ingest } from "../ingest.ts";
+import type { Throttle } from "../throttle.ts";
 import type { DeviceSession } from "../sessions.ts";
 import { handleBatch } from "./batch.ts";
 
@@ -15,6 +16,30 @@ export interface DeviceFrameContext {
   limits: Limits;
   /** Told about every rejected batch, for the live view's rejection counts. */
   onReject?: (peer: string, code: string) => void;
+  /** Per-peer rate limit; absent in contexts that do not limit. */
+  throttle?: Throttle;
+}
+
+/**
+ * Applies the rate limit to a valid batch. Duplicates pass (they apply
+ * nothing); a refused batch gets `rate_limited` with `retryAfterMs`.
+ * Returns whether the batch may go on to the group commit.
+ */
+export function admit(cx: DeviceFrameContext, ws: WebSocket, peer: string, seq: number, readings: number, highest: number): boolean {
+  if (!cx.throttle || seq <= highest) return true;
+  const r = cx.throttle.check(peer, seq, readings, Date.now());
+  if (r.ok) return true;
+  ws.send(
+    encodeCbor({
+      type: "error",
+      seq,
+      code: ErrorCode.RateLimited,
+      message: "over the rate limit: wait retryAfterMs, then resend this batch and the ones after it",
+      retryAfterMs: r.retryAfterMs,
+    }),
+  );
+  cx.onReject?.(peer.slice(2), ErrorCode.RateLimited);
+  return false;
 }
 
 export function handleDeviceFrame(
@@ -33,6 +58,7 @@ export function handleDeviceFrame(
   }
   switch (result.frame.type) {
     case "batch":
+      if (!admit(cx, ws, `d:${session.d}`, result.frame.seq, result.frame.readings.length, cx.ingest.highest(session.d))) return;
       handleBatch(cx.ingest, ws, session, result.frame);
       return;
   }

@@ -11,7 +11,7 @@ import { validateGatewayFrame } from "../../../schema/validate.ts";
 import type { Ingest } from "../ingest.ts";
 import { gatewayTag, type GatewaySession, type Session } from "../sessions.ts";
 import type { Store } from "../store.ts";
-import { decodeFrame, sendRejection } from "./device-frame.ts";
+import { admit, decodeFrame, sendRejection, type DeviceFrameContext } from "./device-frame.ts";
 
 export interface GatewayContext {
   ctx: DurableObjectState;
@@ -47,7 +47,7 @@ export function connectGateway(cx: GatewayContext, group: string, gateway: strin
 }
 
 export function handleGatewayFrame(
-  cx: Pick<GatewayContext, "ingest" | "limits">,
+  cx: DeviceFrameContext,
   ws: WebSocket,
   session: GatewaySession,
   message: string | ArrayBuffer,
@@ -59,5 +59,7 @@ export function handleGatewayFrame(
     sendRejection(ws, result);
     return;
   }
-  cx.ingest.submitGateway(ws, session.w, result.frame.seq, result.frame.readings);
+  const { seq, readings } = result.frame;
+  if (!admit(cx, ws, `w:${session.w}`, seq, readings.length, cx.ingest.highestGateway(session.w))) return;
+  cx.ingest.submitGateway(ws, session.w, seq, readings);
 }
