@@ -91,6 +91,9 @@ export class GroupStore {
   /** Whether the current data comes from the live socket (rates are exact) or from polling. */
   source: "live" | "poll" | "none" = "none";
   readonly rateHistory = new Series();
+  /** Bumped whenever an alert is added or changes (views compare it to skip work). */
+  alertsVersion = 0;
+  private activeByDevice: { version: number; map: Map<string, number> } | null = null;
   private readonly listeners = new Set<(changes: ReadonlySet<Change>) => void>();
   private readonly sampleListeners = new Set<(device: string, metric: string, l: Latest) => void>();
   private prevPoll: { at: number; readings: Map<string, number>; seqs: Map<string, number> } | null = null;
@@ -144,7 +147,7 @@ export class GroupStore {
     for (const id of this.devices.keys()) if (!ids.has(id)) this.devices.delete(id);
     this.applyDevices(f.devices);
     this.totals = f.totals ?? this.totalsFromDevices(0, 0);
-    for (const a of f.alerts) this.alerts.set(a.id, a);
+    this.putAlerts(f.alerts);
     if (f.rules) this.rules = f.rules;
     this.source = "live";
     this.prevPoll = null;
@@ -155,7 +158,7 @@ export class GroupStore {
   applySummary(f: { totals: Totals | null; devices: DevicePatch[]; alerts: Alert[] }): void {
     this.applyDevices(f.devices);
     if (f.totals) this.totals = f.totals;
-    for (const a of f.alerts) this.alerts.set(a.id, a);
+    this.putAlerts(f.alerts);
     this.source = "live";
     this.lastUpdate = Date.now();
     this.emit("devices", "totals", ...(f.alerts.length > 0 ? (["alerts"] as const) : []));
@@ -198,8 +201,14 @@ export class GroupStore {
     this.emit("devices", "totals");
   }
 
-  setAlerts(alerts: Alert[]): void {
+  private putAlerts(alerts: Alert[]): void {
+    if (alerts.length === 0) return;
     for (const a of alerts) this.alerts.set(a.id, a);
+    this.alertsVersion++;
+  }
+
+  setAlerts(alerts: Alert[]): void {
+    this.putAlerts(alerts);
     this.alertsAvailable = true;
     this.emit("alerts");
   }
@@ -207,6 +216,7 @@ export class GroupStore {
   setRules(rules: RuleSet | null, available: boolean): void {
     if (rules) this.rules = rules;
     this.alertsAvailable = available;
+    this.alertsVersion++;
     this.emit("rules", "alerts");
   }
 
@@ -220,11 +230,14 @@ export class GroupStore {
     });
   }
 
+  /** Active alerts per device (cached until the alerts change). */
   activeAlertsByDevice(): Map<string, number> {
+    if (this.activeByDevice?.version === this.alertsVersion) return this.activeByDevice.map;
     const out = new Map<string, number>();
     for (const a of this.alerts.values()) {
       if (a.clearedAt === null && a.device !== null) out.set(a.device, (out.get(a.device) ?? 0) + 1);
     }
+    this.activeByDevice = { version: this.alertsVersion, map: out };
     return out;
   }
 

@@ -9,6 +9,10 @@ export function chartWindow(first: number | undefined, now: number, maxMs: numbe
   return Math.min(maxMs, Math.max(MIN_WINDOW_MS, first === undefined ? 0 : now - first));
 }
 
+/** CSS size of a sparkline; fixed, so drawing never reads layout (no forced reflow per row). */
+export const SPARK_W = 108;
+export const SPARK_H = 24;
+
 export function drawSparkline(
   canvas: HTMLCanvasElement,
   series: Series | undefined,
@@ -17,8 +21,8 @@ export function drawSparkline(
   color: string,
 ): void {
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || 120;
-  const hgt = canvas.clientHeight || 24;
+  const w = SPARK_W;
+  const hgt = SPARK_H;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hgt * dpr)) {
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(hgt * dpr);

@@ -43,14 +43,14 @@ export class AlertsPanel {
   }
 
   render(now: number): void {
+    // Rebuild only when the alerts changed, or every 10 s for the relative times.
+    const key = `${this.store.alertsVersion}|${this.activeOnly}|${Math.floor(now / 10_000)}`;
+    if (key === this.lastKey) return;
+    this.lastKey = key;
     const all = this.store.alertList().filter((a) => this.device === null || a.device === this.device);
     const active = all.filter((a) => a.clearedAt === null).length;
     setText(this.summary, all.length === 0 ? "" : `${active} active · ${all.length - active} cleared`);
     const shown = (this.activeOnly ? all.filter((a) => a.clearedAt === null) : all).slice(0, MAX_SHOWN);
-    // Rebuild only when the set changed, or once a minute for the relative times.
-    const key = `${shown.map((a) => `${a.id}:${a.clearedAt ?? ""}`).join(",")}|${Math.floor(now / 60_000)}`;
-    if (key === this.lastKey) return;
-    this.lastKey = key;
     if (shown.length === 0) {
       const text =
         this.store.alertsAvailable === false && all.length === 0

@@ -99,6 +99,7 @@ export function mountGroup(root: HTMLElement, session: GroupSession, ctx: GroupC
     }
   }
 
+  let lastChartKey = "";
   let changedDevices = true;
   let changedAlerts = true;
   let changedRules = true;
@@ -106,7 +107,12 @@ export function mountGroup(root: HTMLElement, session: GroupSession, ctx: GroupC
     const now = Date.now();
     status.update(store, now);
     renderKpis(store, now);
-    chart.update(store.rateHistory);
+    const rh = store.rateHistory;
+    const chartKey = `${rh.ts.length}|${rh.ts[rh.ts.length - 1] ?? 0}`;
+    if (chartKey !== lastChartKey) {
+      lastChartKey = chartKey;
+      chart.update(rh);
+    }
     if (changedDevices || changedAlerts) table.invalidate();
     table.render(now);
     alerts.render(now);

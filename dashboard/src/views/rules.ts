@@ -119,7 +119,7 @@ export class RulesEditor {
       field("Op", op),
       field("Threshold", threshold),
       field("Device (empty: all)", device, "rule-device"),
-      field("Holds for (s)", forSec),
+      field("For (s)", forSec),
       remove,
     );
     this.rows.push(row);

@@ -3,11 +3,11 @@
  * thousands of devices costs only the ~30 rows on screen. Rows are a fixed
  * pool of elements moved and refilled as the list scrolls or changes.
  */
-import { drawSparkline } from "../charts/sparkline.ts";
+import { drawSparkline, SPARK_H, SPARK_W } from "../charts/sparkline.ts";
 import { chartTheme } from "../charts/theme.ts";
 import { deviceHref } from "../router.ts";
 import { HISTORY_MS, type DeviceState, type GroupStore } from "../store.ts";
-import { h, setText, toggleClass } from "../util/dom.ts";
+import { frameScheduler, h, setText, toggleClass } from "../util/dom.ts";
 import { fmtAgo, fmtInt, fmtRate, fmtValue } from "../util/format.ts";
 
 const ROW_H = 40;
@@ -54,6 +54,8 @@ export class DeviceTable {
   private readonly colors = chartTheme();
   private readonly onScroll: () => void;
 
+  private readonly scrollScheduler = frameScheduler(() => this.render(Date.now()));
+
   constructor(store: GroupStore, requestRender: () => void, onSparkMetric: (metric: string) => void) {
     this.store = store;
     this.onSparkMetric = onSparkMetric;
@@ -94,7 +96,7 @@ export class DeviceTable {
     this.spacer = h("div", { class: "vt-spacer" });
     this.empty = h("div", { class: "vt-empty muted", hidden: true });
     this.viewport = h("div", { class: "vt-viewport", role: "rowgroup", tabindex: "-1" }, this.spacer);
-    this.onScroll = requestRender;
+    this.onScroll = () => this.scrollScheduler.schedule();
     this.viewport.addEventListener("scroll", this.onScroll, { passive: true });
     this.el = h(
       "section",
@@ -115,6 +117,9 @@ export class DeviceTable {
   }
 
   render(now: number): void {
+    // Layout reads first, then only writes: one layout per frame, not one per row.
+    const height = this.viewport.clientHeight || 480;
+    const scrollTop = this.viewport.scrollTop;
     this.syncColumns();
     if (this.listDirty) {
       this.list = this.sorted(this.filtered(now), now);
@@ -132,9 +137,8 @@ export class DeviceTable {
           : "No device matches the filter.",
       );
     }
-    const height = this.viewport.clientHeight || 480;
-    const first = Math.max(0, Math.floor(this.viewport.scrollTop / ROW_H) - OVERSCAN);
-    const last = Math.min(this.list.length, Math.ceil((this.viewport.scrollTop + height) / ROW_H) + OVERSCAN);
+    const first = Math.max(0, Math.floor(scrollTop / ROW_H) - OVERSCAN);
+    const last = Math.min(this.list.length, Math.ceil((scrollTop + height) / ROW_H) + OVERSCAN);
     const needed = last - first;
     while (this.rows.length < needed) this.rows.push(this.makeRow());
     const alerting = this.store.activeAlertsByDevice();
@@ -153,6 +157,7 @@ export class DeviceTable {
 
   destroy(): void {
     this.viewport.removeEventListener("scroll", this.onScroll);
+    this.scrollScheduler.cancel();
   }
 
   private syncColumns(): void {
@@ -166,7 +171,7 @@ export class DeviceTable {
     this.columns = cols;
     this.sparkSelect.replaceChildren(...metrics.map((m) => h("option", { value: m, selected: m === this.sparkMetric }, m)));
     const more = metrics.length > MAX_METRIC_COLUMNS;
-    const template = `minmax(120px, 1.5fr) 96px 84px 80px ${cols.map(() => "minmax(64px, 1fr)").join(" ")} ${more ? "minmax(100px, 1.2fr)" : ""} 124px minmax(96px, 0.9fr)`;
+    const template = `minmax(120px, 1.5fr) 96px 84px 108px ${cols.map(() => "minmax(64px, 1fr)").join(" ")} ${more ? "minmax(100px, 1.2fr)" : ""} 124px minmax(96px, 0.9fr)`;
     this.el.style.setProperty("--vt-columns", template);
     for (const r of this.rows) r.el.remove();
     this.rows = [];
@@ -235,7 +240,9 @@ export class DeviceTable {
     const rate = c("num");
     const metrics = this.columns.map(() => c("num"));
     const more = c("muted small more");
-    const spark = h("canvas", { class: "spark", width: 120, height: 24, "aria-hidden": "true" });
+    const spark = h("canvas", { class: "spark", width: SPARK_W, height: SPARK_H, "aria-hidden": "true" });
+    spark.style.width = `${SPARK_W}px`;
+    spark.style.height = `${SPARK_H}px`;
     const rejected = c("rejected");
     const el = h("a", { class: "vt-row", role: "row" }, nameCell, state, lastSeen, rate, ...metrics);
     if (this.store.metrics.size > MAX_METRIC_COLUMNS) el.append(more);
@@ -312,7 +319,11 @@ export class DeviceTable {
     const key = this.sortKey;
     const alerting = this.store.activeAlertsByDevice();
     // Problems first: alerts, offline, rejected readings, then healthy devices.
-    const severity = (d: DeviceState) => (alerting.has(d.id) ? 0 : !d.online ? 1 : this.store.hasRecentRejection(d, now) ? 2 : 3);
+    const sev = new Map<DeviceState, number>();
+    if (key === "status") {
+      for (const d of list) sev.set(d, alerting.has(d.id) ? 0 : !d.online ? 1 : this.store.hasRecentRejection(d, now) ? 2 : 3);
+    }
+    const severity = (d: DeviceState) => sev.get(d) ?? 3;
     const byId = (a: DeviceState, b: DeviceState) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     let cmp: (a: DeviceState, b: DeviceState) => number;
     if (key === "id") cmp = byId;
