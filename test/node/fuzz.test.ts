@@ -82,10 +82,10 @@ const hostileItem: fc.Arbitrary<number[]> = fc.letrec<{ item: number[] }>((tie) 
       ([mt, n, w, body]) => [...head(mt, n, w), ...body],
     ),
     // Floats: half, single, double, including NaN and infinities.
-    fc.constantFrom([0xf9, 0x7e, 0x00], [0xf9, 0x7c, 0x00], [0xf9, 0xfc, 0x00], [0xfa, 0x7f, 0xc0, 0, 0], [0xfb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0], [0xfb, 0xff, 0xf8, 0, 0, 0, 0, 0, 0]),
+    fc.constantFrom<number[]>([0xf9, 0x7e, 0x00], [0xf9, 0x7c, 0x00], [0xf9, 0xfc, 0x00], [0xfa, 0x7f, 0xc0, 0, 0], [0xfb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0], [0xfb, 0xff, 0xf8, 0, 0, 0, 0, 0, 0]),
     fc.double().map((d) => [...cborgEncode(d)]),
     // Simple values, undefined, break codes out of place, reserved additional info.
-    fc.constantFrom([0xf4], [0xf5], [0xf6], [0xf7], [0xff], [0xf8, 0x20], [0x1c], [0x5f, 0x41, 0x00, 0xff], [0x7f, 0x61, 0x61, 0xff]),
+    fc.constantFrom<number[]>([0xf4], [0xf5], [0xf6], [0xf7], [0xff], [0xf8, 0x20], [0x1c], [0x5f, 0x41, 0x00, 0xff], [0x7f, 0x61, 0x61, 0xff]),
     // Tags: known (bignums, dates, cbor-x's own record and structured-clone tags) and unknown.
     fc.tuple(fc.constantFrom(0n, 1n, 2n, 3n, 24n, 25n, 27n, 28n, 29n, 105n, 258n, 259n, 40000n, 2n ** 63n), tie("item")).map(([tag, inner]) => [...head(6, tag, 8), ...inner]),
     // Arrays and maps, definite (possibly lying about their size) and indefinite.
