@@ -13,7 +13,7 @@ import { EventEmitter } from "node:events";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.ts";
 import { Forwarder } from "./forwarder.ts";
 import { Logger } from "./log.ts";
-import { decodePayload, matchTopic, parseTemplates, subscriptionFilters, type DropReason, type TopicTemplate } from "./mapping.ts";
+import { TopicMatcher, decodePayload, parseTemplates, subscriptionFilters, type DropReason, type TopicTemplate } from "./mapping.ts";
 import { BridgeCounters, renderMetrics, serveOps, type OpsServer } from "./metrics.ts";
 import { MqttSource, type Delivery } from "./mqtt-source.ts";
 import type { BridgeConfig } from "./options.ts";
@@ -44,6 +44,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   readonly cfg: BridgeConfig;
   readonly log: Logger;
   private readonly templates: TopicTemplate[];
+  private readonly matcher: TopicMatcher;
   private readonly source: MqttSource;
   private readonly forwarder: Forwarder<Delivery>;
   private readonly mqttUrl: string;
@@ -59,6 +60,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.broker = broker;
     this.log = opts.log ?? new Logger({ level: cfg.logLevel });
     this.templates = parseTemplates(cfg.topics, cfg.group);
+    this.matcher = new TopicMatcher(this.templates);
     const host = broker && (broker.host === "0.0.0.0" || broker.host === "::") ? "127.0.0.1" : broker?.host;
     this.mqttUrl = broker ? `mqtt://${host}:${broker.port}` : cfg.mqttUrl;
     const token = opts.token ?? ((g: string) => cfg.tokens[g] ?? null);
@@ -138,7 +140,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.drop(d, "retained", "retained message sent on subscribe");
       return;
     }
-    const m = matchTopic(this.templates, d.topic);
+    const m = this.matcher.match(d.topic);
     if (m === null) {
       this.drop(d, "unmatched_topic", "no topic template matches");
       return;

@@ -126,6 +126,32 @@ export function subscriptionFilters(templates: readonly TopicTemplate[]): string
   return templates.map((t) => t.filter);
 }
 
+/**
+ * Remembers topic matches: sensors publish to the same few topics over and
+ * over, and splitting and testing each topic again showed up in profiles.
+ * Cleared when full, so a flood of distinct topics cannot grow it.
+ */
+export class TopicMatcher {
+  private readonly templates: readonly TopicTemplate[];
+  private readonly cache = new Map<string, TopicMatch | "bad" | null>();
+  private readonly max: number;
+
+  constructor(templates: readonly TopicTemplate[], max = 10_000) {
+    this.templates = templates;
+    this.max = max;
+  }
+
+  match(topic: string): TopicMatch | "bad" | null {
+    let m = this.cache.get(topic);
+    if (m === undefined) {
+      m = matchTopic(this.templates, topic);
+      if (this.cache.size >= this.max) this.cache.clear();
+      this.cache.set(topic, m);
+    }
+    return m;
+  }
+}
+
 /** The first template the topic matches; `bad` when it matches but a level is not a valid id or metric. */
 export function matchTopic(templates: readonly TopicTemplate[], topic: string): TopicMatch | "bad" | null {
   const parts = topic.split("/");
@@ -188,11 +214,15 @@ export function decodePayload(
     if (!r.ok) return r;
     readings = r.readings;
   } else {
-    let text: string;
-    try {
-      text = utf8.decode(payload).trim();
-    } catch {
-      return fail("bad_payload", "payload is neither UTF-8 text nor a CBOR map");
+    const text = decodeText(payload);
+    if (text === null) return fail("bad_payload", "payload is neither UTF-8 text nor a CBOR map");
+    if (metric !== undefined && NUMBER_TEXT.test(text)) {
+      // The common case, a plain number, needs no validator: its ts is the
+      // receive time, the topic match checked the metric, and the value is
+      // checked here.
+      const value = Number(text);
+      if (!Number.isFinite(value)) return fail("bad_payload", "number out of range");
+      return { ok: true, readings: [[receivedAt, metric, value]] };
     }
     const r = metric === undefined ? decodeDeviceJson(text, receivedAt) : decodeMetricText(text, metric, receivedAt);
     if (!r.ok) return r;
@@ -206,13 +236,29 @@ export function decodePayload(
   return { ok: true, readings: v.frame.readings };
 }
 
-/** `71.5`, or `{"value": 71.5, "ts": 1732300000000}`. */
-function decodeMetricText(text: string, metric: string, receivedAt: number): Candidate {
-  if (NUMBER_TEXT.test(text)) {
-    const value = Number(text);
-    if (!Number.isFinite(value)) return fail("bad_payload", "number out of range");
-    return { ok: true, readings: [[receivedAt, metric, value]] };
+/** Trimmed text of a UTF-8 payload, or null when it is not valid UTF-8. */
+function decodeText(payload: Uint8Array): string | null {
+  // Short ASCII payloads (numbers, small JSON) are the common case; build
+  // those directly instead of going through TextDecoder.
+  if (payload.length <= 64) {
+    let ascii = true;
+    for (let i = 0; i < payload.length; i++) {
+      if ((payload[i] ?? 0) > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode(...payload).trim();
   }
+  try {
+    return utf8.decode(payload).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** `{"value": 71.5, "ts": 1732300000000}` (plain numbers are handled in decodePayload). */
+function decodeMetricText(text: string, metric: string, receivedAt: number): Candidate {
   if (!text.startsWith("{")) return fail("bad_payload", "payload is not a number or a JSON object");
   const obj = parseJsonObject(text);
   if (!obj) return fail("bad_payload", "payload is not a JSON object");
