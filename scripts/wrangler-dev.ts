@@ -17,6 +17,11 @@ export interface HubProcess {
   output(): string;
   /** Stops wrangler (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. */
   stop(): Promise<void>;
+  /**
+   * SIGKILLs wrangler and the workerd runtime under it at once, as a power
+   * cut would (needs `crashable: true`). Waits until they are gone.
+   */
+  crash(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -30,6 +35,8 @@ export interface StartOptions {
   /** wrangler's --log-level (default: wrangler's own, "log"). */
   logLevel?: "debug" | "info" | "log" | "warn" | "error" | "none";
   readyTimeoutMs?: number;
+  /** Run wrangler in its own process group so `crash()` can kill the whole tree. */
+  crashable?: boolean;
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -68,6 +75,7 @@ export async function startHub(opts: StartOptions = {}): Promise<HubProcess> {
     cwd: ROOT,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "", FORCE_COLOR: "0" },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.crashable === true,
   });
   let out = "";
   const onData = (stream: NodeJS.WriteStream) => (chunk: Buffer) => {
@@ -84,8 +92,37 @@ export async function startHub(opts: StartOptions = {}): Promise<HubProcess> {
     port,
     child,
     output: () => out,
+    async crash() {
+      if (!opts.crashable || child.pid === undefined) throw new Error("crash() needs crashable: true");
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      await exited;
+      // workerd is in the same group; give the kernel a moment to release the port.
+      await new Promise((r) => setTimeout(r, 200));
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      if (opts.crashable && child.pid !== undefined) {
+        // Detached: signal the whole group so workerd goes too.
+        try {
+          process.kill(-child.pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+        const t = setTimeout(() => {
+          try {
+            if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+          } catch {
+            // gone meanwhile
+          }
+        }, 5000);
+        await exited;
+        clearTimeout(t);
+        return;
+      }
       child.kill("SIGTERM");
       const t = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exited;
