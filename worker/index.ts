@@ -5,7 +5,7 @@
  * costs no Durable Object request.
  */
 import { PROTOCOL_VERSION, isValidId } from "../schema/protocol.ts";
-import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorAuthorized, secretsOf } from "./http/auth.ts";
+import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorRequest, secretsOf } from "./http/auth.ts";
 import { json, jsonError, unauthorized } from "./http/json.ts";
 import { parseAggregateQuery } from "./http/params.ts";
 import { handleOperatorRoute } from "./http/operator.ts";
@@ -79,14 +79,14 @@ async function handle(request: Request, env: Env): Promise<Response> {
       return env.GROUPS.getByName(route.group).fetch(target, { headers: { upgrade: "websocket" } });
     }
     case "devices": {
-      if (token === null || !(await isOperatorAuthorized(secret, token, route.group))) return unauthorized();
+      if (!(await isOperatorRequest(request, env, secret, token, route.group))) return unauthorized();
       const devices = await env.GROUPS.getByName(route.group).listDevices();
       return json({ devices });
     }
     case "aggregates": {
       const q = parseAggregateQuery(url.searchParams);
       if (!q.ok) return jsonError(400, "bad_query", q.message);
-      if (token === null || !(await isOperatorAuthorized(secret, token, route.group))) return unauthorized();
+      if (!(await isOperatorRequest(request, env, secret, token, route.group))) return unauthorized();
       const result = await env.GROUPS.getByName(route.group).queryAggregates(q.value);
       return json(result);
     }

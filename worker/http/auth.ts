@@ -1,5 +1,6 @@
 /** Token extraction and checks for the Worker (docs/protocol.md, "Auth"). */
 import { deviceSubject, gatewaySubject, operatorSubject, verifyToken } from "../../schema/token.ts";
+import { accessConfig, accessToken, verifyAccessJwt } from "./access.ts";
 
 /**
  * The token from `Authorization: Bearer <token>`, else from `?token=`.
@@ -43,4 +44,16 @@ export function isGatewayAuthorized(secrets: Secrets, token: string, group: stri
 /** An operator token for this group, or the all-groups `operator:*` token. */
 export function isOperatorAuthorized(secrets: Secrets, token: string, group: string): Promise<boolean> {
   return verifyAny(secrets, [operatorSubject(group), operatorSubject("*")], token);
+}
+
+/**
+ * Whether a request may act as operator for `group`: an operator token, or,
+ * where Cloudflare Access is configured, a valid Access JWT (all groups).
+ */
+export async function isOperatorRequest(request: Request, env: Env, secrets: Secrets, token: string | null, group: string): Promise<boolean> {
+  if (token !== null && (await isOperatorAuthorized(secrets, token, group))) return true;
+  const cfg = accessConfig(env);
+  if (!cfg) return false;
+  const jwt = accessToken(request);
+  return jwt !== null && (await verifyAccessJwt(cfg, jwt)) !== null;
 }

@@ -5,7 +5,7 @@
  */
 import { isValidId } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
-import { isOperatorAuthorized, type Secrets } from "./auth.ts";
+import { isOperatorRequest, type Secrets } from "./auth.ts";
 import { json, jsonError, unauthorized } from "./json.ts";
 import type { Route } from "./routes.ts";
 
@@ -36,7 +36,7 @@ export async function handleOperatorRoute(
     if (route.peer !== "device" && route.peer !== "gateway") return jsonError(404, "not_found", "revocations are /revocations/device/{id} or /revocations/gateway/{id}");
     if (!isValidId(route.id)) return jsonError(400, "bad_id", "id must match [A-Za-z0-9_.-]{1,64}");
   }
-  if (token === null || !(await isOperatorAuthorized(secret, token, route.group))) return unauthorized();
+  if (!(await isOperatorRequest(request, env, secret, token, route.group))) return unauthorized();
   const stub = env.GROUPS.getByName(route.group);
 
   switch (route.kind) {
