@@ -58,6 +58,8 @@ class Lane<H> {
   private timer: NodeJS.Timeout | undefined;
   /** Batches handed to the client and not yet acked or rejected, by identity (the client's ack event returns the array). */
   private readonly sent = new Map<readonly GatewayReading[], Sent<H>>();
+  /** Set by close(), so the client's "closed" state is not taken for a takeover. */
+  private closing = false;
 
   constructor(group: string, token: string, f: ForwarderOptions<H>) {
     this.group = group;
@@ -91,8 +93,6 @@ class Lane<H> {
     });
     this.client.start();
   }
-
-  private closing = false;
 
   get connected(): boolean {
     return this.client.state === "open";

@@ -5,7 +5,9 @@
  * the docs predict (a crash between the hub's ack and the PUBACK), and the
  * restarted bridge must count at least as many possible duplicates.
  */
+import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../scripts/wrangler-dev.ts";
 import { buckets, startTestHub, uniqueGroup, type Bucket, type TestHub } from "./hub.ts";
 import { childBridge, gatewayToken, hasMosquitto, inProcessBridge, publisher, sleep, startMosquitto, waitFor, type Mosquitto } from "./mqtt.ts";
 
@@ -50,6 +52,36 @@ async function stream(group: string, ratePerSec: number): Promise<{ stop(): Prom
       await pub.endAsync();
       return sent;
     },
+  };
+}
+
+/** A TCP proxy in front of the broker whose connections can be cut, as a flaky network would. */
+async function cuttableProxy(targetPort: number): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = netConnect(targetPort, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => s.destroy());
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    cut: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -102,9 +134,42 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge under failure", () =
     }
   });
 
+  it("forwards nothing twice when the MQTT connection drops while messages are held: the broker's redeliveries are matched", async () => {
+    const group = uniqueGroup("cut");
+    const proxy = await cuttableProxy(mq.port);
+    // A long batch interval keeps messages held (received, not yet acked) when the connection is cut.
+    const { bridge } = await inProcessBridge({ hubUrl: t.url, gateway: "gw-cut", mqttUrl: proxy.url, clientId: `${group}-bridge`, batchMs: 400, batchReadings: 5000 }, [group]);
+    const c = bridge.counters;
+    try {
+      await waitFor(() => bridge.health().mqtt.connected, "the bridge's MQTT connection");
+      const pub = await stream(group, 300);
+      for (let k = 0; k < 4; k++) {
+        await sleep(700);
+        proxy.cut();
+        await waitFor(() => !bridge.health().mqtt.connected, "the bridge to notice the cut", 5_000);
+        await waitFor(() => bridge.health().mqtt.connected, "the bridge to reconnect", 10_000);
+      }
+      const n = await pub.stop();
+      await waitFor(() => c.hubAcked === n && bridge.health().inflight === 0, "every message to be acked", 30_000);
+      await waitFor(() => c.pubacked === n, "every message to be PUBACKed", 10_000);
+      console.log(`connection cuts: ${n} messages, ${c.mqttDisconnects} disconnects, ${c.redeliveredHeld} redeliveries of held messages matched`);
+      expect(c.mqttDisconnects).toBeGreaterThanOrEqual(4);
+      expect(c.redeliveredHeld).toBeGreaterThan(0);
+      expect(c.received).toBe(n);
+      const seen = copies(await buckets(t.url, group));
+      expect(seen.size).toBe(n);
+      expect([...seen.values()].every((x) => x === 1)).toBe(true);
+    } finally {
+      await bridge.stop();
+      await proxy.close();
+    }
+  });
+
   it("loses nothing when the hub is stopped for 10 s mid-stream: holds the PUBACKs, backs off, and catches up", async () => {
     const group = uniqueGroup("outage");
-    const { bridge } = await inProcessBridge({ hubUrl: t.url, gateway: "gw-outage", mqttUrl: mq.url, clientId: `${group}-bridge` }, [group]);
+    // A window smaller than what arrives during the outage: the broker must hold the rest.
+    const window = 1000;
+    const { bridge } = await inProcessBridge({ hubUrl: t.url, gateway: "gw-outage", mqttUrl: mq.url, clientId: `${group}-bridge`, window }, [group]);
     const c = bridge.counters;
     try {
       await waitFor(() => bridge.health().mqtt.connected, "the bridge's MQTT connection");
@@ -125,6 +190,7 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge under failure", () =
       // Mid-outage: messages arrive and wait, unacknowledged towards the broker.
       const mid = { received: c.received, hubAcked: c.hubAcked, pubacked: c.pubacked };
       expect(mid.received).toBeGreaterThan(ackedBefore + 500);
+      expect(mid.received - mid.pubacked).toBeLessThanOrEqual(window + 1);
       expect(mid.pubacked).toBeLessThanOrEqual(ackedBefore + 200);
       await restarting;
       const up = Date.now();
@@ -138,6 +204,8 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge under failure", () =
           `caught up ${((caughtUp - up) / 1000).toFixed(1)} s after the hub came back`,
       );
       expect(violations).toBe(0);
+      expect(maxInflight).toBeGreaterThan(window / 2);
+      expect(maxInflight).toBeLessThanOrEqual(window + 1);
       const bs = await buckets(t.url, group);
       const seen = copies(bs);
       expect(seen.size).toBe(n);

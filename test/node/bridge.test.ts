@@ -5,6 +5,7 @@
  * once; what cannot be used is counted, logged (rate-limited) and PUBACKed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEmbeddedBroker } from "../../bridge/embedded-broker.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { freePort } from "../../scripts/wrangler-dev.ts";
 import { buckets, operatorGet, startTestHub, uniqueGroup, type Bucket, type TestHub } from "./hub.ts";
@@ -100,6 +101,45 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge", () => {
       }
     });
   }
+
+  it("aedes as a 3.1.1-only broker: falls back from MQTT 5, bounds its window by pausing, and resumes the session in a new run", async () => {
+    const group = uniqueGroup("aedes");
+    const broker = await startEmbeddedBroker({ port: 0, host: "127.0.0.1" });
+    const url = `mqtt://127.0.0.1:${broker.port}`;
+    const clientId = `${group}-bridge`;
+    // First run: a hub that is not there, and a small window. aedes has no
+    // in-flight limit of its own, so only the bridge's pause bounds what it holds.
+    const deadHub = `http://127.0.0.1:${await freePort()}`;
+    const first = await inProcessBridge({ hubUrl: deadHub, gateway: "gw-aedes", mqttUrl: url, clientId, window: 50 }, [group]);
+    try {
+      await waitFor(() => first.bridge.health().mqtt.connected, "the first bridge's MQTT connection");
+      expect(first.bridge.health().mqtt.protocolVersion).toBe(4);
+      const pub = await publisher(url, `${group}-pub`);
+      const n = 300;
+      await Promise.all(range(n).map((i) => pub.publishAsync(`sensors/${group}/d-${i % 7}/temp`, String(i), { qos: 1 })));
+      await pub.endAsync();
+      await waitFor(() => first.bridge.counters.received >= 50, "the window to fill");
+      await new Promise((r) => setTimeout(r, 500));
+      expect(first.bridge.counters.received).toBeLessThanOrEqual(51);
+      expect(first.bridge.health().inflight).toBeLessThanOrEqual(51);
+      expect(first.bridge.counters.pubacked).toBe(0);
+      await first.bridge.stop(200);
+
+      // Second run, same client id, the real hub: aedes kept the session and redelivers everything.
+      const second = await inProcessBridge({ hubUrl: t.url, gateway: "gw-aedes", mqttUrl: url, clientId, window: 50 }, [group]);
+      try {
+        await waitFor(() => second.bridge.counters.hubAcked === n && second.bridge.health().inflight === 0, "every message to be acked", 30_000);
+        const bs = await buckets(t.url, group);
+        expect(total(bs)).toBe(n);
+        expect(sum(bs)).toBe(triangle(n));
+      } finally {
+        await second.bridge.stop();
+      }
+    } finally {
+      await first.bridge.stop();
+      await broker.close();
+    }
+  });
 
   it("counts and logs (rate-limited) malformed payloads and unmatched topics, PUBACKs them, and forwards the good messages around them", async () => {
     const group = uniqueGroup("bad");
