@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceClient } from "../../device-sim/client.ts";
+import type { Reading } from "../../schema/protocol.ts";
 import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, screenshot, startFleet, type BrowserHandle, type FleetHandle } from "./harness.ts";
 
@@ -36,9 +37,17 @@ beforeAll(async () => {
     body: JSON.stringify({ rules: [{ id: "warm", metric: "temp", op: ">", threshold: 0, forMs: 0 }], offlineAfterMs: 0 }),
   });
   expect(put.status, await put.text()).toBe(200);
-  // One device that reports once and disconnects: it must show as offline.
+  // One device with an hour of history that then disconnects: it must show
+  // as offline, and its drill-down has a full hour of one-minute buckets.
   gone = (await deviceClient(hub.url, group, "gone-1")).start();
-  gone.send([[Date.now(), "temp", 18.5]]);
+  const now = Date.now();
+  const history: Reading[] = [];
+  for (let ts = now - 60 * 60_000; ts <= now; ts += 10_000) {
+    const phase = (ts - now) / (20 * 60_000);
+    history.push([ts, "temp", 18.5 + 3 * Math.sin(phase * Math.PI) + ((ts / 10_000) % 5) * 0.2]);
+    history.push([ts, "humidity", 45 + 8 * Math.cos(phase * Math.PI)]);
+  }
+  gone.send(history);
   await gone.idle();
   await gone.close();
   gone = undefined;
@@ -129,6 +138,17 @@ describe("dashboard", () => {
       await eventually(async () => (Number(await chart.getAttribute("data-points")) >= 1 ? true : undefined), 30_000, `${metric} chart data`);
       expect(await chart.locator("canvas").count()).toBeGreaterThan(0);
     }
+    // Drag across a chart to zoom in; double-click to see the whole range again.
+    const over = page.locator('[data-testid=metric-chart][data-metric="temp"] .u-over');
+    const box = await over.boundingBox();
+    if (!box) throw new Error("the temp chart has no plot area");
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await expect.poll(() => page.locator('[data-testid=metric-chart][data-metric="temp"]').getAttribute("data-zoomed")).toBe("true");
+    await over.dblclick();
+    await expect.poll(() => page.locator('[data-testid=metric-chart][data-metric="temp"]').getAttribute("data-zoomed")).toBe("false");
     await page.locator('[data-range="15m"]').click();
     await expect.poll(() => page.locator('[data-range="15m"]').getAttribute("aria-pressed")).toBe("true");
     expect(page.url()).toContain("range=15m");
@@ -141,6 +161,13 @@ describe("dashboard", () => {
     expect(csv.length).toBeGreaterThan(1);
     expect(csv.some((l) => l.includes(",dev-1,temp,"))).toBe(true);
     await screenshot(page, "device");
+    // A device with an hour of history: a full chart with its min-max band.
+    await page.goto(`${hub.url}/groups/${group}/devices/gone-1?range=1h`);
+    await page.locator("[data-testid=metric-charts]:not([data-loading])").waitFor();
+    await eventually(async () => (Number(await page.locator('[data-testid=metric-chart][data-metric="temp"]').getAttribute("data-points")) >= 60 ? true : undefined), 15_000, "an hour of temp buckets");
+    await page.locator(".fact-bad", { hasText: "offline" }).waitFor();
+    await screenshot(page, "device-history");
+    await page.goto(`${hub.url}/groups/${group}/devices/dev-1`);
     // Back to the group keeps the same live session.
     await page.getByRole("link", { name: `← Back to ${group}` }).click();
     await page.locator('[data-testid=status][data-state="live"]').waitFor();

@@ -4,7 +4,7 @@
  * test-artifacts/dashboard/. Everything started here is stopped by the
  * returned `close`/`stop` functions, each bounded in time.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { Simulation, type SimConfig } from "../../device-sim/engine.ts";
@@ -23,6 +23,9 @@ export interface BrowserHandle {
 }
 
 export async function launchBrowser(): Promise<BrowserHandle> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
+  }
   // launch() runs Chromium on a fresh temporary profile and removes it on
   // close; the background-networking flags keep Chromium from dialling out.
   const browser = await chromium.launch({

@@ -46,6 +46,8 @@ export class MetricChart {
   private plot: uPlot | null = null;
   private readonly resize: ResizeObserver;
   private range: [number, number] = [0, 1];
+  /** The operator dragged across the chart to zoom in; double-click returns to the whole range. */
+  private zoomed = false;
   readonly metric: string;
 
   constructor(metric: string) {
@@ -58,6 +60,16 @@ export class MetricChart {
       if (this.plot && this.el.clientWidth > 0) this.plot.setSize({ width: this.el.clientWidth, height: 220 });
     });
     this.resize.observe(this.el);
+    // Runs after uPlot's own double-click handler (which zooms out to the data).
+    this.el.addEventListener("dblclick", () => {
+      this.zoomed = false;
+      this.el.dataset.zoomed = "false";
+      this.applyRange();
+    });
+  }
+
+  private applyRange(): void {
+    if (this.plot && !this.zoomed) this.plot.setScale("x", { min: this.range[0], max: this.range[1] });
   }
 
   setData(points: Point[], from: number, to: number): void {
@@ -66,6 +78,7 @@ export class MetricChart {
     this.el.dataset.points = String(points.length);
     if (this.plot) {
       this.plot.setData(data);
+      this.applyRange();
       return;
     }
     const t = chartTheme();
@@ -74,20 +87,32 @@ export class MetricChart {
       width: Math.max(200, this.el.clientWidth),
       height: 220,
       cursor: { drag: { x: true, y: false } },
-      scales: { x: { time: true, range: () => this.range } },
+      scales: { x: { time: true, auto: false } },
+      hooks: {
+        setSelect: [
+          (u) => {
+            if (u.select.width > 1) {
+              this.zoomed = true;
+              this.el.dataset.zoomed = "true";
+            }
+          },
+        ],
+      },
       axes: [
         { stroke: t.axis, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.grid } },
         { stroke: t.axis, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.grid }, size: 60, values: (_u, vals) => vals.map((v) => fmtValue(v)) },
       ],
       series: [
         {},
-        { label: "avg", stroke: t.line, width: 2, value: fmt, points: { show: false } },
+        // Points show by themselves where data is sparse (a lone minute would otherwise be invisible).
+        { label: "avg", stroke: t.line, width: 2, value: fmt },
         { label: "min", stroke: t.bandEdge, width: 1, value: fmt, points: { show: false } },
         { label: "max", stroke: t.bandEdge, width: 1, value: fmt, points: { show: false } },
       ],
       bands: [{ series: [3, 2], fill: t.band }],
     };
     this.plot = new uPlot(opts, data, this.el);
+    this.applyRange();
   }
 
   destroy(): void {

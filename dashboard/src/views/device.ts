@@ -206,7 +206,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
       const l = store.devices.get(device)?.latest.get(v.metric);
       setText(v.latest, l ? fmtValue(l.value) : "");
       v.latest.title = l ? `latest, ${fmtTime(l.ts, now)}` : "";
-      setText(v.note, v.truncated ? "more buckets than one request returns; showing the first" : pts.length === 0 ? "no data in this range" : `${fmtInt(pts.length)} minutes`);
+      setText(v.note, v.truncated ? "more buckets than one request returns; showing the first" : pts.length === 0 ? "no data in this range" : `${fmtInt(pts.length)} minute${pts.length === 1 ? "" : "s"}`);
     }
     alerts.render(now);
   }
