@@ -8,7 +8,7 @@ import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { interceptLinks, onNavigate, parseRoute, type Route } from "./router.ts";
 import { GroupSession } from "./session.ts";
-import { captureTokenFromUrl, clearToken, getToken, getTokenGroup } from "./token.ts";
+import { captureTokenFromUrl, clearToken, getTokenGroup } from "./token.ts";
 import { h } from "./util/dom.ts";
 import { rememberGroup } from "./util/recent.ts";
 import { signInView, topBar } from "./views/chrome.ts";
@@ -24,8 +24,8 @@ const root: HTMLElement = app;
 
 let session: GroupSession | null = null;
 let dispose: (() => void) | null = null;
-/** Set while the sign-in message is up: the reason, shown until a token is entered. */
-let signInMessage: string | null = null;
+/** After "Sign out", the sign-in message stays up until a token is entered. */
+let signedOut = false;
 
 function closeSession(): void {
   session?.stop();
@@ -35,7 +35,7 @@ function closeSession(): void {
 function signOut(): void {
   clearToken();
   closeSession();
-  signInMessage = "You are signed out.";
+  signedOut = true;
   render();
 }
 
@@ -43,12 +43,11 @@ function showSignIn(message: string): void {
   dispose?.();
   dispose = null;
   closeSession();
-  signInMessage = message;
   document.title = "Sign in · Telemetry Hub";
   root.replaceChildren(
     topBar([], null),
     signInView(message, () => {
-      signInMessage = null;
+      signedOut = false;
       render();
     }),
   );
@@ -80,11 +79,13 @@ function render(): void {
   dispose?.();
   dispose = null;
   const route: Route = parseRoute(window.location.pathname);
-  if (getToken() === null) {
-    showSignIn(signInMessage ?? "This dashboard needs an operator token.");
+  if (signedOut) {
+    showSignIn("You are signed out.");
     return;
   }
-  signInMessage = null;
+  // Without a token the page still tries: behind Cloudflare Access the
+  // browser's Access cookie authenticates it (docs/security.md). A 401 then
+  // brings up the sign-in message.
   switch (route.name) {
     case "home":
       closeSession();

@@ -8,6 +8,7 @@
 import { fetchAggregates, fetchAlerts, fetchDevices, fetchRules, HubError, isAuthError, liveUrl } from "./api.ts";
 import { parseLiveFrame, type Latest } from "./hub/types.ts";
 import { GroupStore, HISTORY_MS } from "./store.ts";
+import { getToken } from "./token.ts";
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
@@ -215,7 +216,8 @@ export class GroupSession {
     if (this.stopped) return true;
     if (isAuthError(err)) {
       this.stop();
-      const message = `The hub refused this token for group "${this.group}".`;
+      const message =
+        getToken() === null ? "This dashboard needs an operator token." : `The hub refused this token for group "${this.group}".`;
       this.store.setStatus({ state: "signin", message });
       this.events.onSignIn(message);
       return true;

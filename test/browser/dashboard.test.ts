@@ -192,18 +192,25 @@ describe("sign-in", () => {
       await p.locator("#token-input").fill(token);
       await p.getByRole("button", { name: "Sign in" }).click();
       await p.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 20_000 });
+      // Sign out forgets the token in this tab.
+      await p.getByRole("button", { name: "Sign out" }).click();
+      await p.getByTestId("signin-message").filter({ hasText: "signed out" }).waitFor();
+      expect(await p.evaluate("sessionStorage.getItem('telemetry-hub.token')")).toBeNull();
     } finally {
       await ctx.close();
     }
   });
 
-  it("no token at all shows the sign-in message", async () => {
+  it("no token at all shows the sign-in message, on a group and on the groups page", async () => {
     const ctx = await browser.browser.newContext();
     try {
       const p = await ctx.newPage();
       await p.goto(`${hub.url}/groups/${group}`);
-      await p.getByTestId("signin-message").waitFor();
+      await p.getByTestId("signin-message").waitFor({ timeout: 20_000 });
       expect(await p.getByTestId("signin-message").textContent()).toContain("needs an operator token");
+      await screenshot(p, "signin-no-token");
+      await p.goto(`${hub.url}/`);
+      await p.getByTestId("signin-message").filter({ hasText: "needs an operator token" }).waitFor({ timeout: 20_000 });
     } finally {
       await ctx.close();
     }

@@ -8,7 +8,7 @@
 import { ID_PATTERN } from "../../../schema/protocol.ts";
 import { fetchDevices, fetchGroups, HubError, isAuthError } from "../api.ts";
 import { groupHref, navigate } from "../router.ts";
-import { getTokenGroup, setTokenGroup } from "../token.ts";
+import { getToken, getTokenGroup, setTokenGroup } from "../token.ts";
 import { h, setText } from "../util/dom.ts";
 import { fmtAgo, fmtInt } from "../util/format.ts";
 import { forgetGroup, recentGroups } from "../util/recent.ts";
@@ -137,7 +137,9 @@ export function mountHome(root: HTMLElement, ctx: HomeContext): () => void {
 
   function showDenied(): void {
     const signin = signInView(
-      "The hub refused this token for every group listed here. If it is a token for one group, open that group by name above; otherwise sign in with another token.",
+      getToken() === null
+        ? "This dashboard needs an operator token."
+        : "The hub refused this token for every group listed here. If it is a token for one group, open that group by name above; otherwise sign in with another token.",
       ctx.rerender,
     );
     notice.replaceChildren(...signin.childNodes);
