@@ -1,0 +1,197 @@
+/**
+ * `npm run bench:fanout`: how long one live summary takes to reach 10, 100
+ * and 1,000 dashboard sockets of one group, and what that fan-out costs the
+ * group's ingest rate, measured side by side in one run against the real
+ * Worker on workerd (Miniflare's API, SQLite on disk).
+ *
+ *   npm run bench:fanout                 about a minute
+ *   npm run bench:fanout -- --json       the result as JSON on stdout
+ *
+ * Only 127.0.0.1 is contacted; the workerd process and temp dirs are removed
+ * at the end. docs/benchmarks.md has the figures.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import WebSocket from "ws";
+import { DeviceClient } from "../client.ts";
+import { Simulation } from "../engine.ts";
+import { fleetFromOptions } from "../fleet.ts";
+import { NO_FAULTS } from "../sim-device.ts";
+import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
+import { bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
+
+const { values } = parseArgs({
+  options: {
+    json: { type: "boolean", default: false },
+    rounds: { type: "string", default: "5" },
+    duration: { type: "string", default: "6" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write("usage: npm run bench:fanout -- [--rounds N] [--duration S] [--json]\n");
+  process.exit(0);
+}
+const ROUNDS = Number(values.rounds);
+const DURATION_S = Number(values.duration);
+const progress = (s: string) => process.stderr.write(`fanout: ${s}\n`);
+const secret = `bench-${Math.random().toString(36).slice(2)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A dashboard: acks every frame and notes when a summary carrying `watch` arrives. */
+class Dashboard {
+  readonly ws: WebSocket;
+  seenAt: number | null = null;
+  watch = "";
+  ready: Promise<void>;
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url, { perMessageDeflate: false });
+    this.ready = new Promise((resolve, reject) => {
+      this.ws.once("error", reject);
+      this.ws.on("message", (data: Buffer) => {
+        const frame = JSON.parse(data.toString()) as { type: string; seq: number; devices?: { id: string; latest?: Record<string, { value: number }> }[] };
+        this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+        if (frame.type === "snapshot") resolve();
+        if (this.seenAt === null && this.watch && frame.devices?.some((d) => d.latest?.probe?.value === Number(this.watch))) {
+          this.seenAt = performance.now();
+        }
+      });
+    });
+  }
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? 0;
+}
+
+const work = await mkdtemp(join(tmpdir(), "hub-fanout-"));
+const entry = await bundleWorker(join(work, "bundle"));
+const hub = await startHub({
+  entry,
+  config: readWranglerConfig(),
+  secret,
+  // Room for the largest fan-out, and no per-device limit on the load.
+  vars: { MAX_DASHBOARD_SOCKETS: "2000", PEER_READINGS_PER_SEC: "0" },
+  onLog: () => undefined,
+});
+progress(`hub on ${hub.url}`);
+
+interface FanoutRow {
+  sockets: number;
+  commitToFirstMs: number;
+  commitToLastMs: number;
+  spreadMs: number;
+}
+const rows: FanoutRow[] = [];
+let ingestAlone = 0;
+let ingestWatched = 0;
+
+async function openDashboards(group: string, n: number): Promise<Dashboard[]> {
+  const token = await signToken(secret, operatorSubject(group));
+  const url = `${hub.url.replace("http", "ws")}/v1/groups/${group}/live?token=${token}`;
+  const out: Dashboard[] = [];
+  for (let i = 0; i < n; i += 100) {
+    const chunk = Array.from({ length: Math.min(100, n - i) }, () => new Dashboard(url));
+    await Promise.all(chunk.map((d) => d.ready));
+    out.push(...chunk);
+  }
+  return out;
+}
+
+async function ingestRate(group: string): Promise<number> {
+  const sim = new Simulation({
+    url: hub.url,
+    secret,
+    fleet: { ...fleetFromOptions({ groups: 1, prefix: "x", devices: 10, metrics: ["temp", "humidity", "pressure", "power"], rate: Infinity }), groups: [group] },
+    replay: null,
+    speed: 1,
+    replayTime: "shift",
+    prefix: group,
+    seed: 1,
+    durationMs: DURATION_S * 1000,
+    maxReadings: null,
+    policy: { batchMs: 100, batchReadings: 100 },
+    maxInFlight: 32,
+    bufferBatches: 1000,
+    faults: NO_FAULTS,
+    statePath: null,
+    recordPath: null,
+    verify: false,
+    drainTimeoutMs: 10_000,
+    connectRate: 1000,
+    progress: false,
+  });
+  const r = await sim.run();
+  return r.summary.readingsPerSecond;
+}
+
+try {
+  for (const n of [10, 100, 1000]) {
+    const group = `fanout-${n}`;
+    const dashboards = await openDashboards(group, n);
+    const token = await signToken(secret, deviceSubject(group, "probe-device"));
+    const device = new DeviceClient({ url: hub.url, group, device: "probe-device", token }).start();
+    await new Promise<void>((r) => device.once("hello", () => r()));
+    const samples: FanoutRow[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Let the previous summary cycle finish so this round starts a fresh one.
+      await sleep(1200);
+      const value = round * 1000 + n;
+      for (const d of dashboards) {
+        d.watch = String(value);
+        d.seenAt = null;
+      }
+      let committedAt = 0;
+      const acked = new Promise<void>((r) => device.once("ack", () => ((committedAt = performance.now()), r())));
+      device.send([[Date.now(), "probe", value]]);
+      await acked;
+      const deadline = Date.now() + 5000;
+      while (dashboards.some((d) => d.seenAt === null) && Date.now() < deadline) await sleep(5);
+      const seen = dashboards.map((d) => d.seenAt).filter((t): t is number => t !== null);
+      if (seen.length !== n) throw new Error(`only ${seen.length}/${n} dashboards saw round ${round}`);
+      samples.push({
+        sockets: n,
+        commitToFirstMs: Math.min(...seen) - committedAt,
+        commitToLastMs: Math.max(...seen) - committedAt,
+        spreadMs: Math.max(...seen) - Math.min(...seen),
+      });
+    }
+    const med = (k: keyof FanoutRow) => quantile(samples.map((s) => s[k]), 0.5);
+    const row = { sockets: n, commitToFirstMs: med("commitToFirstMs"), commitToLastMs: med("commitToLastMs"), spreadMs: med("spreadMs") };
+    rows.push(row);
+    progress(`${n} sockets: commit -> first ${row.commitToFirstMs.toFixed(1)} ms, -> last ${row.commitToLastMs.toFixed(1)} ms (spread ${row.spreadMs.toFixed(1)} ms), median of ${ROUNDS}`);
+    await device.close();
+    if (n === 1000) {
+      progress(`ingest at saturation with these ${n} dashboards watching (${DURATION_S} s)...`);
+      ingestWatched = await ingestRate(group);
+    }
+    for (const d of dashboards) d.ws.terminate();
+  }
+  progress(`ingest at saturation with no dashboard (${DURATION_S} s)...`);
+  ingestAlone = await ingestRate("fanout-alone");
+} finally {
+  await hub.dispose();
+  await rm(work, { recursive: true, force: true });
+}
+
+const result = {
+  date: new Date().toISOString(),
+  summaryIntervalMs: 500,
+  fanout: rows.map((r) => ({ ...r, commitToFirstMs: +r.commitToFirstMs.toFixed(1), commitToLastMs: +r.commitToLastMs.toFixed(1), spreadMs: +r.spreadMs.toFixed(1) })),
+  ingest: { readingsPerSecNoDashboards: ingestAlone, readingsPerSecWith1000Dashboards: ingestWatched, ratio: +(ingestWatched / Math.max(1, ingestAlone)).toFixed(3) },
+};
+if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+else {
+  process.stdout.write("\nLive summary fan-out (median of rounds; includes the <= 500 ms coalescing wait)\n");
+  process.stdout.write("  sockets   commit->first   commit->last   spread\n");
+  for (const r of result.fanout) {
+    process.stdout.write(`  ${String(r.sockets).padStart(7)}   ${r.commitToFirstMs.toFixed(1).padStart(10)} ms  ${r.commitToLastMs.toFixed(1).padStart(10)} ms  ${r.spreadMs.toFixed(1).padStart(6)} ms\n`);
+  }
+  process.stdout.write(
+    `\nIngest at saturation: ${ingestAlone} readings/s without dashboards, ${ingestWatched} with 1,000 watching: ratio ${result.ingest.ratio}\n`,
+  );
+}
