@@ -31,6 +31,7 @@ export class GroupSession {
   private reconnectTimer: number | undefined;
   private pingTimer: number | undefined;
   private pollTimer: number | undefined;
+  private sampleTimer: number | undefined;
   private polls = 0;
   private polling = false;
   private readonly backfilled = new Set<string>();
@@ -46,6 +47,8 @@ export class GroupSession {
   }
 
   start(): this {
+    // The readings/s history grows whichever view is showing.
+    this.sampleTimer = window.setInterval(() => this.store.sampleRate(), 1000);
     this.connect();
     void this.loadAlertsAndRules();
     return this;
@@ -57,6 +60,7 @@ export class GroupSession {
     window.clearTimeout(this.reconnectTimer);
     window.clearInterval(this.pingTimer);
     window.clearTimeout(this.pollTimer);
+    window.clearInterval(this.sampleTimer);
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000);

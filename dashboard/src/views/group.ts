@@ -126,13 +126,11 @@ export function mountGroup(root: HTMLElement, session: GroupSession, ctx: GroupC
     if (changes.has("rules")) changedRules = true;
     scheduler.schedule();
   });
-  // Once a second: a point on the readings/s chart, relative times, idle detection.
+  // Once a second: the readings/s chart's new point (sampled by the session), relative times, idle detection.
   const tick = window.setInterval(() => {
-    store.sampleRate();
     changedDevices = true;
     scheduler.schedule();
   }, 1000);
-  store.sampleRate();
   scheduler.schedule();
 
   return () => {
