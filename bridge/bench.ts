@@ -4,7 +4,7 @@
  * delivering the same messages to a plain MQTT.js subscriber, in the same
  * run, alternating rounds.
  *
- *   npm run bench:bridge                           3 rounds of 20,000 messages each way
+ *   npm run bench:bridge                           5 rounds of 50,000 messages each way
  *   npm run bench:bridge -- --messages 50000 --rounds 5
  *   npm run bench:bridge -- --json
  *
@@ -111,6 +111,13 @@ function log(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
+function fmtCpu(c: Record<string, number>): string {
+  return Object.entries(c)
+    .filter(([, v]) => v > 0.005)
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(", ");
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -118,10 +125,10 @@ function median(xs: number[]): number {
 }
 
 /** Publishes n QoS 1 messages as fast as the client pipelines them; resolves at the first publish's time. */
-function publishAll(pub: MqttClient, prefix: string, n: number, offset: number): { start: number; done: Promise<void> } {
+function publishAll(pub: MqttClient, prefix: string, n: number, offset: number, devices: number): { start: number; done: Promise<void> } {
   const start = Date.now();
   const all: Promise<unknown>[] = [];
-  for (let i = 0; i < n; i++) all.push(pub.publishAsync(`${prefix}/${GROUP}/dev-${i % 100}/temp`, String(offset + i), { qos: 1 }));
+  for (let i = 0; i < n; i++) all.push(pub.publishAsync(`${prefix}/${GROUP}/dev-${i % devices}/temp`, String(offset + i), { qos: 1 }));
   return { start, done: Promise.all(all).then(() => undefined) };
 }
 
@@ -171,19 +178,22 @@ async function bridgeAckedAt(b: ChildBridge, target: number, timeoutMs: number):
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      messages: { type: "string", default: "20000" },
-      rounds: { type: "string", default: "3" },
+      messages: { type: "string", default: "50000" },
+      rounds: { type: "string", default: "5" },
       "batch-readings": { type: "string" },
+      devices: { type: "string", default: "100" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    process.stdout.write("usage: npm run bench:bridge [-- --messages N] [-- --rounds R] [-- --batch-readings N] [-- --json]\n");
+    process.stdout.write("usage: npm run bench:bridge [-- --messages N] [-- --rounds R] [-- --devices N] [-- --batch-readings N] [-- --json]\n");
     return;
   }
   const n = Number(values.messages);
   const rounds = Number(values.rounds);
+  const devices = Number(values.devices);
+  if (!Number.isInteger(devices) || devices < 1) throw new Error("--devices >= 1");
   if (!Number.isInteger(n) || n < 100 || !Number.isInteger(rounds) || rounds < 1) throw new Error("--messages >= 100 and --rounds >= 1");
   if (!hasMosquitto()) throw new Error("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)");
 
@@ -211,9 +221,9 @@ async function main(): Promise<void> {
     const warm = Math.min(2000, n);
     log(`warming up with ${warm} messages each way...`);
     const w1 = sub.expect(warm);
-    await publishAll(pub, "plain", warm, 0).done;
+    await publishAll(pub, "plain", warm, 0, devices).done;
     await w1;
-    await publishAll(pub, "sensors", warm, sent).done;
+    await publishAll(pub, "sensors", warm, sent, devices).done;
     sent += warm;
     await bridgeAckedAt(b, sent, 60_000);
 
@@ -228,14 +238,14 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       let cpu0 = cpuSnapshot(pids);
       const got = sub.expect(n);
-      const a = publishAll(pub, "plain", n, 0);
+      const a = publishAll(pub, "plain", n, 0, devices);
       const plainEnd = await got;
       await a.done;
       const plain = n / ((plainEnd - a.start) / 1000);
       const plainCpu = cpuPer10k(cpu0, cpuSnapshot(pids), n);
 
       cpu0 = cpuSnapshot(pids);
-      const p = publishAll(pub, "sensors", n, sent);
+      const p = publishAll(pub, "sensors", n, sent, devices);
       sent += n;
       const bridgeEnd = await bridgeAckedAt(b, sent, 120_000);
       await p.done;
@@ -252,15 +262,23 @@ async function main(): Promise<void> {
     const body = (await res.json()) as { buckets: { count: number }[] };
     const inHub = body.buckets.reduce((s, x) => s + x.count, 0);
     const m = await b.metrics();
+    const cpuMedian = (phase: "plainCpu" | "bridgeCpu"): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const k of Object.keys(pids)) out[k] = median(results.map((x) => x[phase][k] ?? 0));
+      return out;
+    };
     const summary = {
       messages: n,
       rounds,
+      devices,
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? "?",
       plainMedian: Math.round(median(results.map((x) => x.plain))),
       bridgeMedian: Math.round(median(results.map((x) => x.bridge))),
       ratio: median(results.map((x) => x.bridge / x.plain)),
       perRound: results.map((x) => ({ plain: Math.round(x.plain), bridge: Math.round(x.bridge), plainCpu: x.plainCpu, bridgeCpu: x.bridgeCpu })),
+      cpuPer10kPlain: cpuMedian("plainCpu"),
+      cpuPer10kBridge: cpuMedian("bridgeCpu"),
       readingsInHub: inHub,
       published: sent,
       batches: m.bridge_batches_sent_total ?? 0,
@@ -272,10 +290,12 @@ async function main(): Promise<void> {
       process.stdout.write(
         [
           "",
-          `MQTT bridge benchmark: ${n} QoS 1 messages per round, ${rounds} rounds, ${summary.cpus} x ${summary.cpuModel}`,
+          `MQTT bridge benchmark: ${n} QoS 1 messages per round from ${devices} sensors, ${rounds} rounds, ${summary.cpus} x ${summary.cpuModel}`,
           `  Mosquitto -> plain MQTT.js subscriber:      ${summary.plainMedian} msg/s (median)`,
           `  Mosquitto -> bridge -> hub (acked):         ${summary.bridgeMedian} msg/s (median)`,
           `  bridge / plain:                             ${(summary.ratio * 100).toFixed(0)}% (target >= 80%)`,
+          `  CPU seconds per 10,000 messages (median), plain path:  ${fmtCpu(summary.cpuPer10kPlain)}`,
+          `  CPU seconds per 10,000 messages (median), bridge path: ${fmtCpu(summary.cpuPer10kBridge)}`,
           `  batches: ${summary.batches}, ${summary.readingsPerBatch} readings each on average`,
           `  readings in the hub: ${inHub} of ${sent} published through the bridge${inHub === sent ? " (exact)" : " (MISMATCH)"}`,
           "",
