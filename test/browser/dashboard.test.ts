@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceClient } from "../../device-sim/client.ts";
 import type { Reading } from "../../schema/protocol.ts";
 import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
-import { eventually, launchBrowser, operatorToken, screenshot, startFleet, type BrowserHandle, type FleetHandle } from "./harness.ts";
+import { eventually, launchBrowser, operatorToken, screenshot, startFleet, withTimeout, type BrowserHandle, type FleetHandle } from "./harness.ts";
 
 const DEVICES = 8;
 
@@ -106,6 +106,35 @@ describe("dashboard", () => {
     await screenshot(page, "group");
   });
 
+  it("shows a committed batch on the page within a second", async () => {
+    const probe = (await deviceClient(hub.url, group, "probe-1")).start();
+    try {
+      probe.send([[Date.now(), "temp", 1]]);
+      await probe.idle();
+      await page.locator('.vt-row[data-device="probe-1"]').waitFor({ timeout: 10_000 });
+      const latencies: number[] = [];
+      for (const value of [111.25, 222.25, 333.25]) {
+        // The page notes the moment the value is on screen; Node notes when the batch was sent.
+        // (The statement ends in `0`, or evaluate would wait for the promise.)
+        await page.evaluate(`window.__seen = new Promise((resolve) => {
+          const check = () => document.querySelector('.vt-row[data-device="probe-1"]')?.textContent?.includes("${value}");
+          const obs = new MutationObserver(() => { if (check()) { obs.disconnect(); resolve(Date.now()); } });
+          obs.observe(document.body, { subtree: true, childList: true, characterData: true });
+        }); 0`);
+        const sentAt = Date.now();
+        probe.send([[sentAt, "temp", value]]);
+        const seenAt = (await withTimeout(page.evaluate("window.__seen"), 10_000, `${value} to show on the page`)) as number;
+        latencies.push(seenAt - sentAt);
+        await probe.idle();
+      }
+      latencies.sort((x, y) => x - y);
+      console.log(`batch sent -> value on screen: ${latencies.join(", ")} ms`);
+      expect(latencies[1]).toBeLessThan(1000);
+    } finally {
+      await probe.close();
+    }
+  });
+
   it("raises an alert on screen when the simulated signal crosses a rule", async () => {
     const active = page.locator("[data-testid=alert-list] .alert-active", { hasText: "temp > 0" });
     await active.first().waitFor({ timeout: 30_000 });
@@ -124,10 +153,11 @@ describe("dashboard", () => {
     await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(1);
     await page.getByTestId("device-filter").fill("");
     await page.getByTestId("status-filter").selectOption("offline");
-    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(1);
+    // gone-1, and probe-1 from the latency test.
+    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(2);
     await page.getByTestId("status-filter").selectOption("all");
     await page.locator('.vt-head [data-sort="id"]').click();
-    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(DEVICES + 1);
+    await expect.poll(() => page.locator(".vt-row:not([hidden])").count()).toBe(DEVICES + 2);
   });
 
   it("drills down into a device: a chart per metric with data, range picker, CSV export", async () => {
@@ -241,7 +271,7 @@ describe("degraded", () => {
       const p = await ctx.newPage();
       await p.goto(`${hub.url}/groups/${group}?token=${encodeURIComponent(token)}`);
       await p.locator('[data-testid=status][data-state="polling"]').waitFor({ timeout: 30_000 });
-      await p.locator("[data-testid=kpi-online]", { hasText: `${DEVICES} / ${DEVICES + 1}` }).waitFor({ timeout: 20_000 });
+      await p.locator("[data-testid=kpi-online]", { hasText: `${DEVICES} / ${DEVICES + 2}` }).waitFor({ timeout: 20_000 });
       await eventually(async () => (Number(await p.locator("[data-testid=kpi-readings]").textContent()) > 0 ? true : undefined), 20_000, "polled readings/s");
       await screenshot(p, "group-polling");
     } finally {
