@@ -103,7 +103,8 @@ export class Simulation {
         backoffMaxMs: 10_000,
         ackTimeoutMs: 15_000,
       },
-      { stats: this.stats, expected: this.expected, policy: this.cfg.policy, faults: this.cfg.faults },
+      // Expectations cost a map update per reading; keep them only when something reads them.
+      { stats: this.stats, expected: this.cfg.verify || this.cfg.statePath ? this.expected : null, policy: this.cfg.policy, faults: this.cfg.faults },
     );
     for (const b of saved?.unsent ?? []) sim.client.send(b);
     this.devices.set(key, sim);

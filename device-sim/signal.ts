@@ -68,6 +68,9 @@ export class Signal {
   private readonly scale: number;
   private stuckLeft = 0;
   private last = 0;
+  /** The daily cycle moves by a millionth per second: reuse it within a second. */
+  private cycleSecond = Number.NaN;
+  private cycle = 0;
 
   constructor(spec: SignalSpec, seed: number, t0: number) {
     this.spec = spec;
@@ -87,9 +90,14 @@ export class Signal {
     if (r() < s.stuckChance) this.stuckLeft = s.stuckSamples;
     // Sum of three uniforms: cheap, roughly normal noise with unit variance after scaling.
     const gauss = (r() + r() + r() - 1.5) * 2;
+    const second = Math.floor(ts / 1000);
+    if (second !== this.cycleSecond) {
+      this.cycleSecond = second;
+      this.cycle = Math.sin(((ts % DAY_MS) / DAY_MS) * 2 * Math.PI + this.phase);
+    }
     let v =
       s.base +
-      s.amplitude * Math.sin(((ts % DAY_MS) / DAY_MS) * 2 * Math.PI + this.phase) +
+      s.amplitude * this.cycle +
       (s.driftPerHour * (ts - this.t0)) / 3_600_000 +
       s.noise * gauss;
     if (r() < s.spikeChance) v += (r() < 0.5 ? -1 : 1) * s.spikeSize * s.amplitude;

@@ -69,7 +69,7 @@ export class SimDevice {
   constructor(
     id: { group: string; device: string; seed: number },
     clientOpts: DeviceClientOptions,
-    ctx: { stats: Stats; expected: Expected; policy: BatchPolicy; faults: FaultConfig },
+    ctx: { stats: Stats; expected: Expected | null; policy: BatchPolicy; faults: FaultConfig },
   ) {
     this.group = id.group;
     this.device = id.device;
@@ -90,7 +90,7 @@ export class SimDevice {
       stats.ackedReadings += n;
       if (dup) stats.duplicateAcks++;
       else stats.latency.record(latencyMs);
-      expected.add(this.group, this.device, readings);
+      expected?.add(this.group, this.device, readings);
       this.lastAcked = { seq, readings };
     });
     this.client.on("reject", (_seq, code) => stats.bump(stats.errors, code));
