@@ -20,7 +20,8 @@ import { Simulation } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { NO_FAULTS } from "../sim-device.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
-import { bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
+import { spawn } from "node:child_process";
+import { ROOT, bundleWorker, processCpuSeconds, readWranglerConfig, startHub } from "./hub.ts";
 
 const { values } = parseArgs({
   options: {
@@ -87,8 +88,8 @@ interface FanoutRow {
   spreadMs: number;
 }
 const rows: FanoutRow[] = [];
-let ingestAlone = 0;
-let ingestWatched = 0;
+let ingestAlone = { rate: 0, cpuPerMillion: 0 };
+let ingestWatched = { rate: 0, cpuPerMillion: 0, frames: 0 };
 
 async function openDashboards(group: string, n: number): Promise<Dashboard[]> {
   const token = await signToken(secret, operatorSubject(group));
@@ -102,7 +103,9 @@ async function openDashboards(group: string, n: number): Promise<Dashboard[]> {
   return out;
 }
 
-async function ingestRate(group: string): Promise<number> {
+/** Ingest at saturation into `group`, with workerd's CPU seconds per million readings. */
+async function ingestRate(group: string): Promise<{ rate: number; cpuPerMillion: number }> {
+  const cpu0 = processCpuSeconds(hub.workerdPid);
   const sim = new Simulation({
     url: hub.url,
     secret,
@@ -126,7 +129,32 @@ async function ingestRate(group: string): Promise<number> {
     progress: false,
   });
   const r = await sim.run();
-  return r.summary.readingsPerSecond;
+  const cpu1 = processCpuSeconds(hub.workerdPid);
+  const cpu = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : Number.NaN;
+  return { rate: r.summary.readingsPerSecond, cpuPerMillion: +((cpu * 1e6) / Math.max(1, r.summary.ackedReadings)).toFixed(3) };
+}
+
+/** 1,000 dashboards in a child process (own core), acking like the page. */
+async function watchers(group: string, n: number): Promise<{ stop(): number }> {
+  const token = await signToken(secret, operatorSubject(group));
+  const child = spawn(process.execPath, [join(ROOT, "device-sim/bench/dashboards.ts"), `${hub.url.replace("http", "ws")}/v1/groups/${group}/live?token=${token}`, String(n)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let frames = 0;
+  await new Promise<void>((resolve) => {
+    child.stdout.on("data", (c: Buffer) => {
+      const text = c.toString();
+      if (text.includes("ready")) resolve();
+      const m = /frames (\d+)\s*$/.exec(text.trim());
+      if (m) frames = Number(m[1]);
+    });
+  });
+  return {
+    stop() {
+      child.kill("SIGTERM");
+      return frames;
+    },
+  };
 }
 
 try {
@@ -165,14 +193,14 @@ try {
     rows.push(row);
     progress(`${n} sockets: commit -> first ${row.commitToFirstMs.toFixed(1)} ms, -> last ${row.commitToLastMs.toFixed(1)} ms (spread ${row.spreadMs.toFixed(1)} ms), median of ${ROUNDS}`);
     await device.close();
-    if (n === 1000) {
-      progress(`ingest at saturation with these ${n} dashboards watching (${DURATION_S} s)...`);
-      ingestWatched = await ingestRate(group);
-    }
     for (const d of dashboards) d.ws.terminate();
   }
   progress(`ingest at saturation with no dashboard (${DURATION_S} s)...`);
   ingestAlone = await ingestRate("fanout-alone");
+  progress(`ingest at saturation with 1,000 dashboards watching from another process (${DURATION_S} s)...`);
+  const w = await watchers("fanout-watched", 1000);
+  const watched = await ingestRate("fanout-watched");
+  ingestWatched = { ...watched, frames: w.stop() };
 } finally {
   await hub.dispose();
   await rm(work, { recursive: true, force: true });
@@ -182,7 +210,12 @@ const result = {
   date: new Date().toISOString(),
   summaryIntervalMs: 500,
   fanout: rows.map((r) => ({ ...r, commitToFirstMs: +r.commitToFirstMs.toFixed(1), commitToLastMs: +r.commitToLastMs.toFixed(1), spreadMs: +r.spreadMs.toFixed(1) })),
-  ingest: { readingsPerSecNoDashboards: ingestAlone, readingsPerSecWith1000Dashboards: ingestWatched, ratio: +(ingestWatched / Math.max(1, ingestAlone)).toFixed(3) },
+  ingest: {
+    noDashboards: ingestAlone,
+    with1000Dashboards: ingestWatched,
+    rateRatio: +(ingestWatched.rate / Math.max(1, ingestAlone.rate)).toFixed(3),
+    cpuPerReadingRatio: +(ingestWatched.cpuPerMillion / Math.max(1e-9, ingestAlone.cpuPerMillion)).toFixed(3),
+  },
 };
 if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 else {
@@ -192,6 +225,9 @@ else {
     process.stdout.write(`  ${String(r.sockets).padStart(7)}   ${r.commitToFirstMs.toFixed(1).padStart(10)} ms  ${r.commitToLastMs.toFixed(1).padStart(10)} ms  ${r.spreadMs.toFixed(1).padStart(6)} ms\n`);
   }
   process.stdout.write(
-    `\nIngest at saturation: ${ingestAlone} readings/s without dashboards, ${ingestWatched} with 1,000 watching: ratio ${result.ingest.ratio}\n`,
+    `\nIngest at saturation (one group, 10 devices):\n` +
+      `  no dashboards           ${ingestAlone.rate} readings/s, workerd ${ingestAlone.cpuPerMillion} CPU-s per million readings\n` +
+      `  1,000 dashboards        ${ingestWatched.rate} readings/s, workerd ${ingestWatched.cpuPerMillion} CPU-s per million readings (${ingestWatched.frames} frames delivered)\n` +
+      `  ratio                   rate ${result.ingest.rateRatio}, CPU per reading ${result.ingest.cpuPerReadingRatio}\n`,
   );
 }
