@@ -88,8 +88,8 @@ interface FanoutRow {
   spreadMs: number;
 }
 const rows: FanoutRow[] = [];
-let ingestAlone = { rate: 0, cpuPerMillion: 0 };
-let ingestWatched = { rate: 0, cpuPerMillion: 0, frames: 0 };
+let ingestAlone: { rate: number; cpuPerMillion: number };
+let ingestWatched: { rate: number; cpuPerMillion: number; frames: number };
 
 async function openDashboards(group: string, n: number): Promise<Dashboard[]> {
   const token = await signToken(secret, operatorSubject(group));
