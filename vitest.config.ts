@@ -14,7 +14,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.jsonc" },
-            miniflare: { bindings: { HUB_SECRET: TEST_SECRET } },
+            // Small socket limits so test/worker/limits.test.ts can reach them.
+            miniflare: { bindings: { HUB_SECRET: TEST_SECRET, MAX_DASHBOARD_SOCKETS: "20", MAX_PEER_SOCKETS: "60" } },
           }),
         ],
         test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 20_000 },
