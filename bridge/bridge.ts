@@ -27,6 +27,8 @@ export interface Health {
   ok: boolean;
   mqtt: { connected: boolean; protocolVersion: 4 | 5; url: string };
   hub: Record<string, boolean>;
+  /** Groups whose token the hub refuses (401): the bridge can never deliver their messages until fixed. */
+  unauthorized: string[];
   inflight: number;
   lagSeconds: number;
   fatal: string | null;
@@ -178,10 +180,12 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   health(): Health {
     const mqtt = { connected: this.source.connected, protocolVersion: this.source.protocolVersion, url: redact(this.mqttUrl) };
+    const unauthorized = this.forwarder.unauthorized();
     return {
-      ok: mqtt.connected && this.fatalMessage === null && !this.stopping,
+      ok: mqtt.connected && this.fatalMessage === null && !this.stopping && unauthorized.length === 0,
       mqtt,
       hub: Object.fromEntries(this.forwarder.connections()),
+      unauthorized,
       inflight: this.source.inflight,
       lagSeconds: this.source.lagMs() / 1000,
       fatal: this.fatalMessage,

@@ -60,6 +60,8 @@ class Lane<H> {
   private readonly sent = new Map<readonly GatewayReading[], Sent<H>>();
   /** Set by close(), so the client's "closed" state is not taken for a takeover. */
   private closing = false;
+  /** The hub refused the token on the last connect attempt: a configuration error, not an outage. */
+  unauthorized = false;
 
   constructor(group: string, token: string, f: ForwarderOptions<H>) {
     this.group = group;
@@ -79,12 +81,17 @@ class Lane<H> {
     });
     this.client.on("ack", (_seq, dup, _latency, readings, batch) => this.onAck(batch, dup, readings));
     this.client.on("reject", (seq, code, message, batch) => this.onReject(seq, code, message, batch));
-    this.client.on("hello", (lastSeq) => f.log.info("hub.connected", { group, gateway: f.gateway, lastSeq }));
+    this.client.on("hello", (lastSeq) => {
+      this.unauthorized = false;
+      f.log.info("hub.connected", { group, gateway: f.gateway, lastSeq });
+    });
     this.client.on("disconnect", (code) => {
       f.counters.hubDisconnects++;
       f.log.limited(`hub.disconnected:${group}`, "warn", "hub.disconnected", { group, code });
     });
     this.client.on("connectError", (message, status) => {
+      // A refused upgrade is followed by a socket error without a status; keep what the status said.
+      if (status !== undefined) this.unauthorized = status === 401;
       const level = status === 401 ? "error" : "warn";
       f.log.limited(`hub.connectError:${group}`, level, "hub.connect_failed", { group, status, message });
     });
@@ -190,6 +197,11 @@ export class Forwarder<H> {
   /** group -> gateway socket open */
   connections(): Map<string, boolean> {
     return new Map([...this.lanes].map(([g, l]) => [g, l.connected]));
+  }
+
+  /** Groups whose gateway token the hub refused on the last attempt. */
+  unauthorized(): string[] {
+    return [...this.lanes].filter(([, l]) => l.unauthorized).map(([g]) => g);
   }
 
   /** Sends what is being batched now, then waits (up to `timeoutMs`) for the hub to ack everything sent. */

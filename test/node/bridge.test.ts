@@ -141,6 +141,40 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge", () => {
     }
   });
 
+  it("serves /healthz and /metrics over HTTP, and turns unhealthy while the hub refuses a token, holding that group's messages", async () => {
+    const group = uniqueGroup("tok");
+    const { bridge } = await inProcessBridge(
+      { hubUrl: t.url, gateway: "gw-tok", mqttUrl: mq.url, clientId: `${group}-bridge`, httpPort: 0, tokens: { [group]: "A".repeat(43) } },
+      [],
+    );
+    try {
+      const base = `http://127.0.0.1:${bridge.httpPort}`;
+      await waitFor(() => bridge.health().mqtt.connected, "the bridge's MQTT connection");
+      const healthy = await fetch(`${base}/healthz`);
+      expect(healthy.status).toBe(200);
+      expect(await healthy.json()).toMatchObject({ ok: true, mqtt: { connected: true, protocolVersion: 5 }, unauthorized: [] });
+
+      const pub = await publisher(mq.url, `${group}-pub`);
+      for (let i = 0; i < 5; i++) await pub.publishAsync(`sensors/${group}/d/temp`, String(i), { qos: 1 });
+      await pub.endAsync();
+      await waitFor(() => bridge.health().unauthorized.includes(group), "the hub to refuse the token", 10_000);
+      const sick = await fetch(`${base}/healthz`);
+      expect(sick.status).toBe(503);
+      expect(await sick.json()).toMatchObject({ ok: false, unauthorized: [group], inflight: 5 });
+      const metrics = await fetch(`${base}/metrics`);
+      expect(metrics.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await metrics.text();
+      expect(text).toContain("# TYPE bridge_messages_received_total counter");
+      expect(text).toContain("bridge_messages_received_total 5");
+      expect(text).toContain("bridge_messages_puback_total 0");
+      expect(text).toContain("bridge_messages_inflight 5");
+      expect(text).toContain(`bridge_hub_connected{group="${group}"} 0`);
+      expect((await fetch(`${base}/nope`)).status).toBe(404);
+    } finally {
+      await bridge.stop(100);
+    }
+  });
+
   it("counts and logs (rate-limited) malformed payloads and unmatched topics, PUBACKs them, and forwards the good messages around them", async () => {
     const group = uniqueGroup("bad");
     const { bridge, logs } = await inProcessBridge({ hubUrl: t.url, gateway: "gw-bad", mqttUrl: mq.url, clientId: `${group}-bridge` }, [group]);
