@@ -117,6 +117,19 @@ describe("hub under wrangler dev", () => {
     await Promise.all(clients.map((c) => c.close()));
   });
 
+  it("keeps tokens out of the hub's logs, also when sent as ?token=", async () => {
+    const group = uniqueGroup();
+    const client = (await deviceClient(t.url, group, "quiet", { tokenInQuery: true })).start();
+    client.send(readings(5, 0));
+    await client.idle();
+    const bad = await fetch(`${t.url}/v1/groups/${group}/devices?token=${client.opts.token}`);
+    expect(bad.status).toBe(401);
+    await client.close();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.hub.output()).toContain(group);
+    expect(t.hub.output()).not.toContain(client.opts.token);
+  });
+
   it("rejects bad requests with JSON errors before they reach a group", async () => {
     const group = uniqueGroup();
     const noUpgrade = await fetch(`${t.url}/v1/groups/${group}/devices/d/ws`);
