@@ -238,18 +238,6 @@ export function decodePayload(
 
 /** Trimmed text of a UTF-8 payload, or null when it is not valid UTF-8. */
 function decodeText(payload: Uint8Array): string | null {
-  // Short ASCII payloads (numbers, small JSON) are the common case; build
-  // those directly instead of going through TextDecoder.
-  if (payload.length <= 64) {
-    let ascii = true;
-    for (let i = 0; i < payload.length; i++) {
-      if ((payload[i] ?? 0) > 0x7f) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return String.fromCharCode(...payload).trim();
-  }
   try {
     return utf8.decode(payload).trim();
   } catch {
