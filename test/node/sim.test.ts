@@ -110,6 +110,26 @@ describe("npm run sim", () => {
     expect(s2.verify?.readingsFound).toBe(s1.ackedReadings + s2.ackedReadings);
   });
 
+  it("records a run and replays the recording into a new group with the same aggregates", async () => {
+    const recording = join(dir, "run.jsonl");
+    const prefix = uniqueGroup("rec");
+    const rec = await sim(["--prefix", prefix, "--groups", "1", "--devices", "3", "--rate", "20/s", "--duration", "2s", "--record", recording, "--verify", "--json"]);
+    expect(rec.code, rec.stderr).toBe(0);
+    const recorded = summary(rec);
+    // Replay into another group: the recording names its group; move it with a rewritten copy.
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const lines = readFileSync(recording, "utf8").trim().split("\n");
+    expect(lines.length).toBe(recorded.generatedReadings);
+    const target = uniqueGroup("replayed");
+    const moved = join(dir, "moved.jsonl");
+    writeFileSync(moved, lines.map((l) => l.replace(`"group":"${prefix}-1"`, `"group":"${target}"`)).join("\n") + "\n");
+    const rep = await sim(["--replay", moved, "--speed", "max", "--replay-time", "original", "--verify", "--json"]);
+    expect(rep.code, rep.stderr).toBe(0);
+    expect(summary(rep).ackedReadings).toBe(recorded.ackedReadings);
+    const strip = (bs: Awaited<ReturnType<typeof buckets>>) => bs.map(({ device, metric, start, count, min, max }) => ({ device, metric, start, count, min, max }));
+    expect(strip(await buckets(t.url, target))).toEqual(strip(await buckets(t.url, `${prefix}-1`)));
+  });
+
   it("replays a CSV fixture into the expected aggregates", async () => {
     const r = await sim(["--replay", join(ROOT, "test/fixtures/replay.csv"), "--speed", "max", "--verify", "--json"]);
     const s = summary(r);
