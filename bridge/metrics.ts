@@ -23,9 +23,11 @@ export class BridgeCounters {
   /** Broker redeliveries of a message this process still held: answered without forwarding it again. */
   redeliveredHeld = 0;
   /**
-   * Messages flagged as redelivered (DUP) that this process had never seen:
-   * sent to an earlier bridge process, which may have forwarded them before
-   * it died. Each is a possible duplicate; their number bounds the duplicates.
+   * Messages flagged as redelivered (DUP) that the bridge does not hold:
+   * sent to an earlier bridge process that may have forwarded them before it
+   * died, or already PUBACKed by this one on a connection that broke before
+   * the PUBACK arrived. Each is a possible duplicate; their number bounds the
+   * duplicates.
    */
   redeliveredUnknown = 0;
   readingsForwarded = 0;

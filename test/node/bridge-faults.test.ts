@@ -134,7 +134,7 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge under failure", () =
     }
   });
 
-  it("forwards nothing twice when the MQTT connection drops while messages are held: the broker's redeliveries are matched", async () => {
+  it("loses nothing when the MQTT connection drops while messages are held; redeliveries of held messages are not forwarded again", async () => {
     const group = uniqueGroup("cut");
     const proxy = await cuttableProxy(mq.port);
     // A long batch interval keeps messages held (received, not yet acked) when the connection is cut.
@@ -152,13 +152,17 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge under failure", () =
       const n = await pub.stop();
       await waitFor(() => c.hubAcked === n && bridge.health().inflight === 0, "every message to be acked", 30_000);
       await waitFor(() => c.pubacked === n, "every message to be PUBACKed", 10_000);
-      console.log(`connection cuts: ${n} messages, ${c.mqttDisconnects} disconnects, ${c.redeliveredHeld} redeliveries of held messages matched`);
+      const seen = copies(await buckets(t.url, group));
+      const duplicates = [...seen.values()].reduce((a, b) => a + b, 0) - n;
+      console.log(
+        `connection cuts: ${n} messages, ${c.mqttDisconnects} disconnects, ${c.redeliveredHeld} redeliveries of held messages matched, ` +
+          `${c.redeliveredUnknown} redeliveries of messages already PUBACKed (the cut lost the PUBACK), duplicates in the hub: ${duplicates}`,
+      );
       expect(c.mqttDisconnects).toBeGreaterThanOrEqual(4);
       expect(c.redeliveredHeld).toBeGreaterThan(0);
-      expect(c.received).toBe(n);
-      const seen = copies(await buckets(t.url, group));
       expect(seen.size).toBe(n);
-      expect([...seen.values()].every((x) => x === 1)).toBe(true);
+      // The only duplicates: messages whose PUBACK died with the connection, each counted.
+      expect(duplicates).toBeLessThanOrEqual(c.redeliveredUnknown);
     } finally {
       await bridge.stop();
       await proxy.close();
