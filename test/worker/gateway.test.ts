@@ -171,6 +171,32 @@ describe("gateway socket", () => {
     third.sock.close();
   });
 
+  it("updates many devices in one commit (multi-row device upserts) without touching their lastSeq", async () => {
+    const group = uniqueGroup("gwmany");
+    const t0 = bucketAgo(1);
+    // A native device among them, with a seq of its own.
+    const native = await connectDevice(group, "m-07");
+    native.sock.send({ type: "batch", seq: 41, readings: [[t0, "temp", 1]] });
+    expect(await native.sock.next()).toEqual({ type: "ack", seq: 41 });
+    const { sock } = await connectGateway(group);
+    // 40 devices: two full chunks of 16 and 8 single rows, twice.
+    const batch = (k: number): [number, string, number, string][] =>
+      Array.from({ length: 80 }, (_, i) => [t0 + k * 100 + i, "temp", i, `m-${String(i % 40).padStart(2, "0")}`]);
+    sock.send({ type: "batch", seq: 1, readings: batch(1) });
+    sock.send({ type: "batch", seq: 2, readings: batch(2) });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 1 });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 2 });
+    const listed = await devices(group);
+    expect(listed).toHaveLength(40);
+    for (const d of listed) {
+      expect(d.readings, d.id).toBe(d.id === "m-07" ? 5 : 4);
+      expect(d.lastSeq, d.id).toBe(d.id === "m-07" ? 41 : 0);
+    }
+    expect(count(await aggregates(group))).toBe(161);
+    sock.close();
+    native.sock.close();
+  });
+
   it("rejects a whole batch when a reading has no valid device, and applies nothing of it", async () => {
     const group = uniqueGroup("gwbad");
     const t = bucketAgo(1);

@@ -12,6 +12,9 @@ import { aggregates, devices, gateways } from "../../schema/tables.ts";
 import type { AggregateQuery } from "../http/params.ts";
 import type { Collapsed } from "./collapse.ts";
 
+/** Device rows per multi-row upsert: 6 bound parameters each, and a Durable Object query takes at most 100. */
+const DEVICE_CHUNK = 16;
+
 /** Most buckets one aggregates request returns; `truncated` says when more matched. */
 export const MAX_BUCKETS = 50_000;
 
@@ -42,6 +45,7 @@ export class Store {
   // caches the compiled SQLite statement by text.
   private readonly upsertAggregate;
   private readonly upsertDevice;
+  private readonly upsertDevices;
   private readonly selectLastSeq;
   private readonly upsertGateway;
   private readonly selectGatewayLastSeq;
@@ -87,6 +91,30 @@ export class Store {
         readings: sql.placeholder("readings"),
         batches: sql.placeholder("batches"),
       })
+      .onConflictDoUpdate({
+        target: devices.id,
+        set: {
+          lastSeq: sql`max(${devices.lastSeq}, excluded.last_seq)`,
+          lastSeen: sql`excluded.last_seen`,
+          readings: sql`${devices.readings} + excluded.readings`,
+          batches: sql`${devices.batches} + excluded.batches`,
+        },
+      })
+      .prepare();
+    // Gateway batches touch many devices per commit; one statement per
+    // DEVICE_CHUNK rows costs less than one per row.
+    this.upsertDevices = this.db
+      .insert(devices)
+      .values(
+        Array.from({ length: DEVICE_CHUNK }, (_, i) => ({
+          id: sql.placeholder(`id${i}`),
+          lastSeq: sql.placeholder(`s${i}`),
+          lastSeen: sql.placeholder("now"),
+          firstSeen: sql.placeholder("now"),
+          readings: sql.placeholder(`r${i}`),
+          batches: sql.placeholder(`b${i}`),
+        })),
+      )
       .onConflictDoUpdate({
         target: devices.id,
         set: {
@@ -159,7 +187,21 @@ export class Store {
   commit(c: Collapsed, now: number, also?: () => void): void {
     this.db.transaction(() => {
       also?.();
-      for (const [id, d] of c.devices) {
+      const rows = [...c.devices];
+      const full = rows.length - (rows.length % DEVICE_CHUNK);
+      for (let base = 0; base < full; base += DEVICE_CHUNK) {
+        const params: Record<string, string | number> = { now };
+        for (let i = 0; i < DEVICE_CHUNK; i++) {
+          const [id, d] = rows[base + i] ?? ["", { lastSeq: 0, readings: 0, batches: 0 }];
+          params[`id${i}`] = id;
+          params[`s${i}`] = d.lastSeq;
+          params[`r${i}`] = d.readings;
+          params[`b${i}`] = d.batches;
+        }
+        this.upsertDevices.run(params);
+      }
+      for (let k = full; k < rows.length; k++) {
+        const [id, d] = rows[k] ?? ["", { lastSeq: 0, readings: 0, batches: 0 }];
         this.upsertDevice.run({ id, lastSeq: d.lastSeq, now, readings: d.readings, batches: d.batches });
       }
       for (const [id, g] of c.gateways) {
