@@ -86,6 +86,7 @@ class Lane<H> {
       f.log.info("hub.connected", { group, gateway: f.gateway, lastSeq });
     });
     this.client.on("disconnect", (code) => {
+      if (this.closing) return;
       f.counters.hubDisconnects++;
       f.log.limited(`hub.disconnected:${group}`, "warn", "hub.disconnected", { group, code });
     });
