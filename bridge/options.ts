@@ -118,66 +118,70 @@ export function usage(): string {
   return lines.join("\n");
 }
 
-type Raw = string | number | string[] | Record<string, unknown> | boolean | null;
+function bad(where: string, what: string): never {
+  throw new OptionError(`${where}: ${what}`);
+}
 
-/** Converts one raw value (text from argv or env, or JSON from the file) to the option's type. */
-function convert(s: Spec, raw: Raw, where: string): BridgeConfig[keyof BridgeConfig] {
-  const bad = (what: string): never => {
-    throw new OptionError(`${where}: ${what}`);
-  };
+function integer(raw: unknown): number {
+  if (typeof raw === "number") return raw;
+  return typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+}
+
+/**
+ * Converts one raw value to the option's type: text from argv or the
+ * environment, or anything JSON from the config file, so it arrives unknown.
+ */
+function convert(s: Spec, raw: unknown, where: string): BridgeConfig[keyof BridgeConfig] {
   switch (s.kind) {
     case "string":
-      if (typeof raw !== "string" || raw === "") bad("expected text");
-      return raw as string;
+      if (typeof raw !== "string" || raw === "") return bad(where, "expected text");
+      return raw;
     case "nullable":
       if (raw === null) return null;
-      if (typeof raw !== "string") bad("expected text");
-      return raw === "" ? null : (raw as string);
+      if (typeof raw !== "string") return bad(where, "expected text");
+      return raw === "" ? null : raw;
     case "id":
       if (raw === null && s.key === "group") return null;
-      if (typeof raw !== "string" || !isValidId(raw)) bad("expected an id matching [A-Za-z0-9_.-]{1,64}");
-      return raw as string;
+      if (typeof raw !== "string" || !isValidId(raw)) return bad(where, "expected an id matching [A-Za-z0-9_.-]{1,64}");
+      return raw;
     case "int": {
-      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+      const n = integer(raw);
       if (!Number.isSafeInteger(n) || n < (s.min ?? 0) || n > (s.max ?? Number.MAX_SAFE_INTEGER)) {
-        bad(`expected an integer from ${s.min ?? 0} to ${s.max ?? "2^53"}`);
+        return bad(where, `expected an integer from ${s.min ?? 0} to ${s.max ?? "2^53"}`);
       }
       return n;
     }
     case "port": {
       if (raw === null || raw === "off") return null;
-      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
-      if (!Number.isInteger(n) || n < 0 || n > 65_535) bad("expected a TCP port (0-65535) or off");
+      const n = integer(raw);
+      if (!Number.isInteger(n) || n < 0 || n > 65_535) return bad(where, "expected a TCP port (0-65535) or off");
       return n;
     }
     case "version":
       if (raw === "auto") return "auto";
       if (raw === 4 || raw === "4" || raw === "3.1.1") return 4;
       if (raw === 5 || raw === "5") return 5;
-      return bad("expected 5, 4 or auto");
+      return bad(where, "expected 5, 4 or auto");
     case "level":
-      if (typeof raw !== "string" || !isLogLevel(raw)) bad("expected debug, info, warn or error");
-      return raw as LogLevel;
+      if (typeof raw !== "string" || !isLogLevel(raw)) return bad(where, "expected debug, info, warn or error");
+      return raw;
     case "list": {
-      const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : bad("expected a list of text");
-      const out = items.map((x) => (typeof x === "string" ? x.trim() : bad("expected a list of text"))).filter((x) => x !== "");
-      if (out.length === 0) bad("expected at least one item");
+      const items: unknown[] = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : bad(where, "expected a list of text");
+      const out = items.map((x) => (typeof x === "string" ? x.trim() : bad(where, "expected a list of text"))).filter((x) => x !== "");
+      if (out.length === 0) return bad(where, "expected at least one item");
       return out;
     }
     case "tokens": {
+      let pairs: [string, unknown][];
+      if (typeof raw === "string") pairs = raw.split(",").map((p) => splitPair(p, where));
+      else if (Array.isArray(raw)) pairs = raw.map((p: unknown) => (typeof p === "string" ? splitPair(p, where) : bad(where, "expected GROUP=TOKEN")));
+      else if (typeof raw === "object" && raw !== null) pairs = Object.entries(raw);
+      else return bad(where, "expected GROUP=TOKEN pairs");
       const out: Record<string, string> = {};
-      const pairs: [string, unknown][] =
-        typeof raw === "string"
-          ? raw.split(",").map((p) => splitPair(p, where))
-          : Array.isArray(raw)
-            ? raw.map((p) => splitPair(p, where))
-            : typeof raw === "object" && raw !== null
-              ? Object.entries(raw)
-              : bad("expected GROUP=TOKEN pairs");
       for (const [g, t] of pairs) {
-        if (!isValidId(g)) bad(`'${g}' is not a group id`);
-        if (typeof t !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(t)) bad(`the token for '${g}' is not a 43-character base64url token`);
-        out[g] = t as string;
+        if (!isValidId(g)) return bad(where, `'${g}' is not a group id`);
+        if (typeof t !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(t)) return bad(where, `the token for '${g}' is not a 43-character base64url token`);
+        out[g] = t;
       }
       return out;
     }
@@ -186,11 +190,13 @@ function convert(s: Spec, raw: Raw, where: string): BridgeConfig[keyof BridgeCon
 
 function splitPair(p: string, where: string): [string, string] {
   const i = p.indexOf("=");
-  if (i <= 0) throw new OptionError(`${where}: expected GROUP=TOKEN, got '${p.trim().slice(0, 80)}'`);
+  if (i <= 0) return bad(where, `expected GROUP=TOKEN, got '${p.trim().slice(0, 80)}'`);
   return [p.slice(0, i).trim(), p.slice(i + 1).trim()];
 }
 
 function set(cfg: BridgeConfig, key: keyof BridgeConfig, value: BridgeConfig[keyof BridgeConfig]): void {
+  // convert() returns the type of the spec's kind, and SPECS pairs each key
+  // with the kind of its type; TypeScript cannot follow that through the table.
   (cfg as unknown as Record<string, unknown>)[key] = value;
 }
 
@@ -237,7 +243,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     for (const [k, v] of Object.entries(json)) {
       const s = SPECS.find((x) => x.key === k);
       if (!s) throw new OptionError(`${file}: unknown key '${k}'`);
-      set(cfg, s.key, convert(s, v as Raw, `${file}: "${k}"`));
+      set(cfg, s.key, convert(s, v, `${file}: "${k}"`));
     }
   }
   for (const s of SPECS) {
@@ -249,7 +255,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     if (v === undefined || typeof v === "boolean") continue;
     // Repeated flags: the last wins, except for lists and tokens, which collect.
     const items = Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [v];
-    const raw: Raw = s.kind === "tokens" ? items : items.join(",");
+    const raw: string | string[] = s.kind === "tokens" ? items : items.join(",");
     set(cfg, s.key, convert(s, raw, `--${s.flag}`));
   }
   for (const u of [cfg.mqttUrl, cfg.hubUrl]) {
