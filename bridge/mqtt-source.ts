@@ -205,7 +205,7 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> {
     // session present, so changed templates take effect.
     if (first || !ack.sessionPresent) {
       client.subscribe(
-        this.opts.filters.map((f) => f),
+        [...this.opts.filters],
         { qos: 1 },
         (err, granted) => {
           if (err) this.emit("problem", err);
