@@ -10,7 +10,7 @@ import { fleetDevices, type Fleet } from "./fleet.ts";
 import { formatSummary, Progress, summarize, type Summary } from "./report.ts";
 import { Recorder, type ReplayData } from "./replay.ts";
 import { hashSeed, Signal } from "./signal.ts";
-import { SimDevice, type BatchPolicy, type FaultConfig } from "./sim-device.ts";
+import { NO_FAULTS, SimDevice, type BatchPolicy, type FaultConfig } from "./sim-device.ts";
 import { loadState, saveState, stateKey, type SimState } from "./state.ts";
 import { Stats } from "./stats.ts";
 import { verify, type VerifyResult } from "./verify.ts";
@@ -42,6 +42,34 @@ export interface SimConfig {
   /** New connections per second while the fleet comes up. */
   connectRate: number;
   progress: boolean;
+}
+
+/**
+ * A configuration with the CLI's defaults (`npm run sim -- --help`), for the
+ * programs that drive a fleet in-process: the demo, the benchmarks, chaos.
+ */
+export function simConfig(base: Pick<SimConfig, "url" | "secret" | "fleet">, overrides: Partial<SimConfig> = {}): SimConfig {
+  return {
+    replay: null,
+    speed: 1,
+    replayTime: "shift",
+    prefix: base.fleet?.groups[0] ?? "sim",
+    seed: 1,
+    durationMs: null,
+    maxReadings: null,
+    policy: { batchMs: 100, batchReadings: 100 },
+    maxInFlight: 32,
+    bufferBatches: 1000,
+    faults: NO_FAULTS,
+    statePath: null,
+    recordPath: null,
+    verify: false,
+    drainTimeoutMs: 30_000,
+    connectRate: 2000,
+    progress: false,
+    ...base,
+    ...overrides,
+  };
 }
 
 export interface SimResult {

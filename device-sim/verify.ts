@@ -3,6 +3,7 @@
  * by bucket, with what the simulator generated and had acknowledged.
  */
 import { operatorSubject, signToken } from "../schema/token.ts";
+import type { AggregateBucket } from "../schema/api.ts";
 import type { Expected } from "./expected.ts";
 
 export interface Difference {
@@ -27,17 +28,8 @@ export interface VerifyResult {
   differences: Difference[];
 }
 
-interface HubBucket {
-  device: string;
-  metric: string;
-  start: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-}
 
-async function fetchBuckets(url: string, token: string, group: string, device?: string): Promise<{ buckets: HubBucket[]; truncated: boolean }> {
+async function fetchBuckets(url: string, token: string, group: string, device?: string): Promise<{ buckets: AggregateBucket[]; truncated: boolean }> {
   const q = device ? `?device=${encodeURIComponent(device)}` : "";
   const res = await fetch(`${url}/v1/groups/${encodeURIComponent(group)}/aggregates${q}`, {
     headers: { authorization: `Bearer ${token}` },
@@ -48,7 +40,7 @@ async function fetchBuckets(url: string, token: string, group: string, device?: 
   if (typeof body !== "object" || body === null || !("buckets" in body) || !Array.isArray(body.buckets)) {
     throw new Error(`GET aggregates for ${group}: unexpected body`);
   }
-  return { buckets: body.buckets as HubBucket[], truncated: "truncated" in body && body.truncated === true };
+  return { buckets: body.buckets as AggregateBucket[], truncated: "truncated" in body && body.truncated === true };
 }
 
 /** Relative tolerance for sums: the hub and the simulator add the same values in different orders. */

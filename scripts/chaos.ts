@@ -11,9 +11,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Simulation } from "../device-sim/engine.ts";
+import { Simulation, simConfig } from "../device-sim/engine.ts";
 import { fleetFromOptions } from "../device-sim/fleet.ts";
-import { NO_FAULTS } from "../device-sim/sim-device.ts";
 import { startHub, type HubProcess } from "./wrangler-dev.ts";
 
 const { values } = parseArgs({
@@ -45,29 +44,13 @@ log(`hub on ${hub.url}, state in ${stateDir}`);
 // Two groups of four devices, two metrics each: about 3,200 readings/s, so the
 // run spans the kills instead of finishing between two of them.
 const fleet = fleetFromOptions({ groups: 2, prefix: `chaos-${Date.now().toString(36)}`, devices: 4, metrics: ["temp", "humidity"], rate: 200 });
-const sim = new Simulation({
-  url: hub.url,
-  secret,
-  fleet,
-  replay: null,
-  speed: 1,
-  replayTime: "shift",
-  prefix: fleet.groups[0] ?? "chaos",
-  seed: 7,
-  durationMs: null,
-  // Generation stops below, once both the kills and the readings are done.
-  maxReadings: null,
-  policy: { batchMs: 100, batchReadings: 100 },
-  maxInFlight: 16,
-  bufferBatches: 5000,
-  faults: NO_FAULTS,
-  statePath: null,
-  recordPath: null,
-  verify: true,
-  drainTimeoutMs: 60_000,
-  connectRate: 100,
-  progress: false,
-});
+const sim = new Simulation(
+  simConfig(
+    { url: hub.url, secret, fleet },
+    // Generation stops below, once both the kills and the readings are done.
+    { seed: 7, maxInFlight: 16, bufferBatches: 5000, verify: true, drainTimeoutMs: 60_000, connectRate: 100 },
+  ),
+);
 
 const running = sim.run();
 let killed = 0;

@@ -3,9 +3,8 @@
  * groups of tens of devices, running until the hub stops, so a new user
  * sees data flow at once.
  */
-import { Simulation, type SimConfig } from "../device-sim/engine.ts";
+import { Simulation, simConfig, type SimConfig } from "../device-sim/engine.ts";
 import { fleetFromOptions } from "../device-sim/fleet.ts";
-import { NO_FAULTS } from "../device-sim/sim-device.ts";
 
 export interface DemoFleet {
   description: string;
@@ -16,28 +15,10 @@ export function demoConfig(url: string, secret: string): SimConfig {
   const fleet = fleetFromOptions({ groups: 3, prefix: "demo", devices: 12, metrics: ["temp", "humidity", "pressure"], rate: 1 });
   // Friendlier names than demo-1..3; the first matches the device token `npm start` prints.
   fleet.groups = ["demo", "factory-a", "greenhouse"];
-  return {
-    url,
-    secret,
-    fleet,
-    replay: null,
-    speed: 1,
-    replayTime: "shift",
-    prefix: "demo",
-    seed: 1,
-    durationMs: null,
-    maxReadings: null,
-    policy: { batchMs: 1000, batchReadings: 100 },
-    maxInFlight: 8,
-    bufferBatches: 600,
-    faults: NO_FAULTS,
-    statePath: null,
-    recordPath: null,
-    verify: false,
-    drainTimeoutMs: 3000,
-    connectRate: 50,
-    progress: false,
-  };
+  return simConfig(
+    { url, secret, fleet },
+    { prefix: "demo", policy: { batchMs: 1000, batchReadings: 100 }, maxInFlight: 8, bufferBatches: 600, drainTimeoutMs: 3000, connectRate: 50 },
+  );
 }
 
 export function startDemoFleet(opts: { url: string; secret: string }): DemoFleet {

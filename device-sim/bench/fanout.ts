@@ -16,9 +16,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { DeviceClient } from "../client.ts";
-import { Simulation } from "../engine.ts";
+import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
-import { NO_FAULTS } from "../sim-device.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { spawn } from "node:child_process";
 import { ROOT, bundleWorker, processCpuSeconds, readWranglerConfig, startHub } from "./hub.ts";
@@ -106,28 +105,8 @@ async function openDashboards(group: string, n: number): Promise<Dashboard[]> {
 /** Ingest at saturation into `group`, with workerd's CPU seconds per million readings. */
 async function ingestRate(group: string): Promise<{ rate: number; cpuPerMillion: number }> {
   const cpu0 = processCpuSeconds(hub.workerdPid);
-  const sim = new Simulation({
-    url: hub.url,
-    secret,
-    fleet: { ...fleetFromOptions({ groups: 1, prefix: "x", devices: 10, metrics: ["temp", "humidity", "pressure", "power"], rate: Infinity }), groups: [group] },
-    replay: null,
-    speed: 1,
-    replayTime: "shift",
-    prefix: group,
-    seed: 1,
-    durationMs: DURATION_S * 1000,
-    maxReadings: null,
-    policy: { batchMs: 100, batchReadings: 100 },
-    maxInFlight: 32,
-    bufferBatches: 1000,
-    faults: NO_FAULTS,
-    statePath: null,
-    recordPath: null,
-    verify: false,
-    drainTimeoutMs: 10_000,
-    connectRate: 1000,
-    progress: false,
-  });
+  const fleet = { ...fleetFromOptions({ groups: 1, prefix: "x", devices: 10, metrics: ["temp", "humidity", "pressure", "power"], rate: Infinity }), groups: [group] };
+  const sim = new Simulation(simConfig({ url: hub.url, secret, fleet }, { durationMs: DURATION_S * 1000, drainTimeoutMs: 10_000, connectRate: 1000 }));
   const r = await sim.run();
   const cpu1 = processCpuSeconds(hub.workerdPid);
   const cpu = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : Number.NaN;

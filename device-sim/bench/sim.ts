@@ -17,10 +17,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Simulation, type SimConfig } from "../engine.ts";
+import { Simulation, simConfig, type SimConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import type { Summary } from "../report.ts";
-import { NO_FAULTS } from "../sim-device.ts";
 import { freePort } from "../../scripts/wrangler-dev.ts";
 import { ROOT, bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
 
@@ -42,28 +41,8 @@ const secret = `bench-${Math.random().toString(36).slice(2)}`;
 const progress = (s: string) => process.stderr.write(`bench:sim: ${s}\n`);
 
 function config(url: string, devices: number, groups: number, rate: number, durationMs: number): SimConfig {
-  return {
-    url,
-    secret,
-    fleet: fleetFromOptions({ groups, prefix: `b${Math.random().toString(36).slice(2, 6)}`, devices, metrics: ["temp", "humidity", "pressure", "power"], rate }),
-    replay: null,
-    speed: 1,
-    replayTime: "shift",
-    prefix: "bench",
-    seed: 1,
-    durationMs,
-    maxReadings: null,
-    policy: { batchMs: rate === Infinity ? 100 : 1000, batchReadings: 100 },
-    maxInFlight: 32,
-    bufferBatches: 1000,
-    faults: NO_FAULTS,
-    statePath: null,
-    recordPath: null,
-    verify: false,
-    drainTimeoutMs: 15_000,
-    connectRate: 2000,
-    progress: false,
-  };
+  const fleet = fleetFromOptions({ groups, prefix: `b${Math.random().toString(36).slice(2, 6)}`, devices, metrics: ["temp", "humidity", "pressure", "power"], rate });
+  return simConfig({ url, secret, fleet }, { durationMs, drainTimeoutMs: 15_000, policy: { batchMs: rate === Infinity ? 100 : 1000, batchReadings: 100 } });
 }
 
 async function withSink<T>(fn: (url: string) => Promise<T>): Promise<T> {

@@ -6,6 +6,7 @@ import { DeviceClient, type DeviceClientOptions } from "../../device-sim/client.
 import { startHub, type HubProcess } from "../../scripts/wrangler-dev.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
+import type { AggregateBucket } from "../../schema/api.ts";
 
 export interface TestHub {
   hub: HubProcess;
@@ -55,16 +56,7 @@ export async function operatorGet(url: string, path: string, group: string | "*"
   return { status: res.status, body: await res.json() };
 }
 
-export interface Bucket {
-  device: string;
-  metric: string;
-  start: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  last: number;
-}
+export type Bucket = AggregateBucket;
 
 export async function buckets(url: string, group: string, query = ""): Promise<Bucket[]> {
   const { status, body } = await operatorGet(url, `/v1/groups/${group}/aggregates${query}`);

@@ -2,6 +2,7 @@ import { SELF } from "cloudflare:test";
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
+import type { AggregateBucket } from "../../schema/api.ts";
 
 let counter = 0;
 /** A group id no other test uses, so Durable Objects never leak state between tests. */
@@ -132,16 +133,7 @@ export async function getJson(path: string, token: string): Promise<{ status: nu
   return { status: res.status, body: await res.json() };
 }
 
-export interface BucketJson {
-  device: string;
-  metric: string;
-  start: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  last: number;
-}
+export type BucketJson = AggregateBucket;
 
 export async function aggregates(group: string, query = ""): Promise<BucketJson[]> {
   const { status, body } = await getJson(`/v1/groups/${group}/aggregates${query}`, await operatorToken(group));

@@ -10,6 +10,7 @@
  * - Live view state, rules and per-socket summary progress (watch.ts): rebuilt from SQLite on first use.
  */
 import { DurableObject } from "cloudflare:workers";
+import type { DeviceInfo } from "../../schema/api.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { readLimits, type Limits } from "../../schema/limits.ts";
 import { CloseCode, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
@@ -27,14 +28,6 @@ import { LIVE_TAG } from "./live-sockets.ts";
 import { Throttle } from "./throttle.ts";
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
 
-/** One entry of GET /v1/groups/{group}/devices. */
-export interface DeviceInfo {
-  id: string;
-  lastSeq: number;
-  lastSeen: number;
-  online: boolean;
-  readings: number;
-}
 
 export class GroupHub extends DurableObject<Env> {
   private readonly store: Store;

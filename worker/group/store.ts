@@ -7,6 +7,7 @@ import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import { drizzle, type DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { migrate } from "drizzle-orm/durable-sqlite/migrator";
 import migrations from "../../schema/migrations/migrations.js";
+import type { AggregateBucket } from "../../schema/api.ts";
 import { BUCKET_MS } from "../../schema/protocol.ts";
 import { aggregates, devices, gateways } from "../../schema/tables.ts";
 import type { AggregateQuery } from "../http/params.ts";
@@ -25,16 +26,7 @@ export interface DeviceSummary {
   readings: number;
 }
 
-export interface Bucket {
-  device: string;
-  metric: string;
-  start: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  last: number;
-}
+export type Bucket = AggregateBucket;
 
 export class Store {
   /** Shared with the other stores of the object (alert-store.ts). */

@@ -6,6 +6,7 @@
  * rather than breaking the page. Rules are checked by the same validator
  * the hub uses (schema/rules.ts).
  */
+import type { AggregateBucket } from "../../../schema/api.ts";
 import { validateRules, type RulesDoc } from "../../../schema/rules.ts";
 
 export { RULE_OPS, validateRules, type Rule, type RuleOp } from "../../../schema/rules.ts";
@@ -56,16 +57,7 @@ export interface Alert {
   clearedAt: number | null;
 }
 
-export interface Bucket {
-  device: string;
-  metric: string;
-  start: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  last: number;
-}
+export type Bucket = AggregateBucket;
 
 export interface SnapshotFrame {
   type: "snapshot";
