@@ -34,8 +34,11 @@ class Writer {
     this.buf = new Uint8Array(size);
     this.view = new DataView(this.buf.buffer);
   }
+  // Small enough for V8 to inline at every call site; growing is the rare path.
   ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
+    if (this.pos + n > this.buf.length) this.grow(n);
+  }
+  grow(n: number): void {
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
     const next = new Uint8Array(size);
@@ -46,31 +49,49 @@ class Writer {
   head(major: number, n: number): void {
     this.ensure(9);
     const m = major << 5;
+    const buf = this.buf;
     if (n < 24) {
-      this.buf[this.pos++] = m | n;
+      buf[this.pos++] = m | n;
     } else if (n < 0x100) {
-      this.buf[this.pos++] = m | 24;
-      this.buf[this.pos++] = n;
-    } else if (n < 0x10000) {
-      this.buf[this.pos++] = m | 25;
-      this.view.setUint16(this.pos, n);
+      buf[this.pos] = m | 24;
+      buf[this.pos + 1] = n;
       this.pos += 2;
+    } else if (n < 0x10000) {
+      buf[this.pos] = m | 25;
+      this.view.setUint16(this.pos + 1, n);
+      this.pos += 3;
     } else if (n < 0x100000000) {
-      this.buf[this.pos++] = m | 26;
-      this.view.setUint32(this.pos, n);
-      this.pos += 4;
+      buf[this.pos] = m | 26;
+      this.view.setUint32(this.pos + 1, n);
+      this.pos += 5;
     } else {
-      this.buf[this.pos++] = m | 27;
-      this.view.setUint32(this.pos, Math.floor(n / 0x100000000));
-      this.view.setUint32(this.pos + 4, n >>> 0);
-      this.pos += 8;
+      buf[this.pos] = m | 27;
+      this.view.setUint32(this.pos + 1, Math.floor(n / 0x100000000));
+      this.view.setUint32(this.pos + 5, n >>> 0);
+      this.pos += 9;
     }
   }
   text(s: string): void {
     // Short ASCII strings (metric names, keys) are the common case; copy them
     // byte by byte instead of paying TextEncoder's call overhead.
     const len = s.length;
-    if (len < 64) {
+    if (len < 24) {
+      // One byte of head, then the bytes; give up on the first non-ASCII character.
+      this.ensure(1 + len);
+      const buf = this.buf;
+      const at = this.pos;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[at + 1 + i] = c;
+      }
+      if (i === len) {
+        buf[at] = 0x60 | len;
+        this.pos = at + 1 + len;
+        return;
+      }
+    } else if (len < 64) {
       let ascii = true;
       for (let i = 0; i < len; i++) {
         if (s.charCodeAt(i) > 0x7f) {
@@ -81,7 +102,10 @@ class Writer {
       if (ascii) {
         this.head(3, len);
         this.ensure(len);
-        for (let i = 0; i < len; i++) this.buf[this.pos++] = s.charCodeAt(i);
+        const buf = this.buf;
+        const at = this.pos;
+        for (let i = 0; i < len; i++) buf[at + i] = s.charCodeAt(i);
+        this.pos = at + len;
         return;
       }
     }
@@ -98,9 +122,9 @@ class Writer {
       return;
     }
     this.ensure(9);
-    this.buf[this.pos++] = 0xfb;
-    this.view.setFloat64(this.pos, n);
-    this.pos += 8;
+    this.buf[this.pos] = 0xfb;
+    this.view.setFloat64(this.pos + 1, n);
+    this.pos += 9;
   }
   value(v: CborValue): void {
     switch (typeof v) {
@@ -123,9 +147,7 @@ class Writer {
           this.ensure(1);
           this.buf[this.pos++] = 0xf6;
         } else if (Array.isArray(v)) {
-          const arr = v as readonly CborValue[];
-          this.head(4, arr.length);
-          for (const item of arr) this.value(item);
+          this.array(v as readonly CborValue[]);
         } else {
           const obj = v as { readonly [key: string]: CborValue };
           const keys = Object.keys(obj).filter((k) => obj[k] !== undefined);
@@ -140,16 +162,49 @@ class Writer {
         throw new TypeError(`cannot encode ${typeof v} as protocol CBOR`);
     }
   }
+  array(arr: readonly CborValue[]): void {
+    const len = arr.length;
+    this.head(4, len);
+    for (let i = 0; i < len; i++) {
+      const item = arr[i];
+      // Numbers and texts (readings' fields) without the generic dispatch; the
+      // bytes are the same either way.
+      if (typeof item === "number") this.number(item);
+      else if (typeof item === "string") this.text(item);
+      else if (Array.isArray(item)) this.array(item as readonly CborValue[]);
+      else this.value(item);
+    }
+  }
 }
+
+/** Largest scratch buffer kept between calls; a bigger one (a huge frame) is dropped after use. */
+const MAX_KEPT_SCRATCH = 1 << 20;
+/**
+ * Encoding writes into one reused scratch buffer and copies the result out,
+ * so each call allocates exactly one buffer of the exact size. (Allocating
+ * a fresh growable buffer per call cost more than the encoding itself on
+ * the device client's hot path: docs/benchmarks.md.) Encoding never yields,
+ * so one scratch writer serves every call.
+ */
+let scratch: Writer | null = null;
 
 /**
  * Encodes a value as plain RFC 8949 CBOR (see the module comment for the
  * subset). Map entries whose value is `undefined` are omitted.
+ * `sizeHint` is the expected size in bytes; it only saves regrowing.
  */
 export function encodeCbor(value: CborValue, sizeHint = 256): Uint8Array {
-  const w = new Writer(sizeHint);
-  w.value(value);
-  return w.buf.subarray(0, w.pos);
+  let w = scratch;
+  scratch = null;
+  if (!w) w = new Writer(Math.max(4096, sizeHint));
+  w.pos = 0;
+  try {
+    if (sizeHint > w.buf.length) w.grow(sizeHint);
+    w.value(value);
+    return w.buf.slice(0, w.pos);
+  } finally {
+    if (w.buf.length <= MAX_KEPT_SCRATCH) scratch = w;
+  }
 }
 
 // cbor-x extensions are all off: no records (which also need `new Function`,

@@ -52,24 +52,43 @@ export function addBatch(c: Collapsed, device: string, seq: number, readings: re
     metrics = new Map();
     c.aggregates.set(device, metrics);
   }
-  let lastMetric = "";
-  let buckets: Map<number, PartialAggregate> | undefined;
-  for (const [ts, metric, value] of readings) {
-    if (metric !== lastMetric || !buckets) {
-      buckets = metrics.get(metric);
+  // A batch interleaves a few metrics, mostly within one minute. For each
+  // metric seen in this batch keep its bucket map and the bucket it touched
+  // last, and find them by comparing the metric's text (cheap for short
+  // names) rather than hashing the metric and the bucket start into maps
+  // for every reading (docs/benchmarks.md). The result is the same.
+  const slots: Slot[] = [];
+  for (let i = 0; i < readings.length; i++) {
+    const [ts, metric, value] = readings[i] as Reading;
+    let slot: Slot | undefined;
+    for (let k = 0; k < slots.length; k++) {
+      const s = slots[k] as Slot;
+      if (s.metric === metric) {
+        slot = s;
+        break;
+      }
+    }
+    if (!slot) {
+      let buckets = metrics.get(metric);
       if (!buckets) {
         buckets = new Map();
         metrics.set(metric, buckets);
       }
-      lastMetric = metric;
+      slot = { metric, buckets, start: NaN, agg: undefined };
+      // Past a handful of metrics, scanning would cost more than the lookups it saves.
+      if (slots.length < MAX_SLOTS) slots.push(slot);
     }
     const start = Math.floor(ts / BUCKET_MS) * BUCKET_MS;
-    const a = buckets.get(start);
+    let a = start === slot.start ? slot.agg : slot.buckets.get(start);
+    slot.start = start;
     if (!a) {
-      buckets.set(start, { count: 1, sum: value, min: value, max: value, firstTs: ts, lastTs: ts, last: value });
+      a = { count: 1, sum: value, min: value, max: value, firstTs: ts, lastTs: ts, last: value };
+      slot.buckets.set(start, a);
+      slot.agg = a;
       c.rows++;
       continue;
     }
+    slot.agg = a;
     a.count++;
     a.sum += value;
     if (value < a.min) a.min = value;
@@ -81,6 +100,15 @@ export function addBatch(c: Collapsed, device: string, seq: number, readings: re
     }
   }
 }
+
+/** A metric of the batch being added, and the bucket it touched last. */
+interface Slot {
+  metric: string;
+  buckets: Map<number, PartialAggregate>;
+  start: number;
+  agg: PartialAggregate | undefined;
+}
+const MAX_SLOTS = 8;
 
 /**
  * Adds one validated gateway batch. Its seq advances the gateway's lastSeq;
