@@ -42,6 +42,14 @@ export interface SimConfig {
   /** New connections per second while the fleet comes up. */
   connectRate: number;
   progress: boolean;
+  /** Generation tick, ms (default 20); benchmarks pacing a rate precisely use less. */
+  tickMs?: number;
+  /**
+   * Makes whole batches instead of the signal generators (benchmarks: cheap
+   * random walks, so the load generator's cost stays on encoding and I/O).
+   * Called once per device, with its index in the fleet.
+   */
+  batchSource?: (deviceIndex: number) => { batch(size: number, now: number): Reading[] };
 }
 
 /**
@@ -84,8 +92,12 @@ interface Generator {
   sim: SimDevice;
   metrics: string[];
   signals: Signal[];
+  /** Ms between samples; 0 for "max" (keep the window full), Infinity while paused. */
   intervalMs: number;
   nextAt: number;
+  source?: { batch(size: number, now: number): Reading[] };
+  /** With a source: samples due but not yet sent as a batch. */
+  owed: number;
 }
 
 const TICK_MS = 20;
@@ -141,24 +153,37 @@ export class Simulation {
     return sim;
   }
 
+  /**
+   * Runs the fleet until the duration, the reading limit or `requestStop()`,
+   * then drains, verifies, closes and reports.
+   */
   async run(): Promise<SimResult> {
+    const stopGenerating = new Promise<void>((resolve) => {
+      this.stopRequested = resolve;
+      if (this.cfg.durationMs !== null) setTimeout(resolve, this.cfg.durationMs).unref();
+    });
+    await this.start();
+    await stopGenerating;
+    return this.finish();
+  }
+
+  private timer: NodeJS.Timeout | undefined;
+  private progress: Progress | null = null;
+
+  /** Connects the fleet and starts generating (for programs that drive it themselves, with `setRate`). */
+  async start(): Promise<void> {
     const cfg = this.cfg;
     if (cfg.statePath) {
       this.state = loadState(cfg.statePath);
       for (const row of this.state?.expected ?? []) this.expected.addRow(row);
     }
     if (cfg.recordPath) this.recorder = new Recorder(cfg.recordPath);
-    const progress = new Progress(this.stats, process.stderr, cfg.progress);
+    this.progress = new Progress(this.stats, process.stderr, cfg.progress);
     const started = Date.now();
-    const stopGenerating = new Promise<void>((resolve) => {
-      this.stopRequested = resolve;
-      if (cfg.durationMs !== null) setTimeout(resolve, cfg.durationMs).unref();
-    });
-
     if (cfg.fleet) await this.setUpFleet(cfg.fleet, started);
     const tick = cfg.replay ? this.replayTicker(cfg.replay, started) : () => this.generate(Date.now());
     let last = Date.now();
-    const timer = setInterval(() => {
+    this.timer = setInterval(() => {
       const now = Date.now();
       tick();
       for (const d of this.devices.values()) {
@@ -167,17 +192,20 @@ export class Simulation {
       }
       last = now;
       if (this.reachedLimit()) this.stopRequested?.();
-    }, TICK_MS);
+    }, cfg.tickMs ?? TICK_MS);
+  }
 
-    await stopGenerating;
+  /** Stops generating, drains outstanding acks, verifies, closes and reports. */
+  async finish(): Promise<SimResult> {
+    const cfg = this.cfg;
     this.stopping = true;
-    clearInterval(timer);
+    clearInterval(this.timer);
     for (const d of this.devices.values()) {
       d.flush();
       d.client.resume();
     }
     await this.drain(cfg.drainTimeoutMs);
-    progress.stop();
+    this.progress?.stop();
 
     let v: VerifyResult | undefined;
     if (cfg.verify) v = await verify(cfg.url, cfg.secret, this.expected);
@@ -215,25 +243,62 @@ export class Simulation {
       });
       const intervalMs = Number.isFinite(fd.kind.rate) ? 1000 / fd.kind.rate : 0;
       // Each device starts at its own phase within one interval, so a fleet never samples in lockstep.
-      const gen: Generator = { sim, metrics: fd.kind.metrics, signals, intervalMs, nextAt: started + delay + Math.random() * intervalMs };
+      const gen: Generator = { sim, metrics: fd.kind.metrics, signals, intervalMs, nextAt: started + delay + Math.random() * intervalMs, owed: 0 };
+      const source = this.cfg.batchSource?.(i - 1);
+      if (source) gen.source = source;
       this.generators.push(gen);
-      if (intervalMs === 0) {
-        // "max" rate: keep the in-flight window full, refilling as acks arrive.
-        const refill = () => this.fillWindow(gen);
-        sim.client.on("hello", refill);
-        sim.client.on("ack", refill);
-      }
+      // "max" rate: keep the in-flight window full, refilling as acks arrive.
+      const refill = () => gen.intervalMs === 0 && this.fillWindow(gen);
+      sim.client.on("hello", refill);
+      sim.client.on("ack", refill);
     }
+  }
+
+  /**
+   * Changes every generated device's rate while running: samples per second
+   * per device, Infinity for "max", 0 to pause.
+   */
+  setRate(samplesPerSecond: number): void {
+    const now = Date.now();
+    for (const g of this.generators) {
+      g.intervalMs = samplesPerSecond === Infinity ? 0 : samplesPerSecond > 0 ? 1000 / samplesPerSecond : Infinity;
+      g.nextAt = now;
+      if (g.intervalMs === 0) this.fillWindow(g);
+    }
+  }
+
+  /** The simulated devices (their clients carry seqs and pending counts). */
+  simDevices(): SimDevice[] {
+    return [...this.devices.values()];
+  }
+
+  /** Waits until every device's batches are acked, or the timeout. Returns whether all were. */
+  async settle(timeoutMs: number): Promise<boolean> {
+    await this.drain(timeoutMs);
+    return this.simDevices().every((d) => d.client.pending === 0);
   }
 
   /** Fixed-rate devices: every sample due by `now`, one reading per metric. */
   private generate(now: number): void {
     for (const g of this.generators) {
-      if (g.intervalMs === 0) continue;
+      if (g.intervalMs === 0 || g.intervalMs === Infinity) continue;
       if (now - g.nextAt > 5000) {
         // The process fell behind (overloaded); skip rather than burst.
         this.stats.bump(this.stats.faults, "generator_skipped_samples", Math.floor((now - g.nextAt) / g.intervalMs));
         g.nextAt = now;
+      }
+      if (g.source) {
+        // Whole batches from the source, as soon as a batch's worth is due.
+        const perBatch = Math.max(1, Math.floor(this.cfg.policy.batchReadings / g.metrics.length));
+        while (g.nextAt <= now) {
+          g.owed++;
+          g.nextAt += g.intervalMs;
+        }
+        while (g.owed >= perBatch) {
+          g.owed -= perBatch;
+          g.sim.sendBatch(g.source.batch(perBatch * g.metrics.length, now));
+        }
+        continue;
       }
       while (g.nextAt <= now) {
         this.sample(g, Math.round(g.nextAt), now);
@@ -254,12 +319,18 @@ export class Simulation {
   private fillWindow(g: Generator): void {
     const client = g.sim.client;
     const perBatch = Math.max(1, Math.floor(this.cfg.policy.batchReadings / g.metrics.length));
-    while (!this.stopping && client.state === "open" && client.pending < this.cfg.maxInFlight) {
+    // Twice the window: the client sends the queued half the moment acks free
+    // slots, without waiting for this generator.
+    while (!this.stopping && client.state === "open" && client.pending < this.cfg.maxInFlight * 2) {
       if (this.reachedLimit()) {
         this.stopRequested?.();
         return;
       }
       const now = Date.now();
+      if (g.source) {
+        g.sim.sendBatch(g.source.batch(perBatch * g.metrics.length, now));
+        continue;
+      }
       for (let i = 0; i < perBatch; i++) this.sample(g, now - perBatch + i, now);
       g.sim.flush();
     }
