@@ -15,6 +15,7 @@ import type { Collapsed } from "./collapse.ts";
 
 /** Device rows per multi-row upsert: 6 bound parameters each, and a Durable Object query takes at most 100. */
 const DEVICE_CHUNK = 16;
+const AGGREGATE_CHUNK = 10;
 
 /** Most buckets one aggregates request returns; `truncated` says when more matched. */
 export const MAX_BUCKETS = 50_000;
@@ -38,40 +39,45 @@ export class Store {
   private readonly upsertAggregate;
   private readonly upsertDevice;
   private readonly upsertDevices;
+  private readonly upsertAggregates;
   private readonly selectLastSeq;
   private readonly upsertGateway;
   private readonly selectGatewayLastSeq;
 
   constructor(storage: DurableObjectStorage) {
     this.db = drizzle(storage, { logger: false });
-    this.upsertAggregate = this.db
+    // In an upsert's SET, bare columns are the existing row and `excluded.*`
+    // the new one; all right-hand sides see the old row.
+    const mergeAggregate = {
+      count: sql`${aggregates.count} + excluded.count`,
+      sum: sql`${aggregates.sum} + excluded.sum`,
+      min: sql`min(${aggregates.min}, excluded.min)`,
+      max: sql`max(${aggregates.max}, excluded.max)`,
+      firstTs: sql`min(${aggregates.firstTs}, excluded.first_ts)`,
+      last: sql`CASE WHEN excluded.last_ts >= ${aggregates.lastTs} THEN excluded.last ELSE ${aggregates.last} END`,
+      lastTs: sql`max(${aggregates.lastTs}, excluded.last_ts)`,
+    };
+    const aggregateRow = (i: number | "") => ({
+      device: sql.placeholder(`device${i}`),
+      metric: sql.placeholder(`metric${i}`),
+      start: sql.placeholder(`start${i}`),
+      count: sql.placeholder(`count${i}`),
+      sum: sql.placeholder(`sum${i}`),
+      min: sql.placeholder(`min${i}`),
+      max: sql.placeholder(`max${i}`),
+      firstTs: sql.placeholder(`firstTs${i}`),
+      lastTs: sql.placeholder(`lastTs${i}`),
+      last: sql.placeholder(`last${i}`),
+    });
+    const target = [aggregates.device, aggregates.metric, aggregates.start];
+    this.upsertAggregate = this.db.insert(aggregates).values(aggregateRow("")).onConflictDoUpdate({ target, set: mergeAggregate }).prepare();
+    // AGGREGATE_CHUNK rows per statement (10 values each, within the 100
+    // bound parameters a Durable Object query takes): a commit that touches
+    // many series (gateway batches, large fleets) runs a tenth of the statements.
+    this.upsertAggregates = this.db
       .insert(aggregates)
-      .values({
-        device: sql.placeholder("device"),
-        metric: sql.placeholder("metric"),
-        start: sql.placeholder("start"),
-        count: sql.placeholder("count"),
-        sum: sql.placeholder("sum"),
-        min: sql.placeholder("min"),
-        max: sql.placeholder("max"),
-        firstTs: sql.placeholder("firstTs"),
-        lastTs: sql.placeholder("lastTs"),
-        last: sql.placeholder("last"),
-      })
-      .onConflictDoUpdate({
-        target: [aggregates.device, aggregates.metric, aggregates.start],
-        // In an upsert's SET, bare columns are the existing row and
-        // `excluded.*` the new one; all right-hand sides see the old row.
-        set: {
-          count: sql`${aggregates.count} + excluded.count`,
-          sum: sql`${aggregates.sum} + excluded.sum`,
-          min: sql`min(${aggregates.min}, excluded.min)`,
-          max: sql`max(${aggregates.max}, excluded.max)`,
-          firstTs: sql`min(${aggregates.firstTs}, excluded.first_ts)`,
-          last: sql`CASE WHEN excluded.last_ts >= ${aggregates.lastTs} THEN excluded.last ELSE ${aggregates.last} END`,
-          lastTs: sql`max(${aggregates.lastTs}, excluded.last_ts)`,
-        },
-      })
+      .values(Array.from({ length: AGGREGATE_CHUNK }, (_, i) => aggregateRow(i)))
+      .onConflictDoUpdate({ target, set: mergeAggregate })
       .prepare();
     this.upsertDevice = this.db
       .insert(devices)
@@ -199,23 +205,41 @@ export class Store {
       for (const [id, g] of c.gateways) {
         this.upsertGateway.run({ id, lastSeq: g.lastSeq, now, readings: g.readings, batches: g.batches });
       }
+      const chunk: Record<string, string | number> = {};
+      let n = 0;
       for (const [device, metrics] of c.aggregates) {
         for (const [metric, buckets] of metrics) {
           for (const [start, a] of buckets) {
-            this.upsertAggregate.run({
-              device,
-              metric,
-              start,
-              count: a.count,
-              sum: a.sum,
-              min: a.min,
-              max: a.max,
-              firstTs: a.firstTs,
-              lastTs: a.lastTs,
-              last: a.last,
-            });
+            chunk[`device${n}`] = device;
+            chunk[`metric${n}`] = metric;
+            chunk[`start${n}`] = start;
+            chunk[`count${n}`] = a.count;
+            chunk[`sum${n}`] = a.sum;
+            chunk[`min${n}`] = a.min;
+            chunk[`max${n}`] = a.max;
+            chunk[`firstTs${n}`] = a.firstTs;
+            chunk[`lastTs${n}`] = a.lastTs;
+            chunk[`last${n}`] = a.last;
+            if (++n === AGGREGATE_CHUNK) {
+              this.upsertAggregates.run(chunk);
+              n = 0;
+            }
           }
         }
+      }
+      for (let i = 0; i < n; i++) {
+        this.upsertAggregate.run({
+          device: chunk[`device${i}`],
+          metric: chunk[`metric${i}`],
+          start: chunk[`start${i}`],
+          count: chunk[`count${i}`],
+          sum: chunk[`sum${i}`],
+          min: chunk[`min${i}`],
+          max: chunk[`max${i}`],
+          firstTs: chunk[`firstTs${i}`],
+          lastTs: chunk[`lastTs${i}`],
+          last: chunk[`last${i}`],
+        });
       }
     });
   }
