@@ -11,16 +11,16 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { DeviceInfo } from "../../schema/api.ts";
-import { encodeCbor } from "../../schema/cbor.ts";
 import { readLimits, type Limits } from "../../schema/limits.ts";
-import { CloseCode, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
+import { CloseCode, PING_TEXT, PONG_TEXT, isValidId } from "../../schema/protocol.ts";
 import type { AggregateQuery } from "../http/params.ts";
 import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
+import { connectPeer } from "./handlers/connect.ts";
 import { handleDeviceFrame } from "./handlers/device-frame.ts";
 import { connectGateway, handleGatewayFrame } from "./handlers/gateway.ts";
 import { Ingest } from "./ingest.ts";
-import { deviceTag, gatewayTag, readSession, type DeviceSession, type Session } from "./sessions.ts";
+import { deviceTag, gatewayTag, readSession, type Session } from "./sessions.ts";
 import { Store, type Bucket } from "./store.ts";
 import { Watch } from "./watch.ts";
 import { Revocations, type PeerKind, type Revocation } from "./revocations.ts";
@@ -128,29 +128,14 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   private connectDevice(group: string, device: string): Response {
-    // Commit anything pending first so `hello` reports every batch this
-    // device has had accepted, including ones sent on a socket now dying.
-    this.ingest.flush();
-    for (const old of this.ctx.getWebSockets(deviceTag(device))) {
-      try {
-        old.close(CloseCode.Replaced, "replaced by a newer connection for this device");
-      } catch {
-        // already closing
-      }
-    }
     const now = Date.now();
-    this.store.touchDevice(device, now);
-    const lastSeq = this.store.lastSeq(device);
-    const pair = new WebSocketPair();
-    const client = pair[0];
-    const server = pair[1];
-    this.ctx.acceptWebSocket(server, [deviceTag(device)]);
-    const session: DeviceSession = { k: "device", g: group, d: device, t: now };
-    server.serializeAttachment(session);
-    this.sessions.set(server, session);
+    const cx = { ctx: this.ctx, ingest: this.ingest, sessions: this.sessions };
+    const response = connectPeer(cx, { k: "device", g: group, d: device, t: now }, () => {
+      this.store.touchDevice(device, now);
+      return this.store.lastSeq(device);
+    });
     this.watch.setOnline(device, true, now);
-    server.send(encodeCbor({ type: "hello", v: PROTOCOL_VERSION, lastSeq }));
-    return new Response(null, { status: 101, webSocket: client });
+    return response;
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
