@@ -11,8 +11,10 @@ import { parseAggregateQuery } from "./http/params.ts";
 import { handleOperatorRoute } from "./http/operator.ts";
 import { allowedMethods, matchRoute } from "./http/routes.ts";
 import { log } from "./log.ts";
+import { REGISTRY_NAME } from "./registry.ts";
 
 export { GroupHub } from "./group/GroupHub.ts";
+export { GroupRegistry } from "./registry.ts";
 
 export default {
   async fetch(request, env): Promise<Response> {
@@ -39,6 +41,7 @@ async function handle(request: Request, env: Env): Promise<Response> {
     // Liveness for load balancers and test harnesses; touches no Durable Object.
     return configured ? json({ ok: true, protocol: PROTOCOL_VERSION }) : notConfigured();
   }
+  if (url.pathname === "/v1/groups") return listGroups(request, url, env, configured);
   const route = matchRoute(url.pathname);
   if (!route) return jsonError(404, "not_found", "no such route");
   const methods = allowedMethods(route);
@@ -99,6 +102,15 @@ async function handle(request: Request, env: Env): Promise<Response> {
   }
 }
 
+
+/** GET /v1/groups: every group that has had a device or gateway, for all-groups operators. */
+async function listGroups(request: Request, url: URL, env: Env, configured: boolean): Promise<Response> {
+  if (request.method !== "GET") return jsonError(405, "method_not_allowed", "this route accepts GET", { allow: "GET" });
+  if (!configured) return notConfigured();
+  // Only the all-groups operator (or Cloudflare Access) may see every group's name.
+  if (!(await isOperatorRequest(request, env, secretsOf(env), extractToken(request, url), "*"))) return unauthorized();
+  return json({ groups: await env.REGISTRY.getByName(REGISTRY_NAME).list() });
+}
 
 function notConfigured(): Response {
   return jsonError(503, "not_configured", "HUB_SECRET is not configured; set it with `wrangler secret put HUB_SECRET`");

@@ -108,14 +108,17 @@ export async function putRules(group: string, rules: RuleSet): Promise<RuleSet> 
   return parseRuleSet(body) ?? rules;
 }
 
-/** The groups the token may see, when the hub can list them; null when it cannot (today: 404). */
+/**
+ * Every group, when the token may list them (operator:* or Cloudflare Access);
+ * null when it may not (a one-group token: 401) or the hub cannot (404).
+ */
 export async function fetchGroups(signal?: AbortSignal): Promise<string[] | null> {
   try {
     const body = await request("/v1/groups", {}, signal);
     if (!isObj(body) || !Array.isArray(body.groups)) return null;
     return body.groups.flatMap((g: unknown) => (typeof g === "string" ? [g] : isObj(g) && typeof g.id === "string" ? [g.id] : []));
   } catch (err) {
-    if (err instanceof HubError && (err.status === 404 || err.status === 405)) return null;
+    if (err instanceof HubError && (err.status === 401 || err.status === 403 || err.status === 404 || err.status === 405)) return null;
     throw err;
   }
 }

@@ -247,7 +247,7 @@ describe("requests rejected before any Durable Object", () => {
     const unknown = [
       "/v1/",
       "/v1/nope",
-      "/v1/groups",
+      "/v1/groupz",
       `/v1/groups/${group}`,
       `/v1/groups/${group}/`,
       `/v1/groups/${group}/foo`,

@@ -23,6 +23,7 @@ import { Ingest } from "./ingest.ts";
 import { deviceTag, gatewayTag, readSession, type Session } from "./sessions.ts";
 import { Store, type Bucket } from "./store.ts";
 import { Watch } from "./watch.ts";
+import { REGISTRY_NAME } from "../registry.ts";
 import { Revocations, type PeerKind, type Revocation } from "./revocations.ts";
 import { LIVE_TAG } from "./live-sockets.ts";
 import { Throttle } from "./throttle.ts";
@@ -117,6 +118,7 @@ export class GroupHub extends DurableObject<Env> {
       }
       this.throttle.reset(tag);
       if (kind === "gateway") {
+        this.register(group, Date.now());
         const cx = { ctx: this.ctx, store: this.store, ingest: this.ingest, limits: this.limits, sessions: this.sessions };
         return connectGateway(cx, group, id);
       }
@@ -127,8 +129,29 @@ export class GroupHub extends DurableObject<Env> {
     }
   }
 
+  private registered = false;
+
+  /**
+   * Lists the group in the registry (GET /v1/groups) once per wake, the first
+   * time a device or gateway connects. Best effort: a failure is logged and
+   * retried at the next wake; it never holds up a connection.
+   */
+  private register(group: string, now: number): void {
+    if (this.registered) return;
+    this.registered = true;
+    this.ctx.waitUntil(
+      this.env.REGISTRY.getByName(REGISTRY_NAME)
+        .add(group, now)
+        .catch((err: unknown) => {
+          this.registered = false;
+          log.error("group.register", err, { group });
+        }),
+    );
+  }
+
   private connectDevice(group: string, device: string): Response {
     const now = Date.now();
+    this.register(group, now);
     const cx = { ctx: this.ctx, ingest: this.ingest, sessions: this.sessions };
     const response = connectPeer(cx, { k: "device", g: group, d: device, t: now }, () => {
       this.store.touchDevice(device, now);
