@@ -29,6 +29,28 @@ export interface DeviceSummary {
 
 export type Bucket = AggregateBucket;
 
+/** A device or gateway row of placeholders; both first and last seen are the commit's `now`. */
+function peerRow(id: string, seq: string, readings: string, batches: string) {
+  return {
+    id: sql.placeholder(id),
+    lastSeq: sql.placeholder(seq),
+    lastSeen: sql.placeholder("now"),
+    firstSeen: sql.placeholder("now"),
+    readings: sql.placeholder(readings),
+    batches: sql.placeholder(batches),
+  };
+}
+
+/** How a commit's counters merge into an existing device or gateway row (`excluded.*` is the new one). */
+function mergePeer(t: typeof devices | typeof gateways) {
+  return {
+    lastSeq: sql`max(${t.lastSeq}, excluded.last_seq)`,
+    lastSeen: sql`excluded.last_seen`,
+    readings: sql`${t.readings} + excluded.readings`,
+    batches: sql`${t.batches} + excluded.batches`,
+  };
+}
+
 export class Store {
   /** Shared with the other stores of the object (alert-store.ts). */
   readonly db: DrizzleSqliteDODatabase;
@@ -81,47 +103,15 @@ export class Store {
       .prepare();
     this.upsertDevice = this.db
       .insert(devices)
-      .values({
-        id: sql.placeholder("id"),
-        lastSeq: sql.placeholder("lastSeq"),
-        lastSeen: sql.placeholder("now"),
-        firstSeen: sql.placeholder("now"),
-        readings: sql.placeholder("readings"),
-        batches: sql.placeholder("batches"),
-      })
-      .onConflictDoUpdate({
-        target: devices.id,
-        set: {
-          lastSeq: sql`max(${devices.lastSeq}, excluded.last_seq)`,
-          lastSeen: sql`excluded.last_seen`,
-          readings: sql`${devices.readings} + excluded.readings`,
-          batches: sql`${devices.batches} + excluded.batches`,
-        },
-      })
+      .values(peerRow("id", "lastSeq", "readings", "batches"))
+      .onConflictDoUpdate({ target: devices.id, set: mergePeer(devices) })
       .prepare();
     // Gateway batches touch many devices per commit; one statement per
     // DEVICE_CHUNK rows costs less than one per row.
     this.upsertDevices = this.db
       .insert(devices)
-      .values(
-        Array.from({ length: DEVICE_CHUNK }, (_, i) => ({
-          id: sql.placeholder(`id${i}`),
-          lastSeq: sql.placeholder(`s${i}`),
-          lastSeen: sql.placeholder("now"),
-          firstSeen: sql.placeholder("now"),
-          readings: sql.placeholder(`r${i}`),
-          batches: sql.placeholder(`b${i}`),
-        })),
-      )
-      .onConflictDoUpdate({
-        target: devices.id,
-        set: {
-          lastSeq: sql`max(${devices.lastSeq}, excluded.last_seq)`,
-          lastSeen: sql`excluded.last_seen`,
-          readings: sql`${devices.readings} + excluded.readings`,
-          batches: sql`${devices.batches} + excluded.batches`,
-        },
-      })
+      .values(Array.from({ length: DEVICE_CHUNK }, (_, i) => peerRow(`id${i}`, `s${i}`, `r${i}`, `b${i}`)))
+      .onConflictDoUpdate({ target: devices.id, set: mergePeer(devices) })
       .prepare();
     this.selectLastSeq = this.db
       .select({ lastSeq: devices.lastSeq })
@@ -130,23 +120,8 @@ export class Store {
       .prepare();
     this.upsertGateway = this.db
       .insert(gateways)
-      .values({
-        id: sql.placeholder("id"),
-        lastSeq: sql.placeholder("lastSeq"),
-        lastSeen: sql.placeholder("now"),
-        firstSeen: sql.placeholder("now"),
-        readings: sql.placeholder("readings"),
-        batches: sql.placeholder("batches"),
-      })
-      .onConflictDoUpdate({
-        target: gateways.id,
-        set: {
-          lastSeq: sql`max(${gateways.lastSeq}, excluded.last_seq)`,
-          lastSeen: sql`excluded.last_seen`,
-          readings: sql`${gateways.readings} + excluded.readings`,
-          batches: sql`${gateways.batches} + excluded.batches`,
-        },
-      })
+      .values(peerRow("id", "lastSeq", "readings", "batches"))
+      .onConflictDoUpdate({ target: gateways.id, set: mergePeer(gateways) })
       .prepare();
     this.selectGatewayLastSeq = this.db
       .select({ lastSeq: gateways.lastSeq })
