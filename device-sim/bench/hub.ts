@@ -182,7 +182,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       compatibilityDate: opts.config.compatibilityDate,
       compatibilityFlags: opts.config.compatibilityFlags,
       bindings: { ...opts.config.vars, ...opts.vars, HUB_SECRET: opts.secret },
-      durableObjects: { GROUPS: { className: "GroupHub", useSQLite: true } },
+      durableObjects: {
+        GROUPS: { className: "GroupHub", useSQLite: true },
+        REGISTRY: { className: "GroupRegistry", useSQLite: true },
+      },
     }),
   );
   let url: URL;

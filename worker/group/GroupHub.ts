@@ -139,14 +139,15 @@ export class GroupHub extends DurableObject<Env> {
   private register(group: string, now: number): void {
     if (this.registered) return;
     this.registered = true;
-    this.ctx.waitUntil(
-      this.env.REGISTRY.getByName(REGISTRY_NAME)
-        .add(group, now)
-        .catch((err: unknown) => {
-          this.registered = false;
-          log.error("group.register", err, { group });
-        }),
-    );
+    const failed = (err: unknown) => {
+      this.registered = false;
+      log.error("group.register", err, { group });
+    };
+    try {
+      this.ctx.waitUntil(this.env.REGISTRY.getByName(REGISTRY_NAME).add(group, now).catch(failed));
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private connectDevice(group: string, device: string): Response {
