@@ -35,17 +35,22 @@ export function emptyCollapsed(): Collapsed {
   return { devices: new Map(), gateways: new Map(), aggregates: new Map(), readings: 0, rows: 0 };
 }
 
-/** Adds one validated batch. Readings are applied in array order, so on equal timestamps the later one wins `last`. */
-export function addBatch(c: Collapsed, device: string, seq: number, readings: readonly Reading[]): void {
-  let d = c.devices.get(device);
+/** Counts one batch for the peer (device or gateway) whose seq it carries. */
+function countBatch(c: Collapsed, peers: Map<string, DeviceDelta>, id: string, seq: number, readings: number): void {
+  let d = peers.get(id);
   if (!d) {
     d = { lastSeq: seq, readings: 0, batches: 0 };
-    c.devices.set(device, d);
+    peers.set(id, d);
   }
   if (seq > d.lastSeq) d.lastSeq = seq;
-  d.readings += readings.length;
+  d.readings += readings;
   d.batches += 1;
-  c.readings += readings.length;
+  c.readings += readings;
+}
+
+/** Adds one validated batch. Readings are applied in array order, so on equal timestamps the later one wins `last`. */
+export function addBatch(c: Collapsed, device: string, seq: number, readings: readonly Reading[]): void {
+  countBatch(c, c.devices, device, seq, readings.length);
 
   let metrics = c.aggregates.get(device);
   if (!metrics) {
@@ -117,15 +122,7 @@ const MAX_SLOTS = 8;
  * connects natively keeps its own exactly-once sequence.
  */
 export function addGatewayBatch(c: Collapsed, gateway: string, seq: number, readings: readonly GatewayReading[]): void {
-  let g = c.gateways.get(gateway);
-  if (!g) {
-    g = { lastSeq: seq, readings: 0, batches: 0 };
-    c.gateways.set(gateway, g);
-  }
-  if (seq > g.lastSeq) g.lastSeq = seq;
-  g.readings += readings.length;
-  g.batches += 1;
-  c.readings += readings.length;
+  countBatch(c, c.gateways, gateway, seq, readings.length);
 
   // Readings usually come in runs of one device; look the device up once per run.
   const seen = new Set<string>();

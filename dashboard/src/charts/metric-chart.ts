@@ -4,20 +4,16 @@
  * Minutes without readings leave a gap.
  */
 import uPlot from "uplot";
+import type { AggregateBucket } from "../../../schema/api.ts";
 import { BUCKET_MS } from "../../../schema/protocol.ts";
 import { fmtValue } from "../util/format.ts";
 import { chartTheme } from "./theme.ts";
 
-export interface Point {
-  start: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  last: number;
+/** One bucket of a series as the chart holds it. */
+export type Point = Omit<AggregateBucket, "device" | "metric"> & {
   /** Built from live values since the last REST read (replaced by the hub's exact bucket later). */
   live: boolean;
-}
+};
 
 export function toAligned(points: Point[]): uPlot.AlignedData {
   const x: number[] = [];
