@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { Reading } from "../../schema/protocol.ts";
+import { waitFor } from "../../scripts/mqtt-procs.ts";
 import { buckets, deviceClient, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
 
 let t: TestHub;
@@ -16,11 +17,17 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** `n` readings of `metric` with distinct integer values, spread over the last few minutes. */
+/**
+ * `n` readings of `metric` with distinct integer values, 1 ms apart from ten
+ * minutes before the test file started. However fast a test sends, reading
+ * `k` has timestamp `BASE + k`, so no timestamp runs ahead of real time
+ * (600,000 readings would be needed to reach the present) and none falls
+ * outside the hub's window however slow the machine is.
+ */
+const BASE = Date.now() - 10 * 60_000;
 function readings(n: number, offset: number, metric = "temp"): Reading[] {
-  const base = Date.now() - 5 * 60_000;
   const out: Reading[] = [];
-  for (let i = 0; i < n; i++) out.push([base + (offset + i) * 37, metric, offset + i]);
+  for (let i = 0; i < n; i++) out.push([BASE + offset + i, metric, offset + i]);
   return out;
 }
 
@@ -95,15 +102,19 @@ describe("hub under wrangler dev", () => {
     );
     let disconnects = 0;
     for (const c of clients) c.on("disconnect", () => disconnects++);
-    // Keep batches flowing while the hub goes down and comes back.
+    // Keep batches flowing while the hub goes down and comes back; the
+    // phases wait on what the clients observe, not on the clock.
+    let acked = 0;
+    for (const c of clients) c.on("ack", () => acked++);
     let b = 0;
     const sender = setInterval(() => {
       for (const c of clients) c.send(readings(20, b * 20));
       b++;
     }, 5);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => acked >= 30, "batches acked before the restart");
     await t.restart();
-    await new Promise((r) => setTimeout(r, 300));
+    const ackedAfterRestart = acked;
+    await waitFor(() => acked >= ackedAfterRestart + 30, "batches acked after the restart");
     clearInterval(sender);
     await Promise.all(clients.map((c) => c.idle()));
     expect(disconnects).toBeGreaterThanOrEqual(3);
@@ -125,8 +136,7 @@ describe("hub under wrangler dev", () => {
     const bad = await fetch(`${t.url}/v1/groups/${group}/devices?token=${client.opts.token}`);
     expect(bad.status).toBe(401);
     await client.close();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(t.hub.output()).toContain(group);
+    await waitFor(() => t.hub.output().includes(group), "the hub to log the group");
     expect(t.hub.output()).not.toContain(client.opts.token);
   });
 
