@@ -31,3 +31,18 @@ export interface AggregatesResponse {
   /** More buckets matched than one response holds; narrow the filter. */
   truncated: boolean;
 }
+
+/**
+ * `GET /v1/groups/{group}/rates`: readings the group applied per slot of hub
+ * receive time over the last 15 minutes (the dashboard's readings/s chart).
+ */
+export interface RatesResponse {
+  /** Slot length, ms (10,000). */
+  stepMs: number;
+  /** Start of the first slot, ms since the epoch, a multiple of `stepMs`. */
+  from: number;
+  /** Hub time of the answer; the last slot contains it and is still filling. */
+  at: number;
+  /** Readings applied in each slot, oldest first. */
+  readings: number[];
+}

@@ -96,6 +96,7 @@ async function handle(request: Request, env: Env): Promise<Response> {
     case "live":
     case "rules":
     case "alerts":
+    case "rates":
     case "revocations":
     case "revocation":
       return handleOperatorRoute(route, request, url, env, secret, token);

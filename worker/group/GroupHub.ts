@@ -27,6 +27,8 @@ import { REGISTRY_NAME } from "../registry.ts";
 import { Revocations, type PeerKind, type Revocation } from "./revocations.ts";
 import { LIVE_TAG } from "./live-sockets.ts";
 import { Throttle } from "./throttle.ts";
+import { RateHistory } from "./rate-history.ts";
+import type { RatesResponse } from "../../schema/api.ts";
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
 
 
@@ -37,6 +39,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly watch: Watch;
   private readonly revocations: Revocations;
   private readonly throttle: Throttle;
+  private readonly rates: RateHistory;
   /** Sessions of open sockets, restored from attachments; a cache of what the runtime stores. */
   private readonly sessions = new Map<WebSocket, Session>();
   private groupName = "";
@@ -47,11 +50,15 @@ export class GroupHub extends DurableObject<Env> {
     this.store = new Store(ctx.storage);
     this.revocations = new Revocations(this.store.db);
     this.throttle = new Throttle(this.limits);
+    const rates = (this.rates = new RateHistory(ctx.storage.kv));
     const watch = new Watch(ctx, this.store.db, () => this.group(), () => this.onlineDevices());
     this.watch = watch;
     this.ingest = new Ingest(this.store, this.limits, () => this.group(), {
       hasPendingWork: () => watch.hasPendingRejects,
-      inCommit: (batches, now) => watch.inCommit(batches, now),
+      inCommit: (batches, now) => {
+        rates.add(batches.reduce((n, b) => n + b.readings.length, 0), now);
+        return watch.inCommit(batches, now);
+      },
       afterCommit: (c, alerts, now) => watch.afterCommit(c, alerts, now),
       afterFailure: () => watch.afterFailure(),
     });
@@ -296,6 +303,12 @@ export class GroupHub extends DurableObject<Env> {
   listAlerts(activeOnly: boolean, limit: number): Alert[] {
     this.ingest.flush();
     return this.watch.store.listAlerts(activeOnly, limit);
+  }
+
+  /** RPC for GET /v1/groups/{group}/rates. */
+  rateHistory(): RatesResponse {
+    this.ingest.flush();
+    return this.rates.series(Date.now());
   }
 
   /** RPC for GET /v1/groups/{group}/devices. */

@@ -1,5 +1,5 @@
 /**
- * Operator routes for the dashboard: the live socket, rules and alerts
+ * Operator routes for the dashboard: the live socket, rules, alerts and the readings/s history
  * (docs/protocol.md). Like every route, each is checked completely here
  * before the group's Durable Object is called.
  */
@@ -13,7 +13,7 @@ import type { Route } from "./routes.ts";
 const MAX_RULES_BODY = 64 * 1024;
 
 export async function handleOperatorRoute(
-  route: Route & { kind: "live" | "rules" | "alerts" | "revocations" | "revocation" },
+  route: Route & { kind: "live" | "rules" | "alerts" | "rates" | "revocations" | "revocation" },
   request: Request,
   url: URL,
   env: Env,
@@ -47,6 +47,8 @@ export async function handleOperatorRoute(
     }
     case "alerts":
       return json({ alerts: await stub.listAlerts(alertQuery?.active ?? false, alertQuery?.limit ?? 100) });
+    case "rates":
+      return json(await stub.rateHistory());
     case "revocations":
       return json({ revocations: await stub.listRevocations() });
     case "revocation": {

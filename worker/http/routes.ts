@@ -8,6 +8,7 @@ export type Route =
   | { kind: "live"; group: string }
   | { kind: "rules"; group: string }
   | { kind: "alerts"; group: string }
+  | { kind: "rates"; group: string }
   | { kind: "revocations"; group: string }
   | { kind: "revocation"; group: string; peer: string; id: string };
 
@@ -34,6 +35,7 @@ export function matchRoute(pathname: string): Route | null {
   if (rest.length === 1 && rest[0] === "live") return { kind: "live", group };
   if (rest.length === 1 && rest[0] === "rules") return { kind: "rules", group };
   if (rest.length === 1 && rest[0] === "alerts") return { kind: "alerts", group };
+  if (rest.length === 1 && rest[0] === "rates") return { kind: "rates", group };
   if (rest.length === 1 && rest[0] === "revocations") return { kind: "revocations", group };
   if (rest.length === 3 && rest[0] === "revocations") {
     return { kind: "revocation", group, peer: safeDecode(rest[1] ?? ""), id: safeDecode(rest[2] ?? "") };
