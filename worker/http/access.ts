@@ -11,6 +11,7 @@
  * keys as a JWKS JSON document instead of fetching them (air-gapped setups
  * and tests).
  */
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from "jose";
 
 export interface AccessConfig {
   teamDomain: string;
@@ -35,79 +36,51 @@ export function accessToken(request: Request): string | null {
   return m?.[1] ?? null;
 }
 
-type Jwk = JsonWebKey & { kid?: string };
+/** Clock skew allowed on `nbf` (Access and the Worker run on different machines); `exp` gets none. */
+const NBF_SKEW_S = 60;
+/** Keys fetched from the team are reused this long; an unknown `kid` refetches sooner (key rotation). */
 const KEY_TTL_MS = 10 * 60_000;
-let cached: { source: string; at: number; keys: Map<string, CryptoKey> } | null = null;
 
-async function signingKeys(cfg: AccessConfig, now: number): Promise<Map<string, CryptoKey>> {
+// One key set per source, kept across requests so keys are imported and fetched once, not per request.
+let cached: { source: string; keys: JWTVerifyGetKey } | null = null;
+
+function signingKeys(cfg: AccessConfig): JWTVerifyGetKey {
   const source = cfg.jwks ?? `https://${cfg.teamDomain}/cdn-cgi/access/certs`;
-  if (cached && cached.source === source && now - cached.at < KEY_TTL_MS) return cached.keys;
-  let doc: unknown;
-  if (cfg.jwks) doc = JSON.parse(cfg.jwks);
-  else {
-    const res = await fetch(source, { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`Access certs: HTTP ${res.status}`);
-    doc = await res.json();
-  }
-  const list: unknown = typeof doc === "object" && doc !== null && "keys" in doc ? doc.keys : null;
-  if (!Array.isArray(list)) throw new Error("Access certs: no keys");
-  const keys = new Map<string, CryptoKey>();
-  for (const k of list as Jwk[]) {
-    if (typeof k !== "object" || k === null || k.kty !== "RSA" || typeof k.kid !== "string") continue;
-    keys.set(k.kid, await crypto.subtle.importKey("jwk", k, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]));
-  }
-  cached = { source, at: now, keys };
+  if (cached?.source === source) return cached.keys;
+  const keys = cfg.jwks
+    ? createLocalJWKSet(parseJwks(cfg.jwks))
+    : createRemoteJWKSet(new URL(source), { timeoutDuration: 5000, cacheMaxAge: KEY_TTL_MS });
+  cached = { source, keys };
   return keys;
 }
 
-function b64urlBytes(s: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;
-  const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (s.length % 4)) % 4));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function b64urlJson(s: string): Record<string, unknown> | null {
-  const bytes = b64urlBytes(s);
-  if (!bytes) return null;
-  try {
-    const v: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
+function parseJwks(text: string): JSONWebKeySet {
+  const doc: unknown = JSON.parse(text);
+  if (typeof doc !== "object" || doc === null || !("keys" in doc) || !Array.isArray(doc.keys)) throw new Error("ACCESS_JWKS: no keys");
+  // jose checks each key's fields itself; only the outer shape is ours to check.
+  return { keys: doc.keys.filter((k): k is JWK => typeof k === "object" && k !== null) };
 }
 
 /**
- * Validates an Access JWT: RS256 signature by one of the team's keys,
- * issuer, audience, expiry and not-before. Returns the identity (email or
- * subject) or null. Never throws for a bad token.
+ * Validates an Access JWT with jose: RS256 signature by one of the team's
+ * keys, issuer, audience, expiry and not-before. Returns the identity (email
+ * or subject) or null. Never throws for a bad token.
  */
 export async function verifyAccessJwt(cfg: AccessConfig, token: string, now = Date.now()): Promise<string | null> {
-  const parts = token.split(".");
-  if (parts.length !== 3) return null;
-  const [h, p, sig] = parts as [string, string, string];
-  const header = b64urlJson(h);
-  const payload = b64urlJson(p);
-  const signature = b64urlBytes(sig);
-  if (!header || !payload || !signature) return null;
-  if (header.alg !== "RS256" || typeof header.kid !== "string") return null;
-  let key: CryptoKey | undefined;
   try {
-    key = (await signingKeys(cfg, now)).get(header.kid);
+    const { payload } = await jwtVerify(token, signingKeys(cfg), {
+      algorithms: ["RS256"],
+      issuer: `https://${cfg.teamDomain}`,
+      audience: cfg.aud,
+      requiredClaims: ["exp"],
+      currentDate: new Date(now),
+      clockTolerance: NBF_SKEW_S,
+    });
+    // jose applies one tolerance to both nbf and exp; an expired token gets none.
+    if (typeof payload.exp !== "number" || payload.exp < now / 1000) return null;
+    const email: unknown = payload.email;
+    return typeof email === "string" ? email : (payload.sub ?? null);
   } catch {
     return null;
   }
-  if (!key) return null;
-  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, signature, new TextEncoder().encode(`${h}.${p}`));
-  if (!ok) return null;
-  const seconds = now / 1000;
-  if (payload.iss !== `https://${cfg.teamDomain}`) return null;
-  const aud = payload.aud;
-  if (!(aud === cfg.aud || (Array.isArray(aud) && aud.includes(cfg.aud)))) return null;
-  if (typeof payload.exp !== "number" || payload.exp < seconds) return null;
-  if (typeof payload.nbf === "number" && payload.nbf > seconds + 60) return null;
-  const who = typeof payload.email === "string" ? payload.email : typeof payload.sub === "string" ? payload.sub : null;
-  return who;
 }
