@@ -4,42 +4,78 @@
  *
  *   mosquitto_pub -t sensors/demo/boiler-1/temp -m 71.5
  *
- * shows up on the dashboard with no setup. Development only: gateway
+ * shows up on the dashboard with no setup, and /healthz and /metrics on
+ * 127.0.0.1:9464 as `npm run bridge` serves them. Development only: gateway
  * tokens are signed here with the development secret, for any group a
  * topic names.
  */
 import { createHmac } from "node:crypto";
 import { startBridge, type Bridge } from "../bridge/bridge.ts";
 import { Logger } from "../bridge/log.ts";
-import { DEFAULTS } from "../bridge/options.ts";
+import { DEFAULTS, type BridgeConfig } from "../bridge/options.ts";
 import { gatewaySubject } from "../schema/token.ts";
 
 export const DEMO_GATEWAY = "npm-start-bridge";
 
 export interface DemoBridge {
   description: string;
+  /** Port of /healthz and /metrics on 127.0.0.1, or null when they are off. */
+  opsPort: number | null;
+  brokerPort: number;
   stop(): Promise<void>;
 }
 
-/** Starts the bridge, or returns null (with the reason on stderr) when it cannot, e.g. the port is taken. */
-export async function startDemoBridge(opts: { hubUrl: string; secret: string; mqttPort: number }): Promise<DemoBridge | null> {
+/** A listen() error for this port (Node sets `port` on it). */
+function listenFailedOn(err: unknown, port: number): boolean {
+  return typeof err === "object" && err !== null && "port" in err && err.port === port;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Starts the bridge, or returns null (with the reason on stderr) when it
+ * cannot, e.g. the broker's port is taken. A taken ops port only costs the
+ * ops endpoint, with a note.
+ */
+export async function startDemoBridge(opts: { hubUrl: string; secret: string; mqttPort: number; opsPort: number | null }): Promise<DemoBridge | null> {
   // Same bytes as schema/token.ts's signToken, but synchronous, because
   // the bridge asks for a token when a group's first message arrives.
   const token = (group: string): string =>
     createHmac("sha256", opts.secret).update(gatewaySubject(group, DEMO_GATEWAY)).digest("base64url");
+  const cfg: BridgeConfig = {
+    ...DEFAULTS,
+    hubUrl: opts.hubUrl,
+    gateway: DEMO_GATEWAY,
+    embeddedBroker: opts.mqttPort,
+    httpHost: "127.0.0.1",
+    httpPort: opts.opsPort,
+    logLevel: "warn",
+  };
+  const start = (c: BridgeConfig): Promise<Bridge> => startBridge(c, { token, log: new Logger({ level: "warn" }) });
   let bridge: Bridge;
   try {
-    bridge = await startBridge(
-      { ...DEFAULTS, hubUrl: opts.hubUrl, gateway: DEMO_GATEWAY, embeddedBroker: opts.mqttPort, httpPort: null, logLevel: "warn" },
-      { token, log: new Logger({ level: "warn" }) },
-    );
+    bridge = await start(cfg);
   } catch (err) {
-    process.stderr.write(`MQTT bridge not started (${err instanceof Error ? err.message : String(err)}); try --mqtt-port N or --no-bridge\n`);
-    return null;
+    const opsTaken = opts.opsPort !== null && opts.opsPort !== 0 && listenFailedOn(err, opts.opsPort);
+    try {
+      if (!opsTaken) throw err;
+      bridge = await start({ ...cfg, httpPort: null });
+      process.stderr.write(`MQTT bridge: /healthz and /metrics not served (${message(err)}); try --ops-port N\n`);
+    } catch (err2) {
+      process.stderr.write(`MQTT bridge not started (${message(err2)}); try --mqtt-port N or --no-bridge\n`);
+      return null;
+    }
   }
-  const p = bridge.brokerPort === 1883 ? "" : ` -p ${bridge.brokerPort}`;
+  const brokerPort = bridge.brokerPort ?? opts.mqttPort;
+  const opsPort = bridge.httpPort;
+  const p = brokerPort === 1883 ? "" : ` -p ${brokerPort}`;
+  const ops = opsPort === null ? "" : `, health on http://127.0.0.1:${opsPort}/healthz and /metrics`;
   return {
-    description: `broker on mqtt://localhost:${bridge.brokerPort}, try: mosquitto_pub${p} -t sensors/demo/boiler-1/temp -m 71.5`,
+    description: `broker on mqtt://localhost:${brokerPort}${ops}; try: mosquitto_pub${p} -t sensors/demo/boiler-1/temp -m 71.5`,
+    opsPort,
+    brokerPort,
     stop: () => bridge.stop(1000),
   };
 }
