@@ -151,3 +151,6 @@ export function bucketStart(ts: number): number {
 export function isValidId(s: string): boolean {
   return ID_PATTERN.test(s);
 }
+
+/** Any frame a device or gateway sends; the hub dispatches on `type`. */
+export type PeerToHubFrame = DeviceToHubFrame | GatewayToHubFrame;

@@ -6,6 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { isValidId } from "../schema/protocol.ts";
+import { log } from "./log.ts";
 
 /** One entry of `GET /v1/groups`. */
 export interface GroupEntry {
@@ -29,5 +30,35 @@ export class GroupRegistry extends DurableObject<Env> {
   async list(): Promise<GroupEntry[]> {
     const entries = await this.ctx.storage.list<number>({ prefix: "g:" });
     return [...entries].map(([key, firstSeen]) => ({ id: key.slice(2), firstSeen }));
+  }
+}
+
+/**
+ * A group's side of the registry: lists the group once per wake, the first
+ * time a device or gateway connects. Best effort: a failure is logged and
+ * retried at the next connect; it never holds up a connection.
+ */
+export class Registration {
+  private readonly env: Env;
+  private readonly ctx: DurableObjectState;
+  private done = false;
+
+  constructor(env: Env, ctx: DurableObjectState) {
+    this.env = env;
+    this.ctx = ctx;
+  }
+
+  note(group: string, now: number): void {
+    if (this.done) return;
+    this.done = true;
+    const failed = (err: unknown) => {
+      this.done = false;
+      log.error("group.register", err, { group });
+    };
+    try {
+      this.ctx.waitUntil(this.env.REGISTRY.getByName(REGISTRY_NAME).add(group, now).catch(failed));
+    } catch (err) {
+      failed(err);
+    }
   }
 }

@@ -13,7 +13,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { decodeCbor } from "../../schema/cbor.ts";
 import { readLimits } from "../../schema/limits.ts";
 import { isMap, validateDeviceFrame } from "../../schema/validate.ts";
-import { addBatch, emptyCollapsed, type Collapsed } from "../../worker/group/collapse.ts";
+import { addBatch, emptyCollapsed, type Collapsed } from "../../worker/group/ingest/collapse.ts";
 import { isNativeAccelerationEnabled } from "cbor-x";
 
 export interface CeilingInput {
@@ -65,7 +65,7 @@ function runStage(input: CeilingInput, stage: Stage): StageResult {
         const v = validateDeviceFrame(decoded.value, { now, limits });
         if (!v.ok) throw new Error(`bench frame rejected: ${v.code} ${v.message}`);
         if (stage >= 2) {
-          addBatch(collapsed, devices[i] ?? "d", v.frame.seq, v.frame.readings);
+          addBatch(collapsed, { kind: "device", id: devices[i] ?? "d" }, v.frame.seq, v.frame.readings);
           if (++inCommit >= input.batchesPerCommit) {
             sink += collapsed.rows;
             collapsed = emptyCollapsed();

@@ -6,7 +6,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { RatesResponse } from "../../schema/api.ts";
-import { RateHistory, RATE_SLOT_MS, RATE_SLOTS } from "../../worker/group/rate-history.ts";
+import { RateHistory, RATE_SLOT_MS, RATE_SLOTS } from "../../worker/group/live/rate-history.ts";
 import { connectDevice, getJson, makeReadings, operatorToken, uniqueGroup } from "./helpers.ts";
 
 function total(r: RatesResponse): number {

@@ -1,7 +1,7 @@
 /** Per-device rate limit: refused batches get rate_limited, later ones wait behind them, nothing is lost. */
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../schema/limits.ts";
-import { Throttle } from "../../worker/group/throttle.ts";
+import { Throttle } from "../../worker/group/ingest/throttle.ts";
 import { aggregates, connectDevice, lastSeqOf, makeReadings, uniqueGroup } from "./helpers.ts";
 
 describe("throttle (unit)", () => {

@@ -1,12 +1,12 @@
 /**
- * SQLite for rules, settings, alerts and rejection counts, through Drizzle.
+ * SQLite for rules, settings and alerts, through Drizzle.
  * These are written rarely compared with aggregates, so plain query-builder
  * calls are fine here (no prepared statements).
  */
-import { and, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, isNull } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
-import { RULE_OPS, type Alert, type Rule, type RuleOp, type RulesDoc } from "../../schema/rules.ts";
-import { alerts, deviceRejects, devices, rules, settings } from "../../schema/tables.ts";
+import { RULE_OPS, type Alert, type Rule, type RuleOp, type RulesDoc } from "../../../schema/rules.ts";
+import { alerts, devices, rules, settings } from "../../../schema/tables.ts";
 import type { AlertWriter } from "./alerting.ts";
 
 const OFFLINE_KEY = "offline_after_ms";
@@ -108,44 +108,7 @@ export class AlertStore implements AlertWriter {
     this.db.update(alerts).set({ clearedAt: at }).where(and(eq(alerts.id, id), isNull(alerts.clearedAt))).run();
   }
 
-  /** Adds rejection counts (one commit's worth). */
-  addRejects(counts: Map<string, Map<string, number>>, now: number): void {
-    for (const [device, codes] of counts) {
-      for (const [code, n] of codes) {
-        this.db
-          .insert(deviceRejects)
-          .values({ device, code, count: n, lastAt: now })
-          .onConflictDoUpdate({
-            target: [deviceRejects.device, deviceRejects.code],
-            set: { count: sql`${deviceRejects.count} + excluded.count`, lastAt: sql`excluded.last_at` },
-          })
-          .run();
-      }
-    }
-  }
-
-  rejects(): { device: string; code: string; count: number; lastAt: number }[] {
-    return this.db.select().from(deviceRejects).all();
-  }
-
-  /** Latest value per (device, metric): the `last` of each series' newest bucket. */
-  latestValues(): { device: string; metric: string; value: number; ts: number }[] {
-    const rows = this.db.all<{ device: string; metric: string; value: number; ts: number }>(sql`
-      SELECT a.device AS device, a.metric AS metric, a.last AS value, a.last_ts AS ts
-      FROM aggregates a
-      JOIN (SELECT device, metric, max(start) AS start FROM aggregates GROUP BY device, metric) m
-        ON a.device = m.device AND a.metric = m.metric AND a.start = m.start`);
-    return rows;
-  }
-
   lastSeenAll(): { id: string; lastSeen: number }[] {
     return this.db.select({ id: devices.id, lastSeen: devices.lastSeen }).from(devices).all();
-  }
-
-  lastSeenAllFull(): { id: string; lastSeen: number; lastSeq: number; readings: number }[] {
-    return this.db
-      .select({ id: devices.id, lastSeen: devices.lastSeen, lastSeq: devices.lastSeq, readings: devices.readings })
-      .from(devices)
-      .all();
   }
 }

@@ -10,7 +10,7 @@
  * use after a wake. Storage stays bounded: a slot's key is its position in
  * the ring, so a new slot overwrites the one 15 minutes older.
  */
-import type { RatesResponse } from "../../schema/api.ts";
+import type { RatesResponse } from "../../../schema/api.ts";
 
 /** Slot length, ms. */
 export const RATE_SLOT_MS = 10_000;

@@ -14,16 +14,34 @@
  * socket without state is treated as up to date with nothing acked pending,
  * and gets a full summary at the next change.
  */
-import type { Alert, RulesDoc } from "../../schema/rules.ts";
-import { CloseCode } from "../../schema/protocol.ts";
-import { log } from "../log.ts";
+import type { Alert, RulesDoc } from "../../../schema/rules.ts";
+import { CloseCode } from "../../../schema/protocol.ts";
+import { log } from "../../log.ts";
 import type { LiveState } from "./live-state.ts";
 
-export const LIVE_TAG = "live";
-export const SUMMARY_INTERVAL_MS = 500;
-/** A socket that leaves a frame unacked this long is closed with 4008. */
-export const ACK_TIMEOUT_MS = 60_000;
-export const CLOSE_TOO_SLOW = CloseCode.TooSlow;
+/** The part of a dashboard socket fan-out uses. */
+export interface DashboardSocket {
+  send(data: string): void;
+  close(code: number, reason: string): void;
+}
+
+/** What fan-out needs from its host. */
+export interface FanoutHost<S extends DashboardSocket = DashboardSocket> {
+  /** The group's id, for logs. */
+  name(): string;
+  /** Open dashboard sockets (restored ones included). */
+  dashboards(): S[];
+}
+
+/** Fan-out intervals; injectable so tests need not wait for production ones. */
+export interface FanoutTiming {
+  /** Summaries go out at most this often while something changes. */
+  summaryIntervalMs: number;
+  /** A socket that leaves a frame unacked this long is closed with 4008. */
+  ackTimeoutMs: number;
+}
+
+export const DEFAULT_FANOUT_TIMING: Readonly<FanoutTiming> = { summaryIntervalMs: 500, ackTimeoutMs: 60_000 };
 
 interface SocketState {
   /** The epoch this socket has every change through (0: nothing yet). */
@@ -40,22 +58,24 @@ export interface SnapshotExtras {
   rules: RulesDoc;
 }
 
-export class LiveFanout {
-  private readonly ctx: DurableObjectState;
+export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
+  private readonly host: FanoutHost<S>;
   private readonly state: LiveState;
-  private readonly sockets = new Map<WebSocket, SocketState>();
+  private readonly timing: FanoutTiming;
+  private readonly clock: () => number;
+  private readonly sockets = new Map<S, SocketState>();
   private readonly alertLog: { epoch: number; alert: Alert }[] = [];
   private seq = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
-  private readonly group: () => string;
 
-  constructor(ctx: DurableObjectState, state: LiveState, group: () => string) {
-    this.ctx = ctx;
+  constructor(host: FanoutHost<S>, state: LiveState, timing: FanoutTiming = DEFAULT_FANOUT_TIMING, clock: () => number = Date.now) {
+    this.host = host;
     this.state = state;
-    this.group = group;
+    this.timing = timing;
+    this.clock = clock;
   }
 
-  private socketState(ws: WebSocket): SocketState {
+  private socketState(ws: S): SocketState {
     let s = this.sockets.get(ws);
     if (!s) {
       s = { lastEpoch: 0, awaiting: null, awaitingSince: 0 };
@@ -66,11 +86,11 @@ export class LiveFanout {
 
   /** Open dashboard sockets (restored ones included). */
   count(): number {
-    return this.ctx.getWebSockets(LIVE_TAG).length;
+    return this.host.dashboards().length;
   }
 
   /** Sends the snapshot to a newly accepted socket. */
-  sendSnapshot(ws: WebSocket, extras: SnapshotExtras, now: number): void {
+  sendSnapshot(ws: S, extras: SnapshotExtras, now: number): void {
     const epoch = this.state.epoch;
     // Changes from here on belong to a later epoch than this snapshot covers.
     this.state.epoch++;
@@ -100,13 +120,13 @@ export class LiveFanout {
   /** Something changed: make sure a summary goes out within the interval. */
   markDirty(): void {
     if (this.timer !== undefined || this.count() === 0) return;
-    this.timer = setTimeout(() => this.tick(), SUMMARY_INTERVAL_MS);
+    this.timer = setTimeout(() => this.tick(), this.timing.summaryIntervalMs);
   }
 
-  /** A text frame from a dashboard. Returns false if the socket was closed for it. */
-  onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+  /** A text frame from a dashboard: an ack, or the socket is closed. */
+  onMessage(ws: S, message: string | ArrayBuffer): void {
     if (typeof message !== "string") {
-      ws.close(1003, "dashboard frames are JSON text");
+      ws.close(CloseCode.UnsupportedData, "dashboard frames are JSON text");
       return;
     }
     let seq: unknown;
@@ -117,7 +137,7 @@ export class LiveFanout {
       }
       seq = parsed.seq;
     } catch {
-      ws.close(1007, 'expected {"type":"ack","seq":N}');
+      ws.close(CloseCode.InvalidPayload, 'expected {"type":"ack","seq":N}');
       return;
     }
     const s = this.socketState(ws);
@@ -128,7 +148,7 @@ export class LiveFanout {
     }
   }
 
-  onClose(ws: WebSocket): void {
+  onClose(ws: S): void {
     this.sockets.delete(ws);
   }
 
@@ -136,24 +156,25 @@ export class LiveFanout {
   tick(): void {
     this.timer = undefined;
     try {
-      this.send(Date.now());
+      this.send(this.clock());
     } catch (err) {
-      log.error("live.tick", err, { group: this.group() });
+      log.error("live.tick", err, { group: this.host.name() });
     }
   }
 
-  private send(now: number): { sent: number; waiting: number } {
+  /** One round of summaries at `now`: how many went out, and how many sockets wait for their ack. */
+  send(now: number): { sent: number; waiting: number } {
     const epoch = this.state.epoch;
     this.state.epoch++;
     const totals = this.state.totals(now);
     const frames = new Map<number, { devices: unknown[]; alerts: Alert[] } | null>();
     let sent = 0;
     let waiting = 0;
-    for (const ws of this.ctx.getWebSockets(LIVE_TAG)) {
+    for (const ws of this.host.dashboards()) {
       const s = this.socketState(ws);
       if (s.awaiting !== null) {
-        if (now - s.awaitingSince > ACK_TIMEOUT_MS) {
-          ws.close(CLOSE_TOO_SLOW, "dashboard did not ack summaries");
+        if (now - s.awaitingSince > this.timing.ackTimeoutMs) {
+          ws.close(CloseCode.TooSlow, "dashboard did not ack summaries");
           this.sockets.delete(ws);
         } else {
           waiting++;

@@ -8,8 +8,8 @@
  * since which the condition has held. That last one is lost on eviction or
  * hibernation: a `forMs` hold then restarts from the next reading.
  */
-import type { Reading } from "../../schema/protocol.ts";
-import { ruleHolds, type Alert, type Rule, type RulesDoc } from "../../schema/rules.ts";
+import type { Reading } from "../../../schema/protocol.ts";
+import { ruleHolds, type Alert, type Rule, type RulesDoc } from "../../../schema/rules.ts";
 
 /** Writes alerts; called inside the commit transaction. */
 export interface AlertWriter {

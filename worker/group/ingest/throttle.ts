@@ -12,7 +12,7 @@
  * Buckets live in memory: after a wake they start full, which only ever
  * lets a device send more, never loses anything.
  */
-import type { Limits } from "../../schema/limits.ts";
+import type { Limits } from "../../../schema/limits.ts";
 
 interface Bucket {
   tokens: number;
@@ -35,14 +35,14 @@ export class Throttle {
 
   /**
    * Decides whether a batch (not a duplicate) may be applied now.
-   * `peer` is "d:<device>" or "w:<gateway>".
+   * `key` is the peer's tag (peerTag in peer.ts).
    */
-  check(peer: string, seq: number, readings: number, now: number): ThrottleResult {
+  check(key: string, seq: number, readings: number, now: number): ThrottleResult {
     if (this.rate <= 0) return { ok: true };
-    let b = this.buckets.get(peer);
+    let b = this.buckets.get(key);
     if (!b) {
       b = { tokens: this.burst, at: now, blockedAt: 0 };
-      this.buckets.set(peer, b);
+      this.buckets.set(key, b);
     }
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.rate) / 1000);
     b.at = now;
@@ -60,8 +60,8 @@ export class Throttle {
   }
 
   /** A new connection: the client resumes from `hello`, so any block is moot. */
-  reset(peer: string): void {
-    const b = this.buckets.get(peer);
+  reset(key: string): void {
+    const b = this.buckets.get(key);
     if (b) b.blockedAt = 0;
   }
 

@@ -6,10 +6,11 @@
  * rebuilt from SQLite by `load()` the next time a dashboard needs it; rates
  * restart from zero, which is true after hibernation anyway (the group was idle).
  */
-import type { Collapsed } from "./collapse.ts";
+import type { Collapsed } from "../ingest/collapse.ts";
+import type { Peer } from "../peer.ts";
 
-/** Seconds of history behind readingsPerSec / batchesPerSec. */
-const WINDOW_S = 10;
+/** Default seconds of history behind readingsPerSec / batchesPerSec. */
+export const RATE_WINDOW_S = 10;
 
 export interface LatestValue {
   value: number;
@@ -37,19 +38,24 @@ export interface TotalsJson {
 
 /** Counts per second over a sliding window of whole seconds. */
 class Rate {
-  private readonly slots = new Float64Array(WINDOW_S);
+  private readonly slots: Float64Array;
   private second = 0;
+
+  constructor(windowS: number) {
+    this.slots = new Float64Array(windowS);
+  }
 
   add(n: number, now: number): void {
     this.roll(now);
-    this.slots[this.second % WINDOW_S] = (this.slots[this.second % WINDOW_S] ?? 0) + n;
+    const i = this.second % this.slots.length;
+    this.slots[i] = (this.slots[i] ?? 0) + n;
   }
 
   perSecond(now: number): number {
     this.roll(now);
     let sum = 0;
     for (const v of this.slots) sum += v;
-    return Math.round((sum / WINDOW_S) * 10) / 10;
+    return Math.round((sum / this.slots.length) * 10) / 10;
   }
 
   private roll(now: number): void {
@@ -57,7 +63,8 @@ class Rate {
     if (this.second === 0) this.second = s;
     const gap = s - this.second;
     if (gap <= 0) return;
-    for (let i = 1; i <= Math.min(gap, WINDOW_S); i++) this.slots[(this.second + i) % WINDOW_S] = 0;
+    const n = this.slots.length;
+    for (let i = 1; i <= Math.min(gap, n); i++) this.slots[(this.second + i) % n] = 0;
     this.second = s;
   }
 }
@@ -85,8 +92,10 @@ export interface LiveSeed {
 
 export class LiveState {
   private readonly devices = new Map<string, LiveDevice>();
-  private readingRate = new Rate();
-  private batchRate = new Rate();
+  /** Seconds behind each rate (injectable so tests need not wait 10 s for a rate to drain). */
+  private readonly windowS: number;
+  private readingRate: Rate;
+  private batchRate: Rate;
   private readonly rejectedTotals: Record<string, number> = {};
   loaded = false;
   /**
@@ -95,11 +104,17 @@ export class LiveState {
    */
   epoch = 1;
 
+  constructor(windowS = RATE_WINDOW_S) {
+    this.windowS = Math.max(1, windowS);
+    this.readingRate = new Rate(this.windowS);
+    this.batchRate = new Rate(this.windowS);
+  }
+
   /** Forgets everything (no dashboard is watching); `load` rebuilds it. */
   reset(): void {
     this.devices.clear();
-    this.readingRate = new Rate();
-    this.batchRate = new Rate();
+    this.readingRate = new Rate(this.windowS);
+    this.batchRate = new Rate(this.windowS);
     for (const k of Object.keys(this.rejectedTotals)) delete this.rejectedTotals[k];
     this.loaded = false;
   }
@@ -138,7 +153,7 @@ export class LiveState {
         lastSeq: 0,
         readings: 0,
         latest: new Map(),
-        rate: new Rate(),
+        rate: new Rate(this.windowS),
         rejected: { count: 0, lastCode: null, lastAt: null },
         changed: this.epoch,
       };
@@ -151,7 +166,7 @@ export class LiveState {
   applyCommit(c: Collapsed, now: number): boolean {
     let readings = 0;
     let batches = 0;
-    for (const [id, delta] of c.devices) {
+    for (const [id, delta] of c.peers.device) {
       const d = this.device(id);
       d.lastSeen = now;
       d.lastSeq = Math.max(d.lastSeq, delta.lastSeq);
@@ -172,16 +187,21 @@ export class LiveState {
     }
     this.readingRate.add(readings, now);
     this.batchRate.add(batches, now);
-    return c.devices.size > 0;
+    return c.peers.device.size > 0;
   }
 
-  reject(device: string, code: string, now: number): void {
-    const d = this.device(device);
+  /**
+   * A rejected frame: counted in the totals, and on the device's row when a
+   * device sent it. A gateway is not a device and gets no row.
+   */
+  reject(peer: Peer, code: string, now: number): void {
+    this.rejectedTotals[code] = (this.rejectedTotals[code] ?? 0) + 1;
+    if (peer.kind !== "device") return;
+    const d = this.device(peer.id);
     d.rejected.count++;
     d.rejected.lastCode = code;
     d.rejected.lastAt = now;
     d.changed = this.epoch;
-    this.rejectedTotals[code] = (this.rejectedTotals[code] ?? 0) + 1;
   }
 
   setOnline(device: string, online: boolean, now: number): void {

@@ -8,9 +8,8 @@
  */
 import { and, eq } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
-import { revocations } from "../../schema/tables.ts";
-
-export type PeerKind = "device" | "gateway";
+import { revocations } from "../../../schema/tables.ts";
+import type { PeerKind } from "../peer.ts";
 
 export interface Revocation {
   kind: PeerKind;

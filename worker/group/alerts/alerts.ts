@@ -1,0 +1,98 @@
+/**
+ * The alerts stage: rules, threshold alerts evaluated inside the group
+ * commit, and offline alerts checked by alarm. Rules and active alerts are
+ * rebuilt from SQLite on first use after a wake.
+ */
+import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import type { Alert, RulesDoc } from "../../../schema/rules.ts";
+import { log } from "../../log.ts";
+import type { DeviceReadings } from "../ingest/commit.ts";
+import { AlertStore } from "./alert-store.ts";
+import { Alerting } from "./alerting.ts";
+
+/** What the alerts stage needs from its host. */
+export interface AlertsHost {
+  /** The group's id, for logs. */
+  name(): string;
+  /** The object's alarm: offline checks run from it, which also wakes a hibernating group. */
+  readonly alarms: Pick<DurableObjectStorage, "getAlarm" | "setAlarm">;
+}
+
+export class Alerts {
+  private readonly store: AlertStore;
+  private readonly alerting = new Alerting();
+  private readonly host: AlertsHost;
+  private loaded = false;
+  private alarmChecked = false;
+
+  constructor(db: DrizzleSqliteDODatabase, host: AlertsHost) {
+    this.store = new AlertStore(db);
+    this.host = host;
+  }
+
+  /** Loads rules and active alerts from SQLite, once per wake. */
+  private ensureLoaded(): Alerting {
+    if (!this.loaded) {
+      this.alerting.load(this.store.readRules(), this.store.activeAlerts());
+      this.loaded = true;
+    }
+    return this.alerting;
+  }
+
+  /** Inside the commit transaction: evaluates the applied readings; returns alerts raised or cleared. */
+  evaluate(batches: readonly DeviceReadings[], now: number): Alert[] {
+    const alerting = this.ensureLoaded();
+    const changes: Alert[] = [];
+    for (const b of batches) changes.push(...alerting.evaluate(b.device, b.readings, now, this.store));
+    return changes;
+  }
+
+  /** After a commit: arms the offline alarm once per wake when offline alerts are on. */
+  afterCommit(now: number): void {
+    const after = this.alerting.doc.offlineAfterMs;
+    if (after > 0 && !this.alarmChecked) {
+      this.alarmChecked = true;
+      void this.ensureAlarm(now + after);
+    }
+  }
+
+  /** After a failed commit: in-memory rule state may not match SQLite any more. */
+  afterFailure(): void {
+    this.loaded = false;
+  }
+
+  rules(): RulesDoc {
+    return this.ensureLoaded().doc;
+  }
+
+  putRules(doc: RulesDoc, now: number): RulesDoc {
+    this.store.writeRules(doc, now);
+    this.loaded = false;
+    this.alarmChecked = false;
+    if (doc.offlineAfterMs > 0) void this.ensureAlarm(now + doc.offlineAfterMs);
+    return this.ensureLoaded().doc;
+  }
+
+  list(activeOnly: boolean, limit: number): Alert[] {
+    return this.store.listAlerts(activeOnly, limit);
+  }
+
+  /** The offline check; returns the alerts it raised. */
+  alarm(now: number): Alert[] {
+    const alerting = this.ensureLoaded();
+    const devices = this.store.lastSeenAll();
+    const raised = alerting.checkOffline(devices, now, this.store);
+    const next = alerting.nextOfflineCheck(devices);
+    if (next !== null) void this.host.alarms.setAlarm(Math.max(next, now + 1000));
+    return raised;
+  }
+
+  private async ensureAlarm(at: number): Promise<void> {
+    try {
+      const current = await this.host.alarms.getAlarm();
+      if (current === null || current > at) await this.host.alarms.setAlarm(at);
+    } catch (err) {
+      log.error("alerts.ensureAlarm", err, { group: this.host.name() });
+    }
+  }
+}

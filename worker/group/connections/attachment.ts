@@ -1,0 +1,69 @@
+/**
+ * What the runtime keeps with each hibernatable socket: its attachment
+ * (JSON-clean, at most 2 KB:
+ * https://developers.cloudflare.com/durable-objects/best-practices/websockets/#websocket-hibernation-api).
+ * It is all the object knows about a socket after waking, so it is
+ * versioned: sockets stay open across a deploy, and a new version must read
+ * what the old one wrote.
+ */
+import { isValidId } from "../../../schema/protocol.ts";
+import type { Peer, PeerKind } from "../peer.ts";
+
+/** Who is on a socket: a device or gateway, or a dashboard. */
+export type SocketRole = { kind: "peer"; peer: Peer; connectedAt: number } | { kind: "dashboard"; connectedAt: number };
+
+/** The attachment written today. */
+export interface AttachmentV1 {
+  v: 1;
+  kind: PeerKind | "dashboard";
+  /** The peer's id; "" for a dashboard. */
+  id: string;
+  /** Connect time, ms. */
+  connectedAt: number;
+}
+
+/** Largest attachment the runtime stores. */
+export const MAX_ATTACHMENT_BYTES = 2048;
+
+export function toAttachment(role: SocketRole): AttachmentV1 {
+  return role.kind === "peer"
+    ? { v: 1, kind: role.peer.kind, id: role.peer.id, connectedAt: role.connectedAt }
+    : { v: 1, kind: "dashboard", id: "", connectedAt: role.connectedAt };
+}
+
+/**
+ * Reads an attachment back, checking it rather than trusting its shape:
+ * today's version, or the unversioned one-letter form
+ * (`{k: "device"|"gateway"|"live", g, d|w, t}`) of sockets accepted before
+ * it, which may still be open after a deploy. Null for anything else.
+ */
+export function fromAttachment(a: unknown): SocketRole | null {
+  if (typeof a !== "object" || a === null) return null;
+  const r = a as Record<string, unknown>;
+  if (r.v === 1) {
+    const at = r.connectedAt;
+    if (typeof at !== "number") return null;
+    if (r.kind === "dashboard") return { kind: "dashboard", connectedAt: at };
+    if ((r.kind === "device" || r.kind === "gateway") && typeof r.id === "string" && isValidId(r.id)) {
+      return { kind: "peer", peer: { kind: r.kind, id: r.id }, connectedAt: at };
+    }
+    return null;
+  }
+  return fromLegacy(r);
+}
+
+/** Whether an attachment is in today's version (one that is not gets rewritten). */
+export function isCurrent(a: unknown): boolean {
+  return typeof a === "object" && a !== null && (a as Record<string, unknown>).v === 1;
+}
+
+function fromLegacy(r: Record<string, unknown>): SocketRole | null {
+  const at = r.t;
+  if (typeof at !== "number" || typeof r.g !== "string" || !isValidId(r.g)) return null;
+  if (r.k === "live") return { kind: "dashboard", connectedAt: at };
+  const id = r.k === "device" ? r.d : r.k === "gateway" ? r.w : undefined;
+  if ((r.k === "device" || r.k === "gateway") && typeof id === "string" && isValidId(id)) {
+    return { kind: "peer", peer: { kind: r.k, id }, connectedAt: at };
+  }
+  return null;
+}

@@ -1,0 +1,156 @@
+/**
+ * Collapses batches into per-(device, metric, minute) partial aggregates, so
+ * a group commit touches SQLite once per row it changes rather than once per
+ * reading. Device and gateway batches take the same path: a gateway batch is
+ * runs of readings of one device each, and every run is merged by the one
+ * rule below. Nested maps avoid building a string key per reading.
+ */
+import { BUCKET_MS, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
+import { byKind, type ByKind, type Peer } from "../peer.ts";
+
+export interface PartialAggregate {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  firstTs: number;
+  lastTs: number;
+  last: number;
+}
+
+/** What one commit adds to a device's or gateway's row. */
+export interface PeerDelta {
+  lastSeq: number;
+  readings: number;
+  batches: number;
+}
+
+/** A device batch's readings, or a gateway batch's (each naming its device). */
+export type PeerReadings = readonly Reading[] | readonly GatewayReading[];
+
+export interface Collapsed {
+  /**
+   * Per kind, per id. A gateway's `lastSeq` is its own seq; the devices it
+   * speaks for get readings and batches but keep their lastSeq (0 for a
+   * device only ever heard through gateways), so a device that also connects
+   * natively keeps its own exactly-once sequence.
+   */
+  peers: ByKind<Map<string, PeerDelta>>;
+  /** device -> metric -> bucket start -> aggregate */
+  aggregates: Map<string, Map<string, Map<number, PartialAggregate>>>;
+  readings: number;
+  rows: number;
+}
+
+export function emptyCollapsed(): Collapsed {
+  return { peers: byKind(() => new Map<string, PeerDelta>()), aggregates: new Map(), readings: 0, rows: 0 };
+}
+
+function delta(peers: Map<string, PeerDelta>, id: string): PeerDelta {
+  let d = peers.get(id);
+  if (!d) {
+    d = { lastSeq: 0, readings: 0, batches: 0 };
+    peers.set(id, d);
+  }
+  return d;
+}
+
+/**
+ * Adds one validated batch of a peer. Readings are applied in array order,
+ * so on equal timestamps the later one wins `last`.
+ */
+export function addBatch(c: Collapsed, peer: Peer, seq: number, readings: PeerReadings): void {
+  const own = delta(c.peers[peer.kind], peer.id);
+  if (seq > own.lastSeq) own.lastSeq = seq;
+  own.readings += readings.length;
+  own.batches += 1;
+  c.readings += readings.length;
+  if (peer.kind === "device") {
+    addRun(c, peer.id, readings, 0, readings.length);
+    return;
+  }
+  // Gateway readings usually come in runs of one device.
+  const devices = c.peers.device;
+  const seen = new Set<string>();
+  for (let from = 0; from < readings.length; ) {
+    const device = (readings[from] as GatewayReading)[3];
+    let to = from + 1;
+    while (to < readings.length && (readings[to] as GatewayReading)[3] === device) to++;
+    const d = delta(devices, device);
+    d.readings += to - from;
+    if (!seen.has(device)) {
+      seen.add(device);
+      d.batches += 1;
+    }
+    addRun(c, device, readings, from, to);
+    from = to;
+  }
+}
+
+/** Merges readings [from, to) of one device into its aggregates. */
+function addRun(c: Collapsed, device: string, readings: PeerReadings, from: number, to: number): void {
+  let metrics = c.aggregates.get(device);
+  if (!metrics) {
+    metrics = new Map();
+    c.aggregates.set(device, metrics);
+  }
+  // A batch interleaves a few metrics, mostly within one minute. For each
+  // metric seen in this run keep its bucket map and the bucket it touched
+  // last, and find them by comparing the metric's text (cheap for short
+  // names) rather than hashing the metric and the bucket start into maps
+  // for every reading (docs/benchmarks.md). The result is the same.
+  const slots: Slot[] = [];
+  for (let i = from; i < to; i++) {
+    const r = readings[i] as Reading;
+    const ts = r[0];
+    const metric = r[1];
+    const value = r[2];
+    let slot: Slot | undefined;
+    for (let k = 0; k < slots.length; k++) {
+      const s = slots[k] as Slot;
+      if (s.metric === metric) {
+        slot = s;
+        break;
+      }
+    }
+    if (!slot) {
+      let buckets = metrics.get(metric);
+      if (!buckets) {
+        buckets = new Map();
+        metrics.set(metric, buckets);
+      }
+      slot = { metric, buckets, start: NaN, agg: undefined };
+      // Past a handful of metrics, scanning would cost more than the lookups it saves.
+      if (slots.length < MAX_SLOTS) slots.push(slot);
+    }
+    const start = Math.floor(ts / BUCKET_MS) * BUCKET_MS;
+    let a = start === slot.start ? slot.agg : slot.buckets.get(start);
+    slot.start = start;
+    if (!a) {
+      a = { count: 1, sum: value, min: value, max: value, firstTs: ts, lastTs: ts, last: value };
+      slot.buckets.set(start, a);
+      slot.agg = a;
+      c.rows++;
+      continue;
+    }
+    slot.agg = a;
+    a.count++;
+    a.sum += value;
+    if (value < a.min) a.min = value;
+    if (value > a.max) a.max = value;
+    if (ts < a.firstTs) a.firstTs = ts;
+    if (ts >= a.lastTs) {
+      a.lastTs = ts;
+      a.last = value;
+    }
+  }
+}
+
+/** A metric of the run being added, and the bucket it touched last. */
+interface Slot {
+  metric: string;
+  buckets: Map<number, PartialAggregate>;
+  start: number;
+  agg: PartialAggregate | undefined;
+}
+const MAX_SLOTS = 8;

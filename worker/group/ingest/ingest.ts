@@ -1,0 +1,99 @@
+/**
+ * The ingest stage: frames from devices and gateways, the per-peer rate
+ * limit, and the group commit. Device and gateway sockets take the same
+ * path; only the validator differs by kind (frames.ts).
+ */
+import type { Limits } from "../../../schema/limits.ts";
+import { ErrorCode } from "../../../schema/protocol.ts";
+import type { Rejection } from "../../../schema/validate.ts";
+import { peerTag, type Peer } from "../peer.ts";
+import type { PeerReadings } from "./collapse.ts";
+import { GroupCommit, type IngestHost } from "./commit.ts";
+import { dispatchFrame, rejectionFrame, type FrameContext, type PeerSender } from "./frames.ts";
+import type { Store } from "./store.ts";
+import { Throttle } from "./throttle.ts";
+
+/** What the ingest stage needs from its host, besides the group commit's hooks. */
+export interface IngestStageHost<Note> extends IngestHost<Note> {
+  /** A frame of `peer` was rejected with `code`: count it and show it live. */
+  rejected(peer: Peer, code: string): void;
+}
+
+export class Ingest<Note> implements FrameContext {
+  private readonly commit: GroupCommit<Note>;
+  private readonly throttle: Throttle;
+  private readonly store: Store;
+  private readonly limits: Limits;
+  private readonly host: IngestStageHost<Note>;
+  private readonly clock: () => number;
+
+  constructor(store: Store, limits: Limits, host: IngestStageHost<Note>, clock: () => number = Date.now) {
+    this.store = store;
+    this.limits = limits;
+    this.host = host;
+    this.clock = clock;
+    this.commit = new GroupCommit(store, limits, host);
+    this.throttle = new Throttle(limits);
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  /**
+   * A peer connects: commits anything pending first, so `hello` reports
+   * every batch this peer has had accepted (including ones sent on a socket
+   * now being replaced), records the connect and returns the peer's lastSeq.
+   */
+  connect(peer: Peer, now: number): number {
+    this.commit.flush();
+    // The client resumes from `hello`, so a rate-limit block is moot.
+    this.throttle.reset(peerTag(peer));
+    this.store.touch(peer, now);
+    return this.store.lastSeq(peer);
+  }
+
+  /** Every message on a device or gateway socket. */
+  onMessage(from: PeerSender, message: string | ArrayBuffer): void {
+    dispatchFrame(this, this.limits, from, message);
+  }
+
+  /** Commits pending batches now, so reads see every acked batch. */
+  flush(): void {
+    this.commit.flush();
+  }
+
+  /** Makes sure a commit runs soon for the host's pending work. */
+  schedule(): void {
+    this.commit.schedule();
+  }
+
+  /**
+   * Duplicates pass (they apply nothing); a refused batch gets `rate_limited`
+   * with `retryAfterMs`.
+   */
+  admit(from: PeerSender, seq: number, readings: number): boolean {
+    if (seq <= this.commit.highest(from.peer)) return true;
+    const r = this.throttle.check(peerTag(from.peer), seq, readings, this.now());
+    if (r.ok) return true;
+    const message = "over the rate limit: wait retryAfterMs, then resend this batch and the ones after it";
+    from.send(rejectionFrame({ ok: false, code: ErrorCode.RateLimited, message, seq }, r.retryAfterMs));
+    this.report(from.peer, ErrorCode.RateLimited);
+    return false;
+  }
+
+  submit(from: PeerSender, seq: number, readings: PeerReadings): void {
+    this.commit.submit(from, from.peer, seq, readings);
+  }
+
+  reject(from: PeerSender, r: Rejection): void {
+    from.send(rejectionFrame(r));
+    this.report(from.peer, r.code);
+  }
+
+  /** A rejection is counted with the next group commit. */
+  private report(peer: Peer, code: string): void {
+    this.host.rejected(peer, code);
+    this.commit.schedule();
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The live stage: what dashboards see of a group (docs/protocol.md, "Live
+ * socket"). It keeps the live state only while dashboards watch: without
+ * them the commit path skips it, and it is rebuilt from SQLite when one
+ * connects. Rejection counts wait here for the next group commit.
+ */
+import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import type { RatesResponse } from "../../../schema/api.ts";
+import type { Alert, RulesDoc } from "../../../schema/rules.ts";
+import type { Collapsed } from "../ingest/collapse.ts";
+import type { Peer } from "../peer.ts";
+import { DEFAULT_FANOUT_TIMING, LiveFanout, type FanoutTiming } from "./fanout.ts";
+import { LiveState, RATE_WINDOW_S } from "./live-state.ts";
+import { LiveStore } from "./live-store.ts";
+import { RateHistory } from "./rate-history.ts";
+
+/** What the live stage needs from its host. */
+export interface LiveHost {
+  /** The group's id, for logs. */
+  name(): string;
+  /** Open dashboard sockets (restored ones included). */
+  dashboards(): WebSocket[];
+  /** Devices with a socket of their own. */
+  onlineDevices(): Set<string>;
+}
+
+/** Live-view intervals; injectable so tests need not sleep through production ones. */
+export interface LiveTiming extends FanoutTiming {
+  /** Seconds of history behind the readings/s and batches/s rates. */
+  rateWindowS: number;
+}
+
+export const DEFAULT_LIVE_TIMING: Readonly<LiveTiming> = { ...DEFAULT_FANOUT_TIMING, rateWindowS: RATE_WINDOW_S };
+
+export class Live {
+  private readonly state: LiveState;
+  private readonly fanout: LiveFanout<WebSocket>;
+  private readonly store: LiveStore;
+  private readonly rates: RateHistory;
+  private readonly host: LiveHost;
+  /** Rejections of devices waiting for the next group commit: device -> code -> count. */
+  private rejects = new Map<string, Map<string, number>>();
+
+  constructor(storage: { db: DrizzleSqliteDODatabase; kv: SyncKvStorage }, host: LiveHost, timing: LiveTiming = DEFAULT_LIVE_TIMING) {
+    this.host = host;
+    this.store = new LiveStore(storage.db);
+    this.rates = new RateHistory(storage.kv);
+    this.state = new LiveState(timing.rateWindowS);
+    this.fanout = new LiveFanout(host, this.state, timing);
+  }
+
+  /** True when rejection counts wait for a commit. */
+  hasPendingWork(): boolean {
+    return this.rejects.size > 0;
+  }
+
+  /** Inside the commit transaction: the readings/s history and pending rejection counts. */
+  inCommit(c: Collapsed, now: number): void {
+    this.rates.add(c.readings, now);
+    if (this.rejects.size === 0) return;
+    this.store.addRejects(this.rejects, now);
+    this.rejects = new Map();
+  }
+
+  /** After a commit: live state and alert changes to dashboards. */
+  afterCommit(c: Collapsed, alerts: readonly Alert[], now: number): void {
+    const wasLoaded = this.state.loaded;
+    if (!this.watched()) return;
+    // A state loaded just now already holds this commit (it is in SQLite).
+    if (wasLoaded) this.state.applyCommit(c, now);
+    this.noteAlerts(alerts);
+    this.fanout.markDirty();
+  }
+
+  /** Alerts raised or cleared: shown with the next summaries. */
+  noteAlerts(alerts: readonly Alert[]): void {
+    for (const a of alerts) this.fanout.noteAlert(a);
+  }
+
+  /** A rejected frame. Counted per device in SQLite (a gateway is not a device), and in the live totals for both. */
+  rejected(peer: Peer, code: string, now: number): void {
+    if (peer.kind === "device") {
+      let codes = this.rejects.get(peer.id);
+      if (!codes) this.rejects.set(peer.id, (codes = new Map()));
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+    }
+    if (!this.watched()) return;
+    this.state.reject(peer, code, now);
+    this.fanout.markDirty();
+  }
+
+  setOnline(device: string, online: boolean, now: number): void {
+    if (!this.watched()) return;
+    this.state.setOnline(device, online, now);
+    this.fanout.markDirty();
+  }
+
+  /** Something besides data changed (rules): dashboards get a summary soon. */
+  markDirty(): void {
+    this.fanout.markDirty();
+  }
+
+  /** The readings/s history (the dashboard's chart). */
+  rateHistory(now: number): RatesResponse {
+    return this.rates.series(now);
+  }
+
+  /** Sends a newly accepted dashboard socket its snapshot. */
+  welcome(ws: WebSocket, extras: { alerts: Alert[]; rules: RulesDoc }, now: number): void {
+    this.watched();
+    this.fanout.sendSnapshot(ws, { group: this.host.name(), ...extras }, now);
+  }
+
+  onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    this.fanout.onMessage(ws, message);
+  }
+
+  onClose(ws: WebSocket): void {
+    this.fanout.onClose(ws);
+  }
+
+  /** Whether dashboards watch; loads the live state when they do, drops it when they stopped. */
+  private watched(): boolean {
+    if (this.fanout.count() === 0) {
+      if (this.state.loaded) this.state.reset();
+      return false;
+    }
+    if (!this.state.loaded) this.state.load({ ...this.store.seed(), online: this.host.onlineDevices() });
+    return true;
+  }
+}
+
+/** Env vars that override the live timing (unset in production; small in the worker tests). */
+const TIMING_VARS: Readonly<Record<keyof LiveTiming, string>> = {
+  summaryIntervalMs: "LIVE_SUMMARY_MS",
+  ackTimeoutMs: "LIVE_ACK_TIMEOUT_MS",
+  rateWindowS: "LIVE_RATE_WINDOW_S",
+};
+
+/** The live timing from env vars; a var that is set but not a positive integer throws, as limits do. */
+export function readLiveTiming(env: Readonly<Record<string, unknown>>): LiveTiming {
+  const out = { ...DEFAULT_LIVE_TIMING };
+  for (const key of Object.keys(TIMING_VARS) as (keyof LiveTiming)[]) {
+    const raw = env[TIMING_VARS[key]];
+    if (raw === undefined || raw === "") continue;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${TIMING_VARS[key]} must be a positive integer`);
+    out[key] = n;
+  }
+  return out;
+}
