@@ -14,6 +14,9 @@ export interface TestHub {
   stateDir: string;
   /** Restarts wrangler on the same port and state directory, after `downMs` with no hub. */
   restart(downMs?: number): Promise<void>;
+  /** Stops wrangler (resolves once it has exited); `up()` starts it again on the same port and state. */
+  down(): Promise<void>;
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -26,10 +29,15 @@ export async function startTestHub(): Promise<TestHub> {
     url: hub.url,
     stateDir,
     async restart(downMs = 0) {
-      const port = hub.port;
-      await hub.stop();
+      await t.down();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-      hub = await startHub({ persistTo: stateDir, vars, port });
+      await t.up();
+    },
+    async down() {
+      await hub.stop();
+    },
+    async up() {
+      hub = await startHub({ persistTo: stateDir, vars, port: hub.port });
       t.hub = hub;
     },
     async stop() {
