@@ -10,7 +10,3 @@ export function json(body: unknown, status = 200, headers: Record<string, string
 export function jsonError(status: number, error: string, message: string, headers: Record<string, string> = {}): Response {
   return json({ error, message }, status, headers);
 }
-
-export function unauthorized(): Response {
-  return jsonError(401, "unauthorized", "missing or invalid token", { "www-authenticate": 'Bearer realm="telemetry-hub"' });
-}

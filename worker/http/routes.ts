@@ -1,58 +1,198 @@
-/** URL routing for the public API (docs/protocol.md). */
-
-export type Route =
-  | { kind: "device-socket"; group: string; device: string }
-  | { kind: "gateway-socket"; group: string; gateway: string }
-  | { kind: "devices"; group: string }
-  | { kind: "aggregates"; group: string }
-  | { kind: "live"; group: string }
-  | { kind: "rules"; group: string }
-  | { kind: "alerts"; group: string }
-  | { kind: "rates"; group: string }
-  | { kind: "revocations"; group: string }
-  | { kind: "revocation"; group: string; peer: string; id: string };
-
-/** Methods each route accepts; everything else is 405. */
-export function allowedMethods(route: Route): readonly string[] {
-  if (route.kind === "rules") return ["GET", "PUT"];
-  if (route.kind === "revocation") return ["PUT", "DELETE"];
-  return ["GET"];
-}
-
 /**
- * Matches a path against the API routes. Returns the route with its raw
- * (still unvalidated) path segments, or null. Segments are percent-decoded
- * so an encoded bad character is caught by id validation, not missed.
+ * The public routes (docs/protocol.md, "HTTP routes"), declared once: path,
+ * method, who may call it, the parameters it accepts and what it answers.
+ * worker/http/app.ts binds a handler to each and validates requests with
+ * these schemas; worker/http/openapi.ts generates `/v1/openapi.json` from
+ * them.
  */
-export function matchRoute(pathname: string): Route | null {
-  const parts = pathname.split("/");
-  // ["", "v1", "groups", group, ...rest]
-  if (parts[0] !== "" || parts[1] !== "v1" || parts[2] !== "groups" || parts.length < 5) return null;
-  const group = safeDecode(parts[3] ?? "");
-  const rest = parts.slice(4);
-  if (rest.length === 1 && rest[0] === "devices") return { kind: "devices", group };
-  if (rest.length === 1 && rest[0] === "aggregates") return { kind: "aggregates", group };
-  if (rest.length === 1 && rest[0] === "live") return { kind: "live", group };
-  if (rest.length === 1 && rest[0] === "rules") return { kind: "rules", group };
-  if (rest.length === 1 && rest[0] === "alerts") return { kind: "alerts", group };
-  if (rest.length === 1 && rest[0] === "rates") return { kind: "rates", group };
-  if (rest.length === 1 && rest[0] === "revocations") return { kind: "revocations", group };
-  if (rest.length === 3 && rest[0] === "revocations") {
-    return { kind: "revocation", group, peer: safeDecode(rest[1] ?? ""), id: safeDecode(rest[2] ?? "") };
-  }
-  if (rest.length === 3 && rest[0] === "devices" && rest[2] === "ws") {
-    return { kind: "device-socket", group, device: safeDecode(rest[1] ?? "") };
-  }
-  if (rest.length === 3 && rest[0] === "gateways" && rest[2] === "ws") {
-    return { kind: "gateway-socket", group, gateway: safeDecode(rest[1] ?? "") };
-  }
-  return null;
+import type * as z from "zod";
+import {
+  AggregateQuery,
+  AggregatesResponse,
+  AlertQuery,
+  AlertsResponse,
+  DeviceSocketParams,
+  DevicesResponse,
+  GatewaySocketParams,
+  GroupParams,
+  GroupsResponse,
+  Health,
+  PATHS,
+  RatesResponse,
+  RevocationEntry,
+  RevocationLifted,
+  RevocationParams,
+  RevocationsResponse,
+  RulesDoc,
+} from "../../schema/api.ts";
+
+/** Who may call a route (docs/protocol.md, "Auth"). */
+export type Caller = "anyone" | "operator" | "all-groups operator" | "device" | "gateway";
+
+/** One route. The 405 and 503 answers apply to every route but health. */
+export interface RouteSpec {
+  method: "get" | "put" | "delete";
+  /** OpenAPI path template, from {@link PATHS}. */
+  path: string;
+  summary: string;
+  caller: Caller;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  /** Documented request body; the handler reads and checks it itself. */
+  body?: z.ZodType;
+  /** The JSON body of a 200; absent for WebSocket routes, which answer 101. */
+  ok?: z.ZodType;
+  /** Error statuses the route itself answers. */
+  errors: readonly number[];
 }
 
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return "\u0000"; // never a valid id
-  }
+export const ROUTES = {
+  health: {
+    method: "get",
+    path: PATHS.health,
+    summary: "Liveness; touches no Durable Object. Answers any method.",
+    caller: "anyone",
+    ok: Health,
+    errors: [],
+  },
+  openapi: {
+    method: "get",
+    path: PATHS.openapi,
+    summary: "This document (OpenAPI 3.1)",
+    caller: "anyone",
+    errors: [],
+  },
+  groups: {
+    method: "get",
+    path: PATHS.groups,
+    summary: "Every group a device or gateway has connected to, sorted by id",
+    caller: "all-groups operator",
+    ok: GroupsResponse,
+    errors: [401],
+  },
+  deviceSocket: {
+    method: "get",
+    path: PATHS.deviceSocket,
+    summary: "Device socket: CBOR frames over WebSocket (docs/protocol.md)",
+    caller: "device",
+    params: DeviceSocketParams,
+    errors: [400, 401, 403, 426],
+  },
+  gatewaySocket: {
+    method: "get",
+    path: PATHS.gatewaySocket,
+    summary: "Gateway socket: CBOR frames for many devices over one WebSocket",
+    caller: "gateway",
+    params: GatewaySocketParams,
+    errors: [400, 401, 403, 426],
+  },
+  devices: {
+    method: "get",
+    path: PATHS.devices,
+    summary: "The group's devices, sorted by id",
+    caller: "operator",
+    params: GroupParams,
+    ok: DevicesResponse,
+    errors: [400, 401],
+  },
+  aggregates: {
+    method: "get",
+    path: PATHS.aggregates,
+    summary: "Per-minute aggregates, sorted by device, metric, start",
+    caller: "operator",
+    params: GroupParams,
+    query: AggregateQuery,
+    ok: AggregatesResponse,
+    errors: [400, 401],
+  },
+  live: {
+    method: "get",
+    path: PATHS.live,
+    summary: "Live socket for dashboards: JSON frames over WebSocket",
+    caller: "operator",
+    params: GroupParams,
+    errors: [400, 401, 426],
+  },
+  getRules: {
+    method: "get",
+    path: PATHS.rules,
+    summary: "The group's alert rules",
+    caller: "operator",
+    params: GroupParams,
+    ok: RulesDoc,
+    errors: [400, 401],
+  },
+  putRules: {
+    method: "put",
+    path: PATHS.rules,
+    summary: "Replace the group's alert rules",
+    caller: "operator",
+    params: GroupParams,
+    body: RulesDoc,
+    ok: RulesDoc,
+    errors: [400, 401, 413],
+  },
+  alerts: {
+    method: "get",
+    path: PATHS.alerts,
+    summary: "Alert history, newest first",
+    caller: "operator",
+    params: GroupParams,
+    query: AlertQuery,
+    ok: AlertsResponse,
+    errors: [400, 401],
+  },
+  rates: {
+    method: "get",
+    path: PATHS.rates,
+    summary: "Readings applied per 10-second slot over the last 15 minutes",
+    caller: "operator",
+    params: GroupParams,
+    ok: RatesResponse,
+    errors: [400, 401],
+  },
+  revocations: {
+    method: "get",
+    path: PATHS.revocations,
+    summary: "Revoked devices and gateways",
+    caller: "operator",
+    params: GroupParams,
+    ok: RevocationsResponse,
+    errors: [400, 401],
+  },
+  revoke: {
+    method: "put",
+    path: PATHS.revocation,
+    summary: "Revoke a device or gateway; its socket is closed at once",
+    caller: "operator",
+    params: RevocationParams,
+    ok: RevocationEntry,
+    errors: [400, 401, 404],
+  },
+  restore: {
+    method: "delete",
+    path: PATHS.revocation,
+    summary: "Lift a revocation (404 not_revoked if there is none)",
+    caller: "operator",
+    params: RevocationParams,
+    ok: RevocationLifted,
+    errors: [400, 401, 404],
+  },
+} as const satisfies Record<string, RouteSpec>;
+
+/** Why each error status is answered; every error body is `{error, message}`. */
+export const ERROR_REASONS: Record<number, string> = {
+  400: "bad_group, bad_device, bad_gateway, bad_id, bad_query or bad_rules",
+  401: "unauthorized: missing or invalid token",
+  403: "revoked: this device or gateway has been revoked",
+  404: "not_found (no such revocation kind), or not_revoked",
+  405: "method_not_allowed; the Allow header lists the methods",
+  413: "too_large: body over 64 KiB",
+  426: "upgrade_required: this route only accepts WebSocket upgrades",
+  503: "not_configured (no HUB_SECRET), or too_many_sockets on a socket route (with Retry-After)",
+};
+
+/** `/v1/groups/{group}` (OpenAPI) as `/v1/groups/:group` (Hono). */
+export function honoPath(path: string): string {
+  return path.replaceAll(/\{(\w+)\}/g, ":$1");
 }

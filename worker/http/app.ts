@@ -1,0 +1,216 @@
+/**
+ * The Worker's HTTP surface: a Hono app binding a handler to each route of
+ * routes.ts. Every request is checked completely here, in the order
+ * docs/protocol.md gives (route, method, secret, ids, upgrade, query,
+ * token), before a Durable Object is touched, so a bad request costs no
+ * Durable Object request.
+ */
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import type * as z from "zod";
+import { PATHS } from "../../schema/api.ts";
+import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
+import { validateRules } from "../../schema/rules.ts";
+import { log } from "../log.ts";
+import { REGISTRY_NAME } from "../registry.ts";
+import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorRequest, secretsOf } from "./auth.ts";
+import { json, jsonError } from "./json.ts";
+import { openApiDocument } from "./openapi.ts";
+import { firstValues } from "./params.ts";
+import { honoPath, ROUTES, type RouteSpec } from "./routes.ts";
+
+type HubEnv = { Bindings: Env };
+type Ctx = Context<HubEnv>;
+
+/** Largest rules body accepted, bytes. 100 rules fit in a fraction of it. */
+const MAX_RULES_BODY = 64 * 1024;
+const ID_RULE = "[A-Za-z0-9_.-]{1,64}";
+
+/** The answer to a bad path parameter, by parameter name. */
+const PARAM_ERRORS: Record<string, [status: number, code: string, message: string]> = {
+  group: [400, "bad_group", `group id must match ${ID_RULE}`],
+  device: [400, "bad_device", `device id must match ${ID_RULE}`],
+  gateway: [400, "bad_gateway", `gateway id must match ${ID_RULE}`],
+  kind: [404, "not_found", "revocations are /revocations/device/{id} or /revocations/gateway/{id}"],
+  id: [400, "bad_id", `id must match ${ID_RULE}`],
+};
+
+function paramError(error: z.ZodError): Response {
+  const [status, code, message] = PARAM_ERRORS[String(error.issues[0]?.path[0])] ?? [400, "bad_request", "bad path parameter"];
+  return jsonError(status, code, message);
+}
+
+function isConfigured(env: Env): boolean {
+  // The current secret must be set; the previous one only ever adds to it.
+  return typeof env.HUB_SECRET === "string" && env.HUB_SECRET.length > 0;
+}
+
+function notConfigured(): Response {
+  return jsonError(503, "not_configured", "HUB_SECRET is not configured; set it with `wrangler secret put HUB_SECRET`");
+}
+
+function unauthorized(): Response {
+  return jsonError(401, "unauthorized", "missing or invalid token", { "www-authenticate": 'Bearer realm="telemetry-hub"' });
+}
+
+function upgradeRequired(): Response {
+  return jsonError(426, "upgrade_required", "this route only accepts WebSocket upgrades", { upgrade: "websocket" });
+}
+
+const isUpgrade = (c: Ctx): boolean => c.req.header("upgrade")?.toLowerCase() === "websocket";
+const tokenOf = (c: Ctx): string | null => extractToken(c.req.raw, new URL(c.req.url));
+const isOperator = (c: Ctx, group: string): Promise<boolean> => isOperatorRequest(c.req.raw, c.env, secretsOf(c.env), tokenOf(c), group);
+
+/** Forwards a checked upgrade to the group's Durable Object; the token stays in the Worker. */
+function toGroup(c: Ctx, group: string, what: string, params: Record<string, string> = {}): Promise<Response> {
+  const target = new URL(`https://group.internal/${what}`);
+  target.searchParams.set("group", group);
+  for (const [k, v] of Object.entries(params)) target.searchParams.set(k, v);
+  return c.env.GROUPS.getByName(group).fetch(target, { headers: { upgrade: "websocket" } });
+}
+
+/**
+ * Method, then secret, for every request to a declared path. It reads the
+ * raw method because Hono routes HEAD as GET, and HEAD was never accepted.
+ */
+function gate(methods: readonly string[]): MiddlewareHandler<HubEnv> {
+  const allow = methods.join(", ");
+  return async (c, next) => {
+    if (!methods.includes(c.req.raw.method)) return jsonError(405, "method_not_allowed", `this route accepts ${allow}`, { allow });
+    // Refuse rather than run open: a hub without a secret cannot tell devices apart.
+    if (!isConfigured(c.env)) return notConfigured();
+    await next();
+    return undefined;
+  };
+}
+
+type Out<T> = T extends z.ZodType ? z.output<T> : Record<string, never>;
+/** A route's validated parameters, and `reply`, which types the 200 body by the route's schema. */
+interface Input<S extends RouteSpec> {
+  params: Out<S["params"]>;
+  query: Out<S["query"]>;
+  reply: (body: S["ok"] extends z.ZodType ? z.input<S["ok"]> : never) => Response;
+}
+
+export const app = new Hono<HubEnv>();
+
+// Method and secret checks come first, on every declared path (health answers any method itself).
+const methodsByPath = new Map<string, string[]>();
+for (const r of Object.values(ROUTES) as RouteSpec[]) {
+  if (r.path !== PATHS.health) methodsByPath.set(r.path, [...(methodsByPath.get(r.path) ?? []), r.method.toUpperCase()]);
+}
+for (const [path, methods] of methodsByPath) app.use(honoPath(path), gate(methods));
+
+/** Binds a handler to a route: path ids first, then the query, as docs/protocol.md orders the checks. */
+function route<S extends RouteSpec>(spec: S, handler: (c: Ctx, input: Input<S>) => Promise<Response>): void {
+  app.on(spec.method.toUpperCase(), honoPath(spec.path), async (c) => {
+    const params = spec.params?.safeParse(c.req.param());
+    if (params && !params.success) return paramError(params.error);
+    const query = spec.query?.safeParse(firstValues(new URL(c.req.url).searchParams));
+    if (query && !query.success) return jsonError(400, "bad_query", query.error.issues[0]?.message ?? "bad query");
+    // Both were just parsed by the route's own schemas; only the generic type is restated.
+    return handler(c, { params: params?.data ?? {}, query: query?.data ?? {}, reply: json } as Input<S>);
+  });
+}
+
+// Liveness has always answered any method: load balancers probe with HEAD or POST too.
+app.all(PATHS.health, (c) => (isConfigured(c.env) ? json({ ok: true, protocol: PROTOCOL_VERSION }) : notConfigured()));
+
+let doc: unknown = null;
+app.get(PATHS.openapi, () => json((doc ??= openApiDocument())));
+
+route(ROUTES.groups, async (c, { reply }) => {
+  // Only the all-groups operator (or Cloudflare Access) may see every group's name.
+  if (!(await isOperator(c, "*"))) return unauthorized();
+  return reply({ groups: await c.env.REGISTRY.getByName(REGISTRY_NAME).list() });
+});
+
+route(ROUTES.deviceSocket, async (c, { params: { group, device } }) => {
+  if (!isUpgrade(c)) return upgradeRequired();
+  const token = tokenOf(c);
+  if (token === null || !(await isDeviceAuthorized(secretsOf(c.env), token, group, device))) return unauthorized();
+  return toGroup(c, group, "device", { device });
+});
+
+route(ROUTES.gatewaySocket, async (c, { params: { group, gateway } }) => {
+  if (!isUpgrade(c)) return upgradeRequired();
+  const token = tokenOf(c);
+  if (token === null || !(await isGatewayAuthorized(secretsOf(c.env), token, group, gateway))) return unauthorized();
+  return toGroup(c, group, "gateway", { gateway });
+});
+
+route(ROUTES.live, async (c, { params: { group } }) => {
+  if (!isUpgrade(c)) return upgradeRequired();
+  if (!(await isOperator(c, group))) return unauthorized();
+  return toGroup(c, group, "live");
+});
+
+route(ROUTES.devices, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply({ devices: await c.env.GROUPS.getByName(group).listDevices() });
+});
+
+route(ROUTES.aggregates, async (c, { params: { group }, query, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).queryAggregates(query));
+});
+
+route(ROUTES.getRules, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).getRules());
+});
+
+route(ROUTES.putRules, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const tooLarge = () => jsonError(413, "too_large", `rules body is limited to ${MAX_RULES_BODY} bytes`);
+  if (Number(c.req.header("content-length") ?? "0") > MAX_RULES_BODY) return tooLarge();
+  const text = await c.req.raw.text();
+  if (text.length > MAX_RULES_BODY) return tooLarge();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return jsonError(400, "bad_rules", "body is not JSON");
+  }
+  // The hand-written validator, not the schema: its messages name the offending field.
+  const checked = validateRules(body);
+  if (!checked.ok) return jsonError(400, "bad_rules", checked.message);
+  return reply(await c.env.GROUPS.getByName(group).putRules(checked.doc));
+});
+
+route(ROUTES.alerts, async (c, { params: { group }, query: { active, limit }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply({ alerts: await c.env.GROUPS.getByName(group).listAlerts(active, limit) });
+});
+
+route(ROUTES.rates, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).rateHistory());
+});
+
+route(ROUTES.revocations, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply({ revocations: await c.env.GROUPS.getByName(group).listRevocations() });
+});
+
+route(ROUTES.revoke, async (c, { params: { group, kind, id }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).revoke(kind, id));
+});
+
+route(ROUTES.restore, async (c, { params: { group, kind, id }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const lifted = await c.env.GROUPS.getByName(group).restore(kind, id);
+  return lifted ? reply({ kind, id, revoked: false }) : jsonError(404, "not_revoked", `${kind} ${id} is not revoked`);
+});
+
+app.notFound((c) => {
+  // Static assets normally answer before the Worker runs (assets config in
+  // wrangler.jsonc); this covers requests routed to the Worker first.
+  if (!c.req.path.startsWith("/v1/")) return c.env.ASSETS.fetch(c.req.raw);
+  return jsonError(404, "not_found", "no such route");
+});
+
+app.onError((err, c) => {
+  log.error("worker.fetch", err, { path: c.req.path });
+  return jsonError(500, "internal", "internal error");
+});
