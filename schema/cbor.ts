@@ -12,7 +12,7 @@
  * Decoding uses cbor-x with its extensions turned off; the result is
  * `unknown` and must go through a validator in ./validate.ts.
  */
-import { Decoder } from "cbor-x";
+import { Decoder, addExtension } from "cbor-x";
 
 /** Values the encoder accepts. */
 export type CborValue =
@@ -223,6 +223,33 @@ const decoderOptions = {
   sequential: false,
 };
 const decoder = new Decoder(decoderOptions);
+
+/**
+ * Tags are not part of the protocol (docs/protocol.md, "Device socket").
+ * Most tags decode to objects no validator accepts (a Date, a Set, a Tag),
+ * but these would hand a validator plain values or build objects first:
+ * 28/29 (shared values: a reading could reference another's text or
+ * number), 55799 (self-described CBOR: the value itself) and 27 (a generic
+ * object, built as an Error with a stack trace). cbor-x's tag table is
+ * global to the module, so they are refused here, once, for every decoder
+ * in the process: such a frame is malformed. The RFC 8746 typed-array tags
+ * stay: compact batches use them (docs/protocol.md, "cbatch").
+ */
+export const REFUSED_TAGS = [27, 28, 29, 55799] as const;
+/** cbor-x wants an encodable class with each extension; nothing ever makes one. */
+class RefusedTag {}
+for (const tag of REFUSED_TAGS) {
+  addExtension({
+    Class: RefusedTag,
+    tag,
+    encode: () => {
+      throw new Error(`CBOR tag ${tag} is not written`);
+    },
+    decode: () => {
+      throw new Error(`CBOR tag ${tag} is not allowed`);
+    },
+  });
+}
 
 /** Result of {@link decodeCbor}. */
 export type DecodeResult = { ok: true; value: unknown } | { ok: false; message: string };

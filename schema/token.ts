@@ -45,8 +45,16 @@ function toBase64Url(bytes: Uint8Array): string {
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/**
+ * 43 base64url characters carry 258 bits for the MAC's 256: the last
+ * character's two low bits are unused, so four spellings would decode to the
+ * same MAC. Only the canonical one (unused bits zero, as every encoder
+ * writes it) is a token: one token, one spelling (RFC 4648, section 3.5).
+ */
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
 function fromBase64Url(s: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]{43}$/.test(s)) return null; // 32 bytes, unpadded
+  if (!TOKEN_PATTERN.test(s)) return null; // 32 bytes, unpadded, canonical
   const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "=");
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);

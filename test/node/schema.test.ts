@@ -66,6 +66,32 @@ describe("decodeCbor", () => {
   });
 });
 
+describe("CBOR tags", () => {
+  const valid = { type: "batch", seq: 1, readings: [[1732300000123, "t", 1]] };
+  /** `valid` with its one reading's value (1) wrapped as `tag(1)`, or `tag(reading)` for tags around arrays. */
+  function withTag(head: number[], item: number[]): Uint8Array {
+    const plain = cborgEncode(valid);
+    // The reading's value is the frame's last byte (0x01): replace it with the tagged item.
+    return Uint8Array.from([...plain.subarray(0, plain.length - 1), ...head, ...item]);
+  }
+
+  it("refuses shared values (28/29), self-described CBOR (55799) and generic objects (27) as malformed", () => {
+    expect(decodeCbor(withTag([], [0x01]))).toEqual({ ok: true, value: valid });
+    // 28(1): a shareable 1; 29(0) would reference it from another reading.
+    expect(decodeCbor(withTag([0xd8, 28], [0x01])).ok).toBe(false);
+    expect(decodeCbor(withTag([0xd8, 29], [0x00])).ok).toBe(false);
+    expect(decodeCbor(withTag([0xd9, 0xd9, 0xf7], [0x01])).ok).toBe(false);
+    expect(decodeCbor(withTag([0xd8, 27], [0x82, 0x61, 0x45, 0x01])).ok).toBe(false);
+    // Around the whole frame, too.
+    expect(decodeCbor(Uint8Array.from([0xd9, 0xd9, 0xf7, ...cborgEncode(valid)])).ok).toBe(false);
+  });
+
+  it("keeps the RFC 8746 typed arrays compact batches use", () => {
+    const r = decodeCbor(Uint8Array.from([0xd8, 86, 0x48, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]));
+    expect(r.ok && r.value instanceof Float64Array && r.value[0] === 1).toBe(true);
+  });
+});
+
 describe("validateHubFrame", () => {
   it("accepts the hub's frames and ignores unknown ones", () => {
     expect(validateHubFrame({ type: "hello", v: 1, lastSeq: 0 })).toEqual({ type: "hello", v: 1, lastSeq: 0 });
@@ -109,5 +135,19 @@ describe("tokens", () => {
     expect(await verifyToken("s1", operatorSubject("plant"), `${t}=`)).toBe(false);
     expect(await verifyToken("s1", operatorSubject("plant"), "")).toBe(false);
     expect(await verifyToken("s1", operatorSubject("plant"), t.slice(0, -1) + (t.endsWith("A") ? "B" : "A"))).toBe(false);
+  });
+
+  it("accept one spelling only: the last character's two unused bits must be zero", async () => {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (let i = 0; i < 20; i++) {
+      const t = await signToken("s1", deviceSubject("g", `d${i}`));
+      const last = alphabet.indexOf(t.slice(-1));
+      expect(last % 4, t).toBe(0);
+      expect(await verifyToken("s1", deviceSubject("g", `d${i}`), t)).toBe(true);
+      // The same 32 bytes, spelled with the unused bits set: each refused.
+      for (let bits = 1; bits < 4; bits++) {
+        expect(await verifyToken("s1", deviceSubject("g", `d${i}`), t.slice(0, -1) + alphabet[last + bits])).toBe(false);
+      }
+    }
   });
 });
