@@ -1,0 +1,190 @@
+/**
+ * The typed REST client of the hub (docs/protocol.md, "HTTP routes"), for
+ * the dashboard, the simulator's verifier, the benchmarks and the tests.
+ * Paths and bodies come from schema/api.ts, the same definitions the Worker
+ * validates and documents with; every answer is checked against its schema
+ * before it is returned, and a non-2xx answer becomes a {@link HubError}.
+ */
+import type * as z from "zod";
+import {
+  AggregatesResponse,
+  AlertsResponse,
+  DevicesResponse,
+  ErrorBody,
+  GroupsResponse,
+  Health,
+  PATHS,
+  RatesResponse,
+  RevocationEntry,
+  RevocationLifted,
+  RevocationsResponse,
+  RulesDoc,
+  type AggregateFilter,
+  type DeviceInfo,
+  type GroupEntry,
+  type PeerKind,
+} from "./api.ts";
+import type { Alert, RulesDoc as Rules } from "./rules.ts";
+
+/** A refused request (`status` and the hub's error `code`), or an answer that was not understood (502 `bad_answer`). */
+export class HubError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = "HubError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface HubClientOptions {
+  /** The hub's base URL, e.g. `http://localhost:8787` (a page passes `location.origin`). */
+  url: string;
+  /** A token, or a function read before every request (a page's token can change). */
+  token?: string | null | (() => string | null);
+  /** The fetch to use; tests inside workerd pass `SELF.fetch`. */
+  fetch?: (input: string, init?: RequestInit) => Promise<Response>;
+  /** Per-request timeout, ms (default 30,000). */
+  timeoutMs?: number;
+}
+
+/** Options of a single call. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** A path template of {@link PATHS} with its `{name}` segments filled in, percent-encoded. */
+export function pathOf(template: string, params: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = params[name];
+    if (v === undefined) throw new Error(`missing path parameter ${name}`);
+    return encodeURIComponent(v);
+  });
+}
+
+export class HubClient {
+  private readonly opts: HubClientOptions;
+
+  constructor(opts: HubClientOptions) {
+    this.opts = opts;
+  }
+
+  /** `GET /v1/health`. */
+  health(o?: CallOptions): Promise<z.infer<typeof Health>> {
+    return this.call(Health, "GET", PATHS.health, o);
+  }
+
+  /** `GET /v1/groups`: every group (all-groups operators only). */
+  async groups(o?: CallOptions): Promise<GroupEntry[]> {
+    return (await this.call(GroupsResponse, "GET", PATHS.groups, o)).groups;
+  }
+
+  /** `GET /v1/groups/{group}/devices`, sorted by id. */
+  async devices(group: string, o?: CallOptions): Promise<DeviceInfo[]> {
+    return (await this.call(DevicesResponse, "GET", pathOf(PATHS.devices, { group }), o)).devices;
+  }
+
+  /** `GET /v1/groups/{group}/aggregates`; `truncated` says to narrow the filter. */
+  aggregates(group: string, filter: AggregateFilter = {}, o?: CallOptions): Promise<z.infer<typeof AggregatesResponse>> {
+    const q = new URLSearchParams();
+    if (filter.device !== undefined) q.set("device", filter.device);
+    if (filter.metric !== undefined) q.set("metric", filter.metric);
+    // The hub takes integer milliseconds; widen a fractional window rather than cut it.
+    if (filter.from !== undefined) q.set("from", String(Math.floor(filter.from)));
+    if (filter.to !== undefined) q.set("to", String(Math.ceil(filter.to)));
+    return this.call(AggregatesResponse, "GET", withQuery(pathOf(PATHS.aggregates, { group }), q), o);
+  }
+
+  /** `GET /v1/groups/{group}/rules`. */
+  rules(group: string, o?: CallOptions): Promise<Rules> {
+    return this.call(RulesDoc, "GET", pathOf(PATHS.rules, { group }), o);
+  }
+
+  /** `PUT /v1/groups/{group}/rules`: replaces the rules; answers the rules now in force. */
+  putRules(group: string, doc: Rules, o?: CallOptions): Promise<Rules> {
+    return this.call(RulesDoc, "PUT", pathOf(PATHS.rules, { group }), o, doc);
+  }
+
+  /** `GET /v1/groups/{group}/alerts`, newest first. */
+  async alerts(group: string, filter: { active?: boolean; limit?: number } = {}, o?: CallOptions): Promise<Alert[]> {
+    const q = new URLSearchParams();
+    if (filter.active) q.set("active", "true");
+    if (filter.limit !== undefined) q.set("limit", String(filter.limit));
+    return (await this.call(AlertsResponse, "GET", withQuery(pathOf(PATHS.alerts, { group }), q), o)).alerts;
+  }
+
+  /** `GET /v1/groups/{group}/rates`: readings applied per 10-second slot. */
+  rates(group: string, o?: CallOptions): Promise<z.infer<typeof RatesResponse>> {
+    return this.call(RatesResponse, "GET", pathOf(PATHS.rates, { group }), o);
+  }
+
+  /** `GET /v1/groups/{group}/revocations`. */
+  async revocations(group: string, o?: CallOptions): Promise<z.infer<typeof RevocationEntry>[]> {
+    return (await this.call(RevocationsResponse, "GET", pathOf(PATHS.revocations, { group }), o)).revocations;
+  }
+
+  /** `PUT /v1/groups/{group}/revocations/{kind}/{id}`: refuses the peer from now on. */
+  revoke(group: string, kind: PeerKind, id: string, o?: CallOptions): Promise<z.infer<typeof RevocationEntry>> {
+    return this.call(RevocationEntry, "PUT", pathOf(PATHS.revocation, { group, kind, id }), o);
+  }
+
+  /** `DELETE /v1/groups/{group}/revocations/{kind}/{id}`; a {@link HubError} 404 `not_revoked` if there was none. */
+  restore(group: string, kind: PeerKind, id: string, o?: CallOptions): Promise<z.infer<typeof RevocationLifted>> {
+    return this.call(RevocationLifted, "DELETE", pathOf(PATHS.revocation, { group, kind, id }), o);
+  }
+
+  /**
+   * The WebSocket URL of a device, gateway or live socket, with the token in
+   * the query: browsers and many devices cannot set headers on a handshake.
+   */
+  socketUrl(socket: { device: string } | { gateway: string } | { live: true }, group: string): string {
+    const path =
+      "device" in socket
+        ? pathOf(PATHS.deviceSocket, { group, device: socket.device })
+        : "gateway" in socket
+          ? pathOf(PATHS.gatewaySocket, { group, gateway: socket.gateway })
+          : pathOf(PATHS.live, { group });
+    const url = new URL(`${this.opts.url}${path}`);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const token = this.token();
+    if (token !== null) url.searchParams.set("token", token);
+    return url.toString();
+  }
+
+  private token(): string | null {
+    const t = this.opts.token;
+    return typeof t === "function" ? t() : (t ?? null);
+  }
+
+  private async call<S extends z.ZodType>(schema: S, method: string, path: string, o: CallOptions = {}, body?: unknown): Promise<z.infer<S>> {
+    const headers: Record<string, string> = {};
+    const token = this.token();
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000);
+    const init: RequestInit = { method, headers, signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    const doFetch = this.opts.fetch ?? fetch;
+    const res = await doFetch(`${this.opts.url}${path}`, init);
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text === "" ? null : JSON.parse(text);
+    } catch {
+      // not JSON: reported below as an error or a bad answer
+    }
+    if (!res.ok) {
+      const err = ErrorBody.safeParse(parsed);
+      throw err.success ? new HubError(res.status, err.data.error, err.data.message) : new HubError(res.status, `http_${res.status}`, res.statusText);
+    }
+    const checked = schema.safeParse(parsed);
+    if (!checked.success) throw new HubError(502, "bad_answer", `${method} ${path}: the answer does not match its schema: ${checked.error.issues[0]?.message ?? ""}`);
+    return checked.data;
+  }
+}
+
+function withQuery(path: string, q: URLSearchParams): string {
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
