@@ -53,6 +53,11 @@ export const ErrorCode = {
   BadValue: "bad_value",
   /** Gateway sockets only: a reading's device is not text matching the id pattern. */
   BadDevice: "bad_device",
+  /**
+   * `cbatch` only: a series is not a map, its `dt` or `values` is not an
+   * array or a typed array of an allowed tag, or their lengths differ or are 0.
+   */
+  BadSeries: "bad_series",
   /** The hub could not commit the batch; nothing was applied, send it again. */
   Internal: "internal",
   /**
