@@ -4,6 +4,7 @@
  */
 import { Simulation } from "./engine.ts";
 import { HELP, OptionError, parseOptions } from "./options.ts";
+import { EXIT } from "./outcome.ts";
 
 async function main(): Promise<number> {
   let opts;
@@ -12,7 +13,7 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof OptionError) {
       process.stderr.write(`sim: ${err.message}\nRun with --help for the options.\n`);
-      return 2;
+      return EXIT.badOptions;
     }
     throw err;
   }
@@ -38,6 +39,8 @@ async function main(): Promise<number> {
   const result = await sim.run();
   if (opts.json) process.stdout.write(`${JSON.stringify(result.summary, null, 2)}\n`);
   else process.stdout.write(result.text);
+  // Also on stderr, so it shows when stdout goes to a file or a pipe.
+  if (result.reason) process.stderr.write(`sim: ${result.reason}\n`);
   return result.exitCode;
 }
 

@@ -37,7 +37,12 @@ export interface DeviceClientOptions<R extends readonly CborValue[] = Reading> {
   /** Reconnect backoff: first ceiling and largest ceiling, ms. Full jitter below the ceiling. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
-  /** Reconnect when the oldest in-flight batch waits longer than this for its ack. Default 30 s. */
+  /**
+   * Reconnect when batches are in flight and the hub has sent nothing at all
+   * (no ack, no pong) for this long. Default 30 s. A hub that is slow but
+   * still acking keeps its sockets: dropping them would make a whole fleet
+   * reconnect and resend at once, the storm that buries an overloaded hub.
+   */
   ackTimeoutMs?: number;
   /** Send a text `ping` this often while connected (0: never). Default 0. */
   keepAliveMs?: number;
@@ -91,6 +96,8 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   private throttleTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
+  /** When the current socket last delivered a frame (any frame proves the hub is alive). */
+  private lastHeardAt = 0;
   private idleWaiters: (() => void)[] = [];
   state: ClientState = "idle";
 
@@ -245,6 +252,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
       if (!this.helloSeen) this.emit("connectError", err.message);
     });
     ws.on("message", (data, isBinary) => {
+      this.lastHeardAt = Date.now();
       if (!isBinary) return; // "pong"
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
       this.onFrame(bytes);
@@ -303,14 +311,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     // A new connection starts unthrottled (the hub drops its block too).
     this.throttledUntil = 0;
     // Batches at or below lastSeq were applied before the last disconnect.
-    let confirmed = 0;
-    while (confirmed < this.queue.length) {
-      const e = this.queue[confirmed];
-      if (!e || e.seq === 0 || e.seq > lastSeq) break;
-      confirmed++;
-    }
-    for (const e of this.queue.splice(0, confirmed)) this.emit("ack", e.seq, true, 0, e.readings.length, e.readings);
-    if (this.nextSeq <= lastSeq) this.nextSeq = lastSeq + 1;
+    this.settleThrough(lastSeq);
     this.setState("open");
     this.emit("hello", lastSeq);
     if (this.opts.keepAliveMs > 0) {
@@ -318,6 +319,27 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     }
     this.pump();
     this.checkIdle();
+  }
+
+  /**
+   * Settles queued batches the hub reports as applied (its `lastSeq` for
+   * this device, from `hello` or from `GET /v1/groups/{group}/devices` after
+   * `close()`): each is emitted as an `ack` with `dup` true and leaves the
+   * queue. Returns how many were settled.
+   */
+  settleThrough(lastSeq: number): number {
+    let confirmed = 0;
+    while (confirmed < this.queue.length) {
+      const e = this.queue[confirmed];
+      if (!e || e.seq === 0 || e.seq > lastSeq) break;
+      confirmed++;
+    }
+    // Only between sockets or after close: the in-flight window is empty then.
+    this.inFlight = Math.max(0, this.inFlight - confirmed);
+    for (const e of this.queue.splice(0, confirmed)) this.emit("ack", e.seq, true, 0, e.readings.length, e.readings);
+    if (this.nextSeq <= lastSeq) this.nextSeq = lastSeq + 1;
+    if (confirmed > 0) this.checkIdle();
+    return confirmed;
   }
 
   private onAck(seq: number, dup: boolean): void {
@@ -410,8 +432,15 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     clearTimeout(this.timer);
     const oldest = this.queue[0];
     if (this.inFlight === 0 || !oldest) return;
-    const wait = Math.max(0, oldest.sentAt + this.opts.ackTimeoutMs - Date.now());
+    const quietSince = Math.max(oldest.sentAt, this.lastHeardAt);
+    const wait = Math.max(0, quietSince + this.opts.ackTimeoutMs - Date.now());
     this.timer = setTimeout(() => {
+      if (this.inFlight === 0) return;
+      // Frames arrived meanwhile (acks of other batches, pongs): slow, not dead.
+      if (this.queue[0] && Date.now() - Math.max(this.queue[0].sentAt, this.lastHeardAt) < this.opts.ackTimeoutMs) {
+        this.armAckTimer();
+        return;
+      }
       // The hub went quiet with batches outstanding: start over on a new socket.
       this.ws?.terminate();
     }, wait);

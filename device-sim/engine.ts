@@ -7,84 +7,27 @@ import type { Reading } from "../schema/protocol.ts";
 import { deviceSubject, signToken } from "../schema/token.ts";
 import { Expected } from "./expected.ts";
 import { fleetDevices, type Fleet } from "./fleet.ts";
+import { HubRest } from "./hub-rest.ts";
+import { addBaseline, decide, EXIT, message, settleByLastSeq, type Outcome } from "./outcome.ts";
 import { formatSummary, Progress, summarize, type Summary } from "./report.ts";
 import { Recorder, type ReplayData } from "./replay.ts";
 import { hashSeed, Signal } from "./signal.ts";
-import { NO_FAULTS, SimDevice, type BatchPolicy, type FaultConfig } from "./sim-device.ts";
+import type { SimConfig } from "./config.ts";
+import { SimDevice } from "./sim-device.ts";
 import { loadState, saveState, stateKey, type SimState } from "./state.ts";
 import { Stats } from "./stats.ts";
 import { verify, type VerifyResult } from "./verify.ts";
 
-export interface SimConfig {
-  url: string;
-  secret: string;
-  /** Generated fleet, or null when replaying. */
-  fleet: Fleet | null;
-  replay: ReplayData | null;
-  /** Replay speed factor; Infinity replays as fast as the hub acks. */
-  speed: number;
-  /** Replay timestamps as recorded, or shifted by whole minutes so the recording starts now. */
-  replayTime: "shift" | "original";
-  prefix: string;
-  seed: number;
-  durationMs: number | null;
-  /** Stop after this many generated readings (whole fleet). */
-  maxReadings: number | null;
-  policy: BatchPolicy;
-  maxInFlight: number;
-  /** Offline buffer per device, in batches. */
-  bufferBatches: number;
-  faults: FaultConfig;
-  statePath: string | null;
-  recordPath: string | null;
-  verify: boolean;
-  drainTimeoutMs: number;
-  /** New connections per second while the fleet comes up. */
-  connectRate: number;
-  progress: boolean;
-  /** Generation tick, ms (default 20); benchmarks pacing a rate precisely use less. */
-  tickMs?: number;
-  /**
-   * Makes whole batches instead of the signal generators (benchmarks: cheap
-   * random walks, so the load generator's cost stays on encoding and I/O).
-   * Called once per device, with its index in the fleet.
-   */
-  batchSource?: (deviceIndex: number) => { batch(size: number, now: number): Reading[] };
-}
+export { simConfig, type SimConfig } from "./config.ts";
 
-/**
- * A configuration with the CLI's defaults (`npm run sim -- --help`), for the
- * programs that drive a fleet in-process: the demo, the benchmarks, chaos.
- */
-export function simConfig(base: Pick<SimConfig, "url" | "secret" | "fleet">, overrides: Partial<SimConfig> = {}): SimConfig {
-  return {
-    replay: null,
-    speed: 1,
-    replayTime: "shift",
-    prefix: base.fleet?.groups[0] ?? "sim",
-    seed: 1,
-    durationMs: null,
-    maxReadings: null,
-    policy: { batchMs: 100, batchReadings: 100 },
-    maxInFlight: 32,
-    bufferBatches: 1000,
-    faults: NO_FAULTS,
-    statePath: null,
-    recordPath: null,
-    verify: false,
-    drainTimeoutMs: 30_000,
-    connectRate: 2000,
-    progress: false,
-    ...base,
-    ...overrides,
-  };
-}
 
 export interface SimResult {
   summary: Summary;
   verify: VerifyResult | undefined;
-  /** 0 ok; 1 verify found differences or work was left unacked with --verify. */
+  /** See `EXIT` in outcome.ts: 0 ok, 1 differences, 3 hub unreachable, 4 failed. */
   exitCode: number;
+  /** Why the run failed, in one line; null when it did not. */
+  reason: string | null;
   text: string;
 }
 
@@ -158,6 +101,8 @@ export class Simulation {
    * then drains, verifies, closes and reports.
    */
   async run(): Promise<SimResult> {
+    const early = await this.beforeStart();
+    if (early) return this.report(undefined, early);
     const stopGenerating = new Promise<void>((resolve) => {
       this.stopRequested = resolve;
       if (this.cfg.durationMs !== null) setTimeout(resolve, this.cfg.durationMs).unref();
@@ -195,7 +140,36 @@ export class Simulation {
     }, cfg.tickMs ?? TICK_MS);
   }
 
-  /** Stops generating, drains outstanding acks, verifies, closes and reports. */
+  private restClient: HubRest | null = null;
+
+  private async rest(): Promise<HubRest> {
+    this.restClient ??= await HubRest.create(this.cfg.url, this.cfg.secret, this.cfg.httpTimeoutMs ?? 60_000);
+    return this.restClient;
+  }
+
+  /** The preflight and --verify's baseline; an outcome when the run must not start. */
+  private async beforeStart(): Promise<Outcome | null> {
+    const cfg = this.cfg;
+    try {
+      if (cfg.preflight) await (await this.rest()).preflight(10_000);
+    } catch (err) {
+      return { exitCode: EXIT.hubUnreachable, reason: message(err) };
+    }
+    // With --state, the state file carries what earlier runs expect.
+    if (!cfg.verify || cfg.statePath) return null;
+    const devices = new Map<string, Set<string>>();
+    const add = (g: string, d: string) => (devices.get(g) ?? devices.set(g, new Set()).get(g))?.add(d);
+    if (cfg.fleet) for (const fd of fleetDevices(cfg.fleet)) add(fd.group, fd.device);
+    for (const r of cfg.replay?.rows ?? []) add(r.group, r.device);
+    try {
+      await addBaseline(await this.rest(), devices, this.expected);
+    } catch (err) {
+      return { exitCode: EXIT.failed, reason: `--verify could not read what the hub held before the run: ${message(err)}` };
+    }
+    return null;
+  }
+
+  /** Stops generating, drains outstanding acks, closes, settles, verifies and reports. Never throws. */
   async finish(): Promise<SimResult> {
     const cfg = this.cfg;
     this.stopping = true;
@@ -206,22 +180,46 @@ export class Simulation {
     }
     await this.drain(cfg.drainTimeoutMs);
     this.progress?.stop();
-
-    let v: VerifyResult | undefined;
-    if (cfg.verify) v = await verify(cfg.url, cfg.secret, this.expected);
+    // Close before reading the hub: with no socket open it applies nothing
+    // more of ours, so lastSeq and the aggregates hold still while we read.
     await Promise.all([...this.devices.values()].map((d) => d.client.close()));
     await this.recorder?.close();
+
+    let restError: string | null = null;
+    if (cfg.verify || cfg.statePath) {
+      try {
+        // Acks lost with a socket (cut, timed out, closed above) do not mean
+        // the batch was not applied: the hub's lastSeq says which were.
+        this.stats.settledByLastSeq += await settleByLastSeq(await this.rest(), this.simDevices());
+      } catch (err) {
+        restError = `could not read the devices' lastSeq: ${message(err)}`;
+      }
+    }
     if (cfg.statePath) this.save(cfg.statePath);
 
+    let v: VerifyResult | undefined;
+    if (cfg.verify && !restError) {
+      try {
+        v = await verify(await this.rest(), this.expected);
+      } catch (err) {
+        restError = message(err);
+      }
+    }
+    return this.report(v, null, restError);
+  }
+
+  private report(v: VerifyResult | undefined, early: Outcome | null, verifyError: string | null = null): SimResult {
     const unacked = { batches: 0, readings: 0 };
     for (const d of this.devices.values()) {
       const u = d.unacked();
       unacked.batches += u.batches;
       unacked.readings += u.readings;
     }
-    const summary = summarize(this.stats, unacked, v);
-    const exitCode = v && (!v.ok || (unacked.batches > 0 && !cfg.statePath)) ? 1 : 0;
-    return { summary, verify: v, exitCode, text: formatSummary(summary, v) };
+    const outcome =
+      early ??
+      decide({ stats: this.stats, verify: v, verifyRequested: this.cfg.verify, verifyError, unackedBatches: unacked.batches, keepsState: this.cfg.statePath !== null });
+    const summary = summarize(this.stats, unacked, v, outcome);
+    return { summary, verify: v, exitCode: outcome.exitCode, reason: outcome.reason, text: formatSummary(summary, v) };
   }
 
   private reachedLimit(): boolean {
@@ -339,7 +337,14 @@ export class Simulation {
   private replayTicker(data: ReplayData, started: number): () => void {
     const rows = data.rows;
     const ts0 = rows[0]?.ts ?? started;
-    const shift = this.cfg.replayTime === "shift" ? Math.floor((started - ts0) / 60_000) * 60_000 : 0;
+    // Faster than real time, a row t ms into the recording is sent t/speed
+    // after the start: moved to "start now" it would be stamped in the
+    // future (and past MAX_FUTURE_MS, rejected). Move the recording back by
+    // what it gains on the clock, so every row's time has passed when it is
+    // sent; at speed 1 it starts now, at max it ends now.
+    const span = (rows.at(-1)?.ts ?? ts0) - ts0;
+    const ahead = span * Math.max(0, 1 - 1 / this.cfg.speed);
+    const shift = this.cfg.replayTime === "shift" ? Math.floor((started - ts0 - ahead) / 60_000) * 60_000 : 0;
     let i = 0;
     let creating = false;
     return () => {

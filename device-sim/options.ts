@@ -32,6 +32,8 @@ Run length
   --duration D           how long to generate, e.g. 30s, 5m (default 30s)
   --readings N           stop after generating N readings in all
   --drain-timeout D      at the end, wait this long for outstanding acks (default 30s)
+  --http-timeout D       how long each REST call to the hub (preflight, lastSeq, --verify)
+                         keeps retrying a busy hub before the run fails (default 60s)
 
 Batching and buffering
   --batch-ms MS          send a batch at least this often (default 100)
@@ -57,8 +59,9 @@ Record and replay
   --replay-group G       group for rows without one (default replay)
   --speed X              replay speed: 1 = original, 10 = ten times faster, max = as fast
                          as the hub acks (default 1)
-  --replay-time T        shift (default: move timestamps by whole minutes so the recording
-                         starts now) or original
+  --replay-time T        shift (default: move timestamps by whole minutes so no reading is
+                         stamped later than it is sent: at --speed 1 the recording starts
+                         now, at max it ends now) or original
 
 State, report, proof
   --state FILE           keep per-device seqs, unacked batches and expectations here; a
@@ -69,7 +72,10 @@ State, report, proof
   --no-progress          no progress line
   -h, --help             this help
 
-Exit codes: 0 done (and verified, with --verify), 1 differences or a failure, 2 bad options.
+Exit codes: 0 done (and verified, with --verify); 1 --verify found differences, or
+acked work was left unacked; 2 bad options; 3 hub unreachable or rejecting the
+simulator's tokens (checked before any device connects); 4 nothing was acked, or
+--verify could not read the hub. Every case but 2 prints the summary and the reason.
 `;
 
 /** A bad option: the CLI prints it with a hint and exits 2. */
@@ -112,6 +118,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
         duration: { type: "string" },
         readings: { type: "string" },
         "drain-timeout": { type: "string", default: "30s" },
+        "http-timeout": { type: "string", default: "60s" },
         "batch-ms": { type: "string", default: "100" },
         "batch-readings": { type: "string", default: "100" },
         "max-in-flight": { type: "string", default: "32" },
@@ -232,6 +239,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
     recordPath: o.record ?? null,
     verify: o.verify === true,
     drainTimeoutMs: duration("--drain-timeout", o["drain-timeout"] ?? ""),
+    httpTimeoutMs: duration("--http-timeout", o["http-timeout"] ?? ""),
+    preflight: true,
     connectRate: need(parseRate(o["connect-rate"] ?? ""), "--connect-rate must be a rate like 2000/s"),
     progress: o["no-progress"] !== true,
   };

@@ -1,4 +1,5 @@
 /** Progress lines during a run and the summary at its end. */
+import type { Outcome } from "./outcome.ts";
 import type { VerifyResult } from "./verify.ts";
 import type { Stats } from "./stats.ts";
 import { si } from "./units.ts";
@@ -13,6 +14,8 @@ export interface Summary {
   readingsPerSecond: number;
   ackLatencyMs: { p50: number; p99: number; max: number };
   duplicateAcks: number;
+  /** Batches whose acks were lost with a socket, settled after the run by the hub's lastSeq. */
+  settledByLastSeq: number;
   reconnects: number;
   connectErrors: number;
   droppedReadings: number;
@@ -21,11 +24,15 @@ export interface Summary {
   closesByCode: Record<string, number>;
   faultsInjected: Record<string, number>;
   verify?: Omit<VerifyResult, "differences"> & { differences: number; firstDifferences: VerifyResult["differences"] };
+  /** The process's exit code (docs/simulator.md, "Exit codes"). */
+  exitCode: number;
+  /** Why the run failed, in one line; null when it did not. */
+  failure: string | null;
 }
 
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
-export function summarize(s: Stats, unacked: { batches: number; readings: number }, v?: VerifyResult): Summary {
+export function summarize(s: Stats, unacked: { batches: number; readings: number }, v: VerifyResult | undefined, outcome: Outcome): Summary {
   const durationS = (Date.now() - s.startedAt) / 1000;
   const out: Summary = {
     durationS: round(durationS, 2),
@@ -37,6 +44,7 @@ export function summarize(s: Stats, unacked: { batches: number; readings: number
     readingsPerSecond: Math.round(s.ackedReadings / Math.max(durationS, 0.001)),
     ackLatencyMs: { p50: round(s.latency.quantile(0.5)), p99: round(s.latency.quantile(0.99)), max: round(s.latency.max) },
     duplicateAcks: s.duplicateAcks,
+    settledByLastSeq: s.settledByLastSeq,
     reconnects: s.reconnects,
     connectErrors: s.connectErrors,
     droppedReadings: s.droppedReadings,
@@ -44,6 +52,8 @@ export function summarize(s: Stats, unacked: { batches: number; readings: number
     errorsByCode: { ...s.errors },
     closesByCode: { ...s.closes },
     faultsInjected: { ...s.faults },
+    exitCode: outcome.exitCode,
+    failure: outcome.reason,
   };
   if (v) {
     const { differences, ...rest } = v;
@@ -68,6 +78,7 @@ export function formatSummary(x: Summary, v?: VerifyResult): string {
     `  ack latency       p50 ${x.ackLatencyMs.p50} ms, p99 ${x.ackLatencyMs.p99} ms, max ${x.ackLatencyMs.max} ms`,
     `  connections       reconnects ${x.reconnects}, connect errors ${x.connectErrors}`,
     `  dropped           ${x.droppedReadings} readings (offline buffer full)`,
+    `  settled by lastSeq ${x.settledByLastSeq} batches (acks lost with a socket; the hub's lastSeq showed them applied)`,
     `  unacked at end    ${x.unacked.batches} batches, ${x.unacked.readings} readings`,
     `  errors by code    ${kv(x.errorsByCode)}`,
     `  closes by code    ${kv(x.closesByCode)}`,
@@ -81,13 +92,16 @@ export function formatSummary(x: Summary, v?: VerifyResult): string {
       lines.push(
         `Verify: ${v.differences.length} DIFFERENCES over ${v.bucketsCompared} buckets: expected ${v.readingsExpected} readings, found ${v.readingsFound}; lost ${v.lost}, extra ${v.extra}.`,
       );
-      for (const d of v.differences) {
+      // The first ones say what went wrong; thousands would bury the summary.
+      for (const d of v.differences.slice(0, 50)) {
         lines.push(
           `  ${d.group}/${d.device} ${d.metric} @${new Date(d.start).toISOString()} ${d.field}: expected ${d.expected ?? "-"}, hub ${d.actual ?? "-"}`,
         );
       }
+      if (v.differences.length > 50) lines.push(`  ... and ${v.differences.length - 50} more`);
     }
   }
+  lines.push("", x.failure === null ? "Result: OK" : `Result: FAILED (exit ${x.exitCode}): ${x.failure}`);
   return lines.join("\n") + "\n";
 }
 

@@ -94,7 +94,10 @@ export class SimDevice {
       this.lastAcked = { seq, readings };
     });
     this.client.on("reject", (_seq, code) => stats.bump(stats.errors, code));
-    this.client.on("connectError", () => stats.connectErrors++);
+    this.client.on("connectError", (message) => {
+      stats.connectErrors++;
+      stats.lastConnectError = message;
+    });
     this.client.on("disconnect", (code) => {
       stats.bump(stats.closes, String(code));
       if (this.client.state === "open" || this.hellos > 0) stats.connected = Math.max(0, stats.connected - 1);

@@ -43,6 +43,10 @@ export class Stats {
   duplicateAcks = 0;
   reconnects = 0;
   connectErrors = 0;
+  /** The last connect error's message (the first thing to show when nothing was acked). */
+  lastConnectError = "";
+  /** Batches left unacked when the sockets closed that the hub's lastSeq showed as applied. */
+  settledByLastSeq = 0;
   /** Readings dropped because a device's offline buffer was full. */
   droppedReadings = 0;
   /** Error frames by code. */

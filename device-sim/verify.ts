@@ -2,9 +2,8 @@
  * `--verify`: reads the hub's aggregates over REST and compares them, bucket
  * by bucket, with what the simulator generated and had acknowledged.
  */
-import { operatorSubject, signToken } from "../schema/token.ts";
-import type { AggregateBucket } from "../schema/api.ts";
 import type { Expected } from "./expected.ts";
+import type { HubRest } from "./hub-rest.ts";
 
 export interface Difference {
   group: string;
@@ -28,41 +27,19 @@ export interface VerifyResult {
   differences: Difference[];
 }
 
-
-async function fetchBuckets(url: string, token: string, group: string, device?: string): Promise<{ buckets: AggregateBucket[]; truncated: boolean }> {
-  const q = device ? `?device=${encodeURIComponent(device)}` : "";
-  const res = await fetch(`${url}/v1/groups/${encodeURIComponent(group)}/aggregates${q}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (res.status !== 200) throw new Error(`GET aggregates for ${group}: HTTP ${res.status} ${await res.text()}`);
-  const body: unknown = await res.json();
-  if (typeof body !== "object" || body === null || !("buckets" in body) || !Array.isArray(body.buckets)) {
-    throw new Error(`GET aggregates for ${group}: unexpected body`);
-  }
-  return { buckets: body.buckets as AggregateBucket[], truncated: "truncated" in body && body.truncated === true };
-}
-
 /** Relative tolerance for sums: the hub and the simulator add the same values in different orders. */
 const SUM_TOLERANCE = 1e-9;
 
-export async function verify(url: string, secret: string, expected: Expected): Promise<VerifyResult> {
-  const token = await signToken(secret, operatorSubject("*"));
+/**
+ * Compares the hub's buckets of every device in `expected` with it. Throws
+ * `HubError` when the hub cannot be read.
+ */
+export async function verify(hub: HubRest, expected: Expected): Promise<VerifyResult> {
   const r: VerifyResult = { ok: true, bucketsCompared: 0, readingsExpected: expected.readings, readingsFound: 0, lost: 0, extra: 0, differences: [] };
   const seen = new Set<string>();
   for (const [group, devices] of expected.devicesByGroup()) {
-    let all = await fetchBuckets(url, token, group);
-    let buckets = all.buckets;
-    if (all.truncated) {
-      buckets = [];
-      for (const d of devices) {
-        all = await fetchBuckets(url, token, group, d);
-        if (all.truncated) throw new Error(`device ${group}/${d} has more buckets than one request returns`);
-        buckets.push(...all.buckets);
-      }
-    }
-    for (const b of buckets) {
-      if (!devices.has(b.device)) continue; // another client's device in the same group
+    // Only this run's devices: others may share the group.
+    for (const b of await hub.buckets(group, devices)) {
       const key = `${group}\u0000${b.device}\u0000${b.metric}\u0000${b.start}`;
       seen.add(key);
       r.bucketsCompared++;
