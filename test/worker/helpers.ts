@@ -2,7 +2,8 @@ import { SELF } from "cloudflare:test";
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
-import type { AggregateBucket } from "../../schema/api.ts";
+import type { AggregateBucket, DeviceInfo } from "../../schema/api.ts";
+import { HubClient } from "../../schema/client.ts";
 
 let counter = 0;
 /** A group id no other test uses, so Durable Objects never leak state between tests. */
@@ -135,25 +136,23 @@ export async function getJson(path: string, token: string): Promise<{ status: nu
 
 export type BucketJson = AggregateBucket;
 
+/** GET /v1/groups/{group}/aggregates with a raw query string (tests send malformed and empty parameters too). */
 export async function aggregates(group: string, query = ""): Promise<BucketJson[]> {
   const { status, body } = await getJson(`/v1/groups/${group}/aggregates${query}`, await operatorToken(group));
   if (status !== 200) throw new Error(`aggregates: ${status} ${JSON.stringify(body)}`);
   return (body as { buckets: BucketJson[] }).buckets;
 }
 
-export interface DeviceJson {
-  id: string;
-  lastSeq: number;
-  lastSeen: number;
-  online: boolean;
-  readings: number;
+export type DeviceJson = DeviceInfo;
+
+/** The typed REST client (schema/client.ts) against the Worker under test, as `group`'s operator. */
+export async function operatorClient(group: string): Promise<HubClient> {
+  return new HubClient({ url: "http://hub.test", token: await operatorToken(group), fetch: (input, init) => SELF.fetch(input, init) });
 }
 
 /** GET /v1/groups/{group}/devices with an operator token. */
 export async function devices(group: string): Promise<DeviceJson[]> {
-  const { status, body } = await getJson(`/v1/groups/${group}/devices`, await operatorToken(group));
-  if (status !== 200) throw new Error(`devices: ${status} ${JSON.stringify(body)}`);
-  return (body as { devices: DeviceJson[] }).devices;
+  return (await operatorClient(group)).devices(group);
 }
 
 /** The device's lastSeq from the devices route; throws if the device is not listed. */
