@@ -14,8 +14,18 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.jsonc" },
-            // Small socket limits so test/worker/limits.test.ts can reach them.
-            miniflare: { bindings: { HUB_SECRET: TEST_SECRET, MAX_DASHBOARD_SOCKETS: "20", MAX_PEER_SOCKETS: "60" } },
+            // Small socket limits so test/worker/limits.test.ts can reach them, and
+            // short live-view intervals (worker/group/live/live.ts) so no test sleeps
+            // through a 10 s rate window.
+            miniflare: {
+              bindings: {
+                HUB_SECRET: TEST_SECRET,
+                MAX_DASHBOARD_SOCKETS: "20",
+                MAX_PEER_SOCKETS: "60",
+                LIVE_SUMMARY_MS: "100",
+                LIVE_RATE_WINDOW_S: "2",
+              },
+            },
           }),
         ],
         test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 20_000 },

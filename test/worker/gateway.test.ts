@@ -8,24 +8,23 @@ import { describe, expect, it } from "vitest";
 import type { CborValue } from "../../schema/cbor.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
-import { TestSocket, aggregates, bucketAgo, connectDevice, devices, openSocket, uniqueGroup } from "./helpers.ts";
+import {
+  TestSocket,
+  aggregates,
+  bucketAgo,
+  connectDevice,
+  connectGateway as connectGw,
+  devices,
+  gatewayToken as gatewayTokenOf,
+  openSocket,
+  uniqueGroup,
+} from "./helpers.ts";
 
 const GATEWAY = "bridge-1";
 const gatewayPath = (g: string, w = GATEWAY): string => `/v1/groups/${g}/gateways/${w}/ws`;
 
-function gatewayToken(group: string, gateway = GATEWAY): Promise<string> {
-  return signToken(TEST_SECRET, gatewaySubject(group, gateway));
-}
-
-/** Connects a gateway and consumes its hello. */
-async function connectGateway(group: string, gateway = GATEWAY): Promise<{ sock: TestSocket; lastSeq: number }> {
-  const res = await openSocket(gatewayPath(group, gateway), await gatewayToken(group, gateway));
-  if (res.status !== 101 || !res.webSocket) throw new Error(`expected 101, got ${res.status}: ${await res.text()}`);
-  const sock = new TestSocket(res.webSocket);
-  const hello = (await sock.next()) as { type: string; v: number; lastSeq: number };
-  expect(hello).toEqual({ type: "hello", v: 1, lastSeq: expect.any(Number) });
-  return { sock, lastSeq: hello.lastSeq };
-}
+const connectGateway = (group: string, gateway = GATEWAY) => connectGw(group, gateway);
+const gatewayToken = (group: string, gateway = GATEWAY) => gatewayTokenOf(group, gateway);
 
 async function isListed(group: string): Promise<boolean> {
   const id = env.GROUPS.idFromName(group);

@@ -1,9 +1,8 @@
 import { SELF } from "cloudflare:test";
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
-import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
+import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
-import type { AggregateBucket, DeviceInfo } from "../../schema/api.ts";
-import { HubClient } from "../../schema/client.ts";
+import type { AggregateBucket } from "../../schema/api.ts";
 
 let counter = 0;
 /** A group id no other test uses, so Durable Objects never leak state between tests. */
@@ -14,6 +13,10 @@ export function uniqueGroup(prefix = "g"): string {
 
 export function deviceToken(group: string, device: string): Promise<string> {
   return signToken(TEST_SECRET, deviceSubject(group, device));
+}
+
+export function gatewayToken(group: string, gateway: string): Promise<string> {
+  return signToken(TEST_SECRET, gatewaySubject(group, gateway));
 }
 
 export function operatorToken(group: string): Promise<string> {
@@ -129,6 +132,76 @@ export async function connectDevice(group: string, device: string): Promise<{ so
   return { sock, lastSeq: hello.lastSeq };
 }
 
+/** Connects a gateway and consumes its hello; returns the socket and the hello's lastSeq. */
+export async function connectGateway(group: string, gateway: string): Promise<{ sock: TestSocket; lastSeq: number }> {
+  const res = await openSocket(`/v1/groups/${group}/gateways/${gateway}/ws`, await gatewayToken(group, gateway));
+  if (res.status !== 101 || !res.webSocket) throw new Error(`expected 101, got ${res.status}: ${await res.text()}`);
+  const sock = new TestSocket(res.webSocket);
+  const hello = (await sock.next()) as { type: string; v: number; lastSeq: number };
+  if (hello.type !== "hello" || hello.v !== 1) throw new Error(`expected hello, got ${JSON.stringify(hello)}`);
+  return { sock, lastSeq: hello.lastSeq };
+}
+
+/** Client end of a dashboard (live) socket: JSON frames in an inbox. */
+export class LiveClient {
+  readonly ws: WebSocket;
+  readonly frames: Record<string, unknown>[] = [];
+  private waiters: (() => void)[] = [];
+  closed: Promise<number>;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    this.closed = new Promise((r) => ws.addEventListener("close", (e) => r(e.code)));
+    ws.addEventListener("message", (e) => {
+      if (typeof e.data !== "string") throw new Error("live frames must be text");
+      this.frames.push(JSON.parse(e.data) as Record<string, unknown>);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    ws.accept();
+  }
+
+  /** Waits for frame number `i` (0: the snapshot), failing after `ms`. */
+  async frame(i: number, ms = 3000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + ms;
+    while (this.frames.length <= i) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no frame ${i} within ${ms} ms (have ${this.frames.length})`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    const f = this.frames[i];
+    if (!f) throw new Error("missing frame");
+    return f;
+  }
+
+  /** Acks every frame from `from` on, waiting for the first frame that satisfies `done`; returns it. */
+  async until(done: (f: Record<string, unknown>) => boolean, from = 0, ms = 5000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + ms;
+    for (let i = from; ; i++) {
+      const f = await this.frame(i, Math.max(1, deadline - Date.now()));
+      this.ack(f);
+      if (done(f)) return f;
+    }
+  }
+
+  ack(frame: Record<string, unknown>): void {
+    this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+  }
+}
+
+/** Opens a dashboard socket with an operator token (or `token`). */
+export async function openLive(group: string, token?: string): Promise<LiveClient> {
+  const t = token ?? (await operatorToken(group));
+  const res = await SELF.fetch(`http://hub.test/v1/groups/${group}/live?token=${t}`, { headers: { upgrade: "websocket" } });
+  if (res.status !== 101 || !res.webSocket) throw new Error(`live: ${res.status} ${await res.text()}`);
+  return new LiveClient(res.webSocket);
+}
+
 export async function getJson(path: string, token: string): Promise<{ status: number; body: unknown }> {
   const res = await SELF.fetch(`http://hub.test${path}`, { headers: { authorization: `Bearer ${token}` } });
   return { status: res.status, body: await res.json() };
@@ -136,23 +209,25 @@ export async function getJson(path: string, token: string): Promise<{ status: nu
 
 export type BucketJson = AggregateBucket;
 
-/** GET /v1/groups/{group}/aggregates with a raw query string (tests send malformed and empty parameters too). */
 export async function aggregates(group: string, query = ""): Promise<BucketJson[]> {
   const { status, body } = await getJson(`/v1/groups/${group}/aggregates${query}`, await operatorToken(group));
   if (status !== 200) throw new Error(`aggregates: ${status} ${JSON.stringify(body)}`);
   return (body as { buckets: BucketJson[] }).buckets;
 }
 
-export type DeviceJson = DeviceInfo;
-
-/** The typed REST client (schema/client.ts) against the Worker under test, as `group`'s operator. */
-export async function operatorClient(group: string): Promise<HubClient> {
-  return new HubClient({ url: "http://hub.test", token: await operatorToken(group), fetch: (input, init) => SELF.fetch(input, init) });
+export interface DeviceJson {
+  id: string;
+  lastSeq: number;
+  lastSeen: number;
+  online: boolean;
+  readings: number;
 }
 
 /** GET /v1/groups/{group}/devices with an operator token. */
 export async function devices(group: string): Promise<DeviceJson[]> {
-  return (await operatorClient(group)).devices(group);
+  const { status, body } = await getJson(`/v1/groups/${group}/devices`, await operatorToken(group));
+  if (status !== 200) throw new Error(`devices: ${status} ${JSON.stringify(body)}`);
+  return (body as { devices: DeviceJson[] }).devices;
 }
 
 /** The device's lastSeq from the devices route; throws if the device is not listed. */

@@ -1,67 +1,34 @@
-/** The live dashboard socket: snapshot, coalesced summaries, flow control, idle silence, eviction. */
+/**
+ * The live dashboard socket: snapshot, coalesced summaries, flow control,
+ * idle silence, eviction. vitest.config.ts shortens the summary interval to
+ * 100 ms and the rate window to 2 s, so nothing here waits for production ones.
+ */
 import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { connectDevice, makeReadings, operatorToken, uniqueGroup } from "./helpers.ts";
+import { readLiveTiming } from "../../worker/group/live/live.ts";
+import { connectDevice, makeReadings, openLive, operatorToken, uniqueGroup } from "./helpers.ts";
 
-/** Client end of a live socket: JSON frames in an inbox. */
-class LiveClient {
-  readonly ws: WebSocket;
-  readonly frames: Record<string, unknown>[] = [];
-  private waiters: (() => void)[] = [];
-  closed: Promise<number>;
-
-  constructor(ws: WebSocket) {
-    this.ws = ws;
-    this.closed = new Promise((r) => ws.addEventListener("close", (e) => r(e.code)));
-    ws.addEventListener("message", (e) => {
-      if (typeof e.data !== "string") throw new Error("live frames must be text");
-      this.frames.push(JSON.parse(e.data) as Record<string, unknown>);
-      for (const w of this.waiters.splice(0)) w();
-    });
-    ws.accept();
-  }
-
-  /** Waits for the next frame (index `i`), failing after `ms`. */
-  async frame(i: number, ms = 3000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + ms;
-    while (this.frames.length <= i) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no frame ${i} within ${ms} ms (have ${this.frames.length})`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-    const f = this.frames[i];
-    if (!f) throw new Error("missing frame");
-    return f;
-  }
-
-  ack(frame: Record<string, unknown>): void {
-    this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
-  }
-}
-
-async function openLive(group: string, token?: string): Promise<LiveClient> {
-  const t = token ?? (await operatorToken(group));
-  const res = await SELF.fetch(`http://hub.test/v1/groups/${group}/live?token=${t}`, { headers: { upgrade: "websocket" } });
-  if (res.status !== 101 || !res.webSocket) throw new Error(`live: ${res.status} ${await res.text()}`);
-  return new LiveClient(res.webSocket);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const TIMING = readLiveTiming({ ...env });
+const SUMMARY_MS = TIMING.summaryIntervalMs;
 
 interface DeviceJson {
   id: string;
   online: boolean;
   latest: Record<string, { value: number; ts: number }>;
   readings: number;
+  readingsPerSec: number;
 }
 
+const deviceIn = (f: Record<string, unknown>, id: string): DeviceJson | undefined => (f.devices as DeviceJson[] | undefined)?.find((d) => d.id === id);
+
+/** Resolves after `ms`: only for checking that nothing arrives, never as a phase of a test. */
+const quietFor = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 describe("live socket", () => {
+  it("has the short test intervals", () => {
+    expect(TIMING).toMatchObject({ summaryIntervalMs: 100, rateWindowS: 2 });
+  });
+
   it("sends a snapshot, then a coalesced summary after data arrives", async () => {
     const group = uniqueGroup();
     const dev = await connectDevice(group, "d1");
@@ -78,15 +45,9 @@ describe("live socket", () => {
     // Twenty batches in quick succession become one or two summaries, not twenty.
     for (let seq = 2; seq <= 21; seq++) dev.sock.send({ type: "batch", seq, readings: makeReadings(5) });
     for (let seq = 2; seq <= 21; seq++) await dev.sock.next();
-    const s1 = await live.frame(1);
-    live.ack(s1);
-    await sleep(700);
-    expect(live.frames.length).toBeLessThanOrEqual(3);
-    const last = live.frames[live.frames.length - 1] as { type: string; totals: { online: number }; devices: DeviceJson[] };
-    expect(last.type).toBe("summary");
-    expect(last.totals.online).toBe(1);
-    const d1 = last.devices.find((d) => d.id === "d1");
-    expect(d1?.readings).toBe(105);
+    const last = await live.until((f) => deviceIn(f, "d1")?.readings === 105, 1);
+    expect(live.frames.indexOf(last)).toBeLessThanOrEqual(2);
+    expect(last).toMatchObject({ type: "summary", totals: { online: 1 } });
     live.ws.close(1000, "done");
     dev.sock.close();
   });
@@ -94,19 +55,23 @@ describe("live socket", () => {
   it("sends nothing more to a socket that has not acked, then catches it up in one frame", async () => {
     const group = uniqueGroup();
     const dev = await connectDevice(group, "slow");
-    const live = await openLive(group);
-    await live.frame(0); // snapshot, deliberately not acked
+    const slow = await openLive(group);
+    await slow.frame(0); // snapshot, deliberately not acked
+    const prompt = await openLive(group);
+    prompt.ack(await prompt.frame(0));
     for (let seq = 1; seq <= 10; seq++) {
       dev.sock.send({ type: "batch", seq, readings: makeReadings(3) });
       await dev.sock.next();
-      await sleep(100);
     }
-    await sleep(600);
-    expect(live.frames).toHaveLength(1);
-    live.ack(live.frames[0] ?? {});
-    const catchUp = (await live.frame(1)) as { devices: DeviceJson[] };
-    expect(catchUp.devices.find((d) => d.id === "slow")?.readings).toBe(30);
-    live.ws.close(1000, "done");
+    // Every tick goes to every socket that is due, so once the acking
+    // dashboard has seen all 30 readings, the slow one was passed over.
+    await prompt.until((f) => deviceIn(f, "slow")?.readings === 30, 1);
+    expect(slow.frames).toHaveLength(1);
+    slow.ack(slow.frames[0] ?? {});
+    const catchUp = await slow.frame(1);
+    expect(deviceIn(catchUp, "slow")?.readings).toBe(30);
+    slow.ws.close(1000, "done");
+    prompt.ws.close(1000, "done");
     dev.sock.close();
   });
 
@@ -117,20 +82,17 @@ describe("live socket", () => {
     live.ack(await live.frame(0));
     dev.sock.send({ type: "batch", seq: 1, readings: makeReadings(3) });
     await dev.sock.next();
-    // Summaries follow while the 10 s rate window drains, each acked...
-    const deadline = Date.now() + 14_000;
-    let seen = 1;
-    while (Date.now() < deadline) {
-      await sleep(300);
-      while (seen < live.frames.length) live.ack(live.frames[seen++] ?? {});
-    }
+    // Summaries follow while the rate window drains, each acked, down to zero...
+    await live.until((f) => deviceIn(f, "quiet")?.readings === 3, 1);
+    const idle = await live.until((f) => deviceIn(f, "quiet")?.readingsPerSec === 0 && (f.totals as { readingsPerSec: number }).readingsPerSec === 0, 1, 10_000);
+    // ...and then nothing at all, for many summary intervals.
     const count = live.frames.length;
-    // ...and then nothing at all.
-    await sleep(1500);
+    expect(live.frames[count - 1]).toBe(idle);
+    await quietFor(SUMMARY_MS * 8);
     expect(live.frames.length).toBe(count);
     live.ws.close(1000, "done");
     dev.sock.close();
-  }, 25_000);
+  });
 
   it("keeps working across an eviction of the group's object", async () => {
     const group = uniqueGroup();
@@ -140,9 +102,9 @@ describe("live socket", () => {
     await evictDurableObject(env.GROUPS.getByName(group));
     dev.sock.send({ type: "batch", seq: 1, readings: makeReadings(4) });
     expect(await dev.sock.next()).toEqual({ type: "ack", seq: 1 });
-    const s = (await live.frame(1)) as { type: string; devices: DeviceJson[] };
+    const s = await live.frame(1);
     expect(s.type).toBe("summary");
-    expect(s.devices.find((d) => d.id === "ev")).toMatchObject({ readings: 4, online: true });
+    expect(deviceIn(s, "ev")).toMatchObject({ readings: 4, online: true });
     live.ws.close(1000, "done");
     dev.sock.close();
   });

@@ -186,7 +186,8 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       if (delta === undefined) {
         const devices = this.state.changedSince(s.lastEpoch, now);
         const alerts = this.alertLog.filter((a) => a.epoch > s.lastEpoch).map((a) => a.alert);
-        delta = devices.length === 0 && alerts.length === 0 ? null : { devices, alerts };
+        const quiet = devices.length === 0 && alerts.length === 0 && this.state.totalsChanged <= s.lastEpoch;
+        delta = quiet ? null : { devices, alerts };
         frames.set(s.lastEpoch, delta);
       }
       if (delta === null) continue;

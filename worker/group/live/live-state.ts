@@ -103,6 +103,8 @@ export class LiveState {
    * tick ends the epoch, so "changed since epoch e" is a cheap filter.
    */
   epoch = 1;
+  /** Epoch of the last change to the totals that no device row shows (a gateway's rejection). */
+  totalsChanged = 0;
 
   constructor(windowS = RATE_WINDOW_S) {
     this.windowS = Math.max(1, windowS);
@@ -196,6 +198,7 @@ export class LiveState {
    */
   reject(peer: Peer, code: string, now: number): void {
     this.rejectedTotals[code] = (this.rejectedTotals[code] ?? 0) + 1;
+    this.totalsChanged = this.epoch;
     if (peer.kind !== "device") return;
     const d = this.device(peer.id);
     d.rejected.count++;
