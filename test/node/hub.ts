@@ -6,7 +6,8 @@ import { DeviceClient, type DeviceClientOptions } from "../../device-sim/client.
 import { startHub, type HubProcess } from "../../scripts/wrangler-dev.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
-import type { AggregateBucket } from "../../schema/api.ts";
+import type { AggregateBucket, AggregateFilter } from "../../schema/api.ts";
+import { HubClient } from "../../schema/client.ts";
 
 export interface TestHub {
   hub: HubProcess;
@@ -66,10 +67,14 @@ export async function operatorGet(url: string, path: string, group: string | "*"
 
 export type Bucket = AggregateBucket;
 
-export async function buckets(url: string, group: string, query = ""): Promise<Bucket[]> {
-  const { status, body } = await operatorGet(url, `/v1/groups/${group}/aggregates${query}`);
-  if (status !== 200) throw new Error(`aggregates ${status}: ${JSON.stringify(body)}`);
-  return (body as { buckets: Bucket[] }).buckets;
+/** The typed REST client (schema/client.ts) as an operator of `group` (default: all groups). */
+export async function operatorClient(url: string, group: string | "*" = "*"): Promise<HubClient> {
+  return new HubClient({ url, token: await signToken(TEST_SECRET, operatorSubject(group)) });
+}
+
+/** The group's aggregate buckets, through the typed client. */
+export async function buckets(url: string, group: string, filter: AggregateFilter = {}): Promise<Bucket[]> {
+  return (await (await operatorClient(url)).aggregates(group, filter)).buckets;
 }
 
 export function uniqueGroup(prefix = "e2e"): string {
