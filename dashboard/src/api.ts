@@ -4,12 +4,14 @@
  * whose `status` (401: sign in again, 404: the hub lacks the route) callers
  * branch on.
  */
+import type { RatesResponse } from "../../schema/api.ts";
 import { getToken } from "./token.ts";
 import {
   isObj,
   parseAlerts,
   parseBuckets,
   parseDevices,
+  parseRates,
   parseRuleSet,
   type Alert,
   type Bucket,
@@ -91,6 +93,13 @@ export async function fetchAlerts(group: string, limit = 200, signal?: AbortSign
   const alerts = parseAlerts(await request(groupPath(group, `alerts?limit=${limit}`), {}, signal));
   if (alerts === null) throw malformed("alerts");
   return alerts;
+}
+
+/** The group's readings per 10-second slot over the last 15 minutes. */
+export async function fetchRates(group: string, signal?: AbortSignal): Promise<RatesResponse> {
+  const rates = parseRates(await request(groupPath(group, "rates"), {}, signal));
+  if (rates === null) throw malformed("rates");
+  return rates;
 }
 
 export async function fetchRules(group: string, signal?: AbortSignal): Promise<RuleSet> {

@@ -8,7 +8,8 @@ import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { interceptLinks, onNavigate, parseRoute, type Route } from "./router.ts";
 import { GroupSession } from "./session.ts";
-import { captureTokenFromUrl, clearToken, getTokenGroup } from "./token.ts";
+import { fetchGroups } from "./api.ts";
+import { captureTokenFromUrl, clearToken, getToken, getTokenGroup, setTokenGroup } from "./token.ts";
 import { h } from "./util/dom.ts";
 import { rememberGroup } from "./util/recent.ts";
 import { signInView, topBar } from "./views/chrome.ts";
@@ -71,8 +72,23 @@ function openSession(group: string): GroupSession {
     if (!changes.has("devices") || s.store.source === "none") return;
     unsubscribe();
     rememberGroup(group);
+    void learnTokenGroup(group);
   });
   return s;
+}
+
+/**
+ * A token that opened `group` but may not list the hub's groups is that
+ * group's token: `/` then goes straight here, without asking the hub about
+ * other groups (which would create them).
+ */
+async function learnTokenGroup(group: string): Promise<void> {
+  if (getToken() === null || getTokenGroup() !== null) return;
+  try {
+    if ((await fetchGroups()) === null) setTokenGroup(group);
+  } catch {
+    // unreachable hub: learn it another time
+  }
 }
 
 function render(): void {

@@ -5,7 +5,7 @@
  * hub without the live route, a proxy that drops WebSockets). A refused
  * token, on the socket or on REST, ends in the sign-in message.
  */
-import { fetchAggregates, fetchAlerts, fetchDevices, fetchRules, HubError, isAuthError, liveUrl } from "./api.ts";
+import { fetchAggregates, fetchAlerts, fetchDevices, fetchRates, fetchRules, HubError, isAuthError, liveUrl } from "./api.ts";
 import { parseLiveFrame, type Latest } from "./hub/types.ts";
 import { GroupStore, HISTORY_MS } from "./store.ts";
 import { getToken } from "./token.ts";
@@ -115,6 +115,8 @@ export class GroupSession {
         this.store.applySnapshot(frame);
         if (frame.rules) this.store.alertsAvailable = true;
         this.store.setStatus({ state: "live" });
+        // After a reload or a reconnect the chart starts from the hub's history.
+        void this.loadRates();
       } else {
         this.store.applySummary(frame);
         if (this.store.status.state !== "live") this.store.setStatus({ state: "live" });
@@ -149,6 +151,7 @@ export class GroupSession {
     if (this.polling || this.stopped) return;
     this.polling = true;
     this.polls = 0;
+    void this.loadRates();
     void this.poll();
   }
 
@@ -190,6 +193,16 @@ export class GroupSession {
       rec[b.metric] = { value: b.last, ts: Math.min(now, b.start + 59_999) };
     }
     return out;
+  }
+
+  /** The readings/s chart's last 15 minutes from the hub. A hub without the route (404) leaves the chart to live samples. */
+  private async loadRates(): Promise<void> {
+    try {
+      const rates = await fetchRates(this.group, this.abort.signal);
+      if (!this.stopped) this.store.setRateHistory(rates);
+    } catch (err) {
+      this.handleRestError(err);
+    }
   }
 
   private async loadAlertsAndRules(): Promise<void> {

@@ -4,6 +4,7 @@
  * frames and REST polls both feed it; views subscribe and redraw on the
  * next animation frame, so a burst of updates costs one render.
  */
+import type { RatesResponse } from "../../schema/api.ts";
 import type { Alert, DevicePatch, Latest, Rejections, RuleSet, Totals } from "./hub/types.ts";
 
 /** Readings/s history and sparklines cover this long. */
@@ -15,6 +16,12 @@ const IDLE_AFTER_MS = 12_000;
 /** Sparkline points closer than this to the previous one replace it. */
 const SPARK_STEP_MS = 2_000;
 const SPARK_MAX_POINTS = 600;
+/**
+ * The chart takes no live readings/s samples this long after a snapshot: the
+ * hub's 10-second rate restarts from 0 when it rebuilds its live state for a
+ * first dashboard, and its stored history already covers that time.
+ */
+const RATE_SETTLE_MS = 10_000;
 
 export type ConnState =
   | { state: "connecting" }
@@ -47,6 +54,16 @@ export class Series {
       this.ts.splice(0, drop);
       this.v.splice(0, drop);
     }
+  }
+
+  /** Replaces everything up to the last of `points` (sorted, authoritative) with them; later points stay. */
+  replaceHead(points: readonly [number, number][]): void {
+    const last = points[points.length - 1];
+    if (!last) return;
+    let keep = 0;
+    while (keep < this.ts.length && (this.ts[keep] ?? 0) <= last[0]) keep++;
+    this.ts.splice(0, keep, ...points.map((p) => p[0]));
+    this.v.splice(0, keep, ...points.map((p) => p[1]));
   }
 
   /** Puts older points (a REST backfill) in front of what is there. */
@@ -91,6 +108,9 @@ export class GroupStore {
   /** Whether the current data comes from the live socket (rates are exact) or from polling. */
   source: "live" | "poll" | "none" = "none";
   readonly rateHistory = new Series();
+  private snapshotAt = 0;
+  /** Readings/s of the hub's last complete 10-second slot (GET /rates). */
+  private hubRate: number | null = null;
   /** Bumped whenever an alert is added or changes (views compare it to skip work). */
   alertsVersion = 0;
   private activeByDevice: { version: number; map: Map<string, number> } | null = null;
@@ -129,7 +149,13 @@ export class GroupStore {
   }
 
   currentTotals(now = Date.now()): Totals {
-    return this.isIdle(now) ? { ...this.totals, readingsPerSec: 0, batchesPerSec: 0 } : this.totals;
+    if (this.isIdle(now)) return { ...this.totals, readingsPerSec: 0, batchesPerSec: 0 };
+    // Just after a snapshot the hub's 10-s rate may still be climbing from 0
+    // (see RATE_SETTLE_MS); its last stored 10-s slot is the better figure then.
+    if (this.source === "live" && now - this.snapshotAt < RATE_SETTLE_MS && this.hubRate !== null) {
+      return { ...this.totals, readingsPerSec: Math.max(this.totals.readingsPerSec, this.hubRate) };
+    }
+    return this.totals;
   }
 
   deviceRate(d: DeviceState, now = Date.now()): number {
@@ -139,7 +165,25 @@ export class GroupStore {
   /** Adds a point to the readings/s chart; called once a second. */
   sampleRate(now = Date.now()): void {
     if (this.source === "none") return;
+    if (this.source === "live" && now - this.snapshotAt < RATE_SETTLE_MS) return;
     this.rateHistory.push(now, this.currentTotals(now).readingsPerSec);
+  }
+
+  /**
+   * The hub's readings/s history (GET /rates): each complete 10-second slot
+   * becomes a point at its end, in the page's clock (the hub's may differ).
+   * The slot still filling is left to the live samples.
+   */
+  setRateHistory(r: RatesResponse, now = Date.now()): void {
+    const skew = now - r.at;
+    const points: [number, number][] = [];
+    r.readings.forEach((n, i) => {
+      const end = r.from + (i + 1) * r.stepMs;
+      if (end <= r.at) points.push([end + skew, n / (r.stepMs / 1000)]);
+    });
+    this.rateHistory.replaceHead(points);
+    this.hubRate = points[points.length - 1]?.[1] ?? null;
+    this.emit("totals");
   }
 
   applySnapshot(f: { totals: Totals | null; devices: DevicePatch[]; alerts: Alert[]; rules: RuleSet | null }): void {
@@ -151,7 +195,7 @@ export class GroupStore {
     if (f.rules) this.rules = f.rules;
     this.source = "live";
     this.prevPoll = null;
-    this.lastUpdate = Date.now();
+    this.lastUpdate = this.snapshotAt = Date.now();
     this.emit("devices", "totals", "alerts", ...(f.rules ? (["rules"] as const) : []));
   }
 

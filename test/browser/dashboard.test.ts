@@ -74,12 +74,22 @@ afterAll(async () => {
 
 describe("dashboard", () => {
   it("takes the token from the URL, keeps it out of the address bar, and shows the groups page", async () => {
+    const groupRequests: string[] = [];
+    page.on("request", (r) => {
+      const m = /\/v1\/groups\/([^/?]+)/.exec(new URL(r.url()).pathname);
+      if (m?.[1]) groupRequests.push(decodeURIComponent(m[1]));
+    });
     await page.goto(`${hub.url}/?token=${encodeURIComponent(token)}`);
-    await page.getByRole("heading", { name: "Groups" }).waitFor();
+    await page.getByRole("heading", { name: "Groups", level: 1 }).waitFor();
     expect(page.url()).not.toContain("token");
     expect(await page.evaluate("sessionStorage.getItem('telemetry-hub.token')")).toBe(token);
-    // The demo groups are offered; each card asks the hub about its group.
-    await page.locator('[data-group="demo"] [data-testid=group-stats]', { hasText: /devices yet|devices ·/ }).waitFor();
+    // The groups the hub lists (GET /v1/groups), each with its devices; no
+    // group the hub does not know is asked about (that would create it).
+    await page.locator(`[data-group="${group}"] [data-testid=group-stats]`, { hasText: /devices yet|devices ·/ }).waitFor({ timeout: 20_000 });
+    const listed = (await (await fetch(`${hub.url}/v1/groups`, { headers: { authorization: `Bearer ${token}` } })).json()) as { groups: { id: string }[] };
+    const known = new Set(listed.groups.map((g) => g.id));
+    expect(groupRequests.filter((g) => !known.has(g))).toEqual([]);
+    expect(await page.locator('[data-group="demo"]').count()).toBe(0);
     await screenshot(page, "home");
     // Opening a group by name.
     await page.locator("#group-input").fill(group);
@@ -254,6 +264,8 @@ describe("sign-in", () => {
       // Visit the group once (remembered as recent), then open / with the group token.
       await p.goto(`${hub.url}/groups/${group}?token=${encodeURIComponent(groupToken)}`);
       await p.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 20_000 });
+      // The page learns the token's group: it opened this one and may not list the others.
+      await p.waitForFunction(`sessionStorage.getItem("telemetry-hub.token-group") === ${JSON.stringify(group)}`, null, { timeout: 20_000 });
       await p.goto(`${hub.url}/`);
       await p.waitForURL(`**/groups/${group}`, { timeout: 20_000 });
     } finally {

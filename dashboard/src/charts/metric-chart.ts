@@ -7,6 +7,7 @@ import uPlot from "uplot";
 import type { AggregateBucket } from "../../../schema/api.ts";
 import { BUCKET_MS } from "../../../schema/protocol.ts";
 import { fmtValue } from "../util/format.ts";
+import { recordAxes, timeAxis, valueAxis } from "./axes.ts";
 import { chartTheme } from "./theme.ts";
 
 /** One bucket of a series as the chart holds it. */
@@ -85,6 +86,7 @@ export class MetricChart {
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true, auto: false } },
       hooks: {
+        draw: [recordAxes(this.el)],
         setSelect: [
           (u) => {
             if (u.select.width > 1) {
@@ -94,10 +96,7 @@ export class MetricChart {
           },
         ],
       },
-      axes: [
-        { stroke: t.axis, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.grid } },
-        { stroke: t.axis, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.grid }, size: 60, values: (_u, vals) => vals.map((v) => fmtValue(v)) },
-      ],
+      axes: [timeAxis(), valueAxis()],
       series: [
         {},
         // Points show by themselves where data is sparse (a lone minute would otherwise be invisible).

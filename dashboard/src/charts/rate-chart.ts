@@ -1,14 +1,15 @@
-/** The fleet's readings/s over the last minutes (uPlot), sampled once a second. */
+/**
+ * The group's readings/s over the last 15 minutes (uPlot): the hub's
+ * history in 10-second slots (GET /rates), then live samples once a second.
+ */
 import uPlot from "uplot";
 import { HISTORY_MS, type Series } from "../store.ts";
-import { fmtRate } from "../util/format.ts";
-import { chartWindow } from "./sparkline.ts";
+import { recordAxes, timeAxis, valueAxis } from "./axes.ts";
 import { chartTheme } from "./theme.ts";
 
 export class RateChart {
   readonly el: HTMLElement;
   private plot: uPlot | null = null;
-  private first: number | undefined;
   private readonly resize: ResizeObserver;
 
   constructor() {
@@ -26,7 +27,6 @@ export class RateChart {
   }
 
   update(series: Series): void {
-    this.first = series.ts[0];
     const data: uPlot.AlignedData = [series.ts.map((t) => t / 1000), series.v.slice()];
     this.el.dataset.points = String(series.ts.length);
     if (!this.plot) {
@@ -42,15 +42,13 @@ export class RateChart {
             time: true,
             range: () => {
               const now = Date.now();
-              return [(now - chartWindow(this.first, now, HISTORY_MS)) / 1000, now / 1000];
+              return [(now - HISTORY_MS) / 1000, now / 1000];
             },
           },
           y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] },
         },
-        axes: [
-          { stroke: t.axis, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.grid } },
-          { stroke: t.axis, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.grid }, size: 56, values: (_u, vals) => vals.map((v) => fmtRate(v)) },
-        ],
+        axes: [timeAxis(), valueAxis()],
+        hooks: { draw: [recordAxes(this.el)] },
         series: [{}, { label: "readings/s", stroke: t.line, width: 2, fill: t.band, points: { show: false } }],
       };
       this.plot = new uPlot(opts, data, this.el);

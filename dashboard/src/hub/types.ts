@@ -6,7 +6,7 @@
  * rather than breaking the page. Rules are checked by the same validator
  * the hub uses (schema/rules.ts).
  */
-import type { AggregateBucket } from "../../../schema/api.ts";
+import type { AggregateBucket, RatesResponse } from "../../../schema/api.ts";
 import { validateRules, type RulesDoc } from "../../../schema/rules.ts";
 
 export { RULE_OPS, validateRules, type Rule, type RuleOp } from "../../../schema/rules.ts";
@@ -220,6 +220,22 @@ export function parseBuckets(v: unknown): { buckets: Bucket[]; truncated: boolea
 
 export function parseAlerts(v: unknown): Alert[] | null {
   return isObj(v) && Array.isArray(v.alerts) ? list(v.alerts, parseAlert) : null;
+}
+
+/** `GET /rates`; null unless every field has its type and the slots are whole numbers. */
+export function parseRates(v: unknown): RatesResponse | null {
+  if (!isObj(v)) return null;
+  const stepMs = num(v.stepMs);
+  const from = num(v.from);
+  const at = num(v.at);
+  if (stepMs === undefined || stepMs <= 0 || from === undefined || at === undefined || !Array.isArray(v.readings)) return null;
+  const readings: number[] = [];
+  for (const r of v.readings as unknown[]) {
+    const n = num(r);
+    if (n === undefined || n < 0) return null;
+    readings.push(n);
+  }
+  return { stepMs, from, at, readings };
 }
 
 /** A text frame from the live socket; null for anything that is not a snapshot or summary. */

@@ -6,8 +6,12 @@ const intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
+const smallFmt = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3 });
+
 export function fmtValue(v: number): string {
   if (Math.abs(v) >= 100_000) return intFmt.format(v);
+  // Two decimals would show 0.000123 as "0".
+  if (v !== 0 && Math.abs(v) < 0.01) return smallFmt.format(v);
   return valueFmt.format(v);
 }
 

@@ -1,11 +1,44 @@
-/** Alerts raised and cleared, newest first: pushed by the live socket, history from `GET /alerts`. */
+/**
+ * Alerts raised and cleared: pushed by the live socket, history from
+ * `GET /alerts`. One row per device and rule (a flapping device would fill
+ * the list with "cleared after 0 s"): its latest state and time and how
+ * often it was raised, expandable to every raise and clear.
+ */
 import type { Alert } from "../hub/types.ts";
 import { deviceHref } from "../router.ts";
 import type { GroupStore } from "../store.ts";
 import { h, setText } from "../util/dom.ts";
-import { fmtAgo, fmtDuration, fmtTime, fmtValue } from "../util/format.ts";
+import { fmtAgo, fmtDuration, fmtInt, fmtTime, fmtValue } from "../util/format.ts";
 
 const MAX_SHOWN = 200;
+/** Raises listed under an expanded row. */
+const MAX_HISTORY = 50;
+
+/** Alerts of one device and rule, newest first. */
+export interface AlertGroup {
+  key: string;
+  latest: Alert;
+  alerts: Alert[];
+  active: boolean;
+}
+
+/** Groups alerts per device and rule (offline alerts per device); active groups first, then by latest change. */
+export function groupAlerts(alerts: readonly Alert[]): AlertGroup[] {
+  const byKey = new Map<string, Alert[]>();
+  for (const a of alerts) {
+    const key = JSON.stringify([a.kind, a.ruleId, a.metric, a.device]);
+    let list = byKey.get(key);
+    if (!list) byKey.set(key, (list = []));
+    list.push(a);
+  }
+  const changed = (a: Alert) => Math.max(a.raisedAt, a.clearedAt ?? 0);
+  const groups = [...byKey].map(([key, list]): AlertGroup => {
+    list.sort((x, y) => y.raisedAt - x.raisedAt || Number(y.id) - Number(x.id));
+    const latest = list[0] as Alert;
+    return { key, latest, alerts: list, active: list.some((a) => a.clearedAt === null) };
+  });
+  return groups.sort((x, y) => Number(y.active) - Number(x.active) || changed(y.latest) - changed(x.latest));
+}
 
 export function alertTitle(a: Alert): string {
   if (a.kind === "offline") return "Device offline";
@@ -48,9 +81,10 @@ export class AlertsPanel {
     if (key === this.lastKey) return;
     this.lastKey = key;
     const all = this.store.alertList().filter((a) => this.device === null || a.device === this.device);
-    const active = all.filter((a) => a.clearedAt === null).length;
-    setText(this.summary, all.length === 0 ? "" : `${active} active · ${all.length - active} cleared`);
-    const shown = (this.activeOnly ? all.filter((a) => a.clearedAt === null) : all).slice(0, MAX_SHOWN);
+    const groups = groupAlerts(all);
+    const active = groups.filter((g) => g.active).length;
+    setText(this.summary, groups.length === 0 ? "" : `${active} active · ${groups.length - active} cleared`);
+    const shown = (this.activeOnly ? groups.filter((g) => g.active) : groups).slice(0, MAX_SHOWN);
     if (shown.length === 0) {
       const text =
         this.store.alertsAvailable === false && all.length === 0
@@ -63,33 +97,48 @@ export class AlertsPanel {
       this.list.replaceChildren(h("li", { class: "alert-empty muted" }, text));
       return;
     }
-    this.list.replaceChildren(...shown.map((a) => this.item(a, now)));
-    if (all.length > shown.length && !this.activeOnly) {
-      this.list.append(h("li", { class: "alert-empty muted small" }, `${all.length - shown.length} older alerts not shown`));
+    // Rows the operator expanded stay expanded across rebuilds.
+    const open = new Set([...this.list.querySelectorAll<HTMLDetailsElement>("details[open]")].map((d) => d.dataset.key));
+    this.list.replaceChildren(...shown.map((g) => this.item(g, open.has(g.key), now)));
+    if (groups.length > shown.length && !this.activeOnly) {
+      this.list.append(h("li", { class: "alert-empty muted small" }, `${groups.length - shown.length} older alerts not shown`));
     }
   }
 
-  private item(a: Alert, now: number): HTMLElement {
-    const active = a.clearedAt === null;
+  private item(g: AlertGroup, expanded: boolean, now: number): HTMLElement {
+    const a = g.latest;
     const device = a.device !== null && this.device === null ? h("a", { href: deviceHref(this.store.group, a.device) }, a.device) : null;
-    return h(
+    const raises = g.alerts.length;
+    const li = h(
       "li",
-      { class: `alert ${active ? "alert-active" : "alert-cleared"} alert-${a.kind}`, "data-alert-id": a.id, "data-kind": a.kind },
-      h("span", { class: `badge ${active ? "badge-alert" : "badge-quiet"}` }, active ? "active" : "cleared"),
+      { class: `alert ${g.active ? "alert-active" : "alert-cleared"} alert-${a.kind}`, "data-alert-id": a.id, "data-kind": a.kind, "data-count": raises },
+      h("span", { class: `badge ${g.active ? "badge-alert" : "badge-quiet"}` }, g.active ? "active" : "cleared"),
       h(
         "div",
         { class: "alert-body" },
         h("div", { class: "alert-title" }, alertTitle(a), device ? " on " : "", device),
-        h(
-          "div",
-          { class: "alert-times muted small" },
-          h("time", { datetime: new Date(a.raisedAt).toISOString(), title: new Date(a.raisedAt).toISOString() }, `raised ${fmtTime(a.raisedAt, now)}`),
-          a.value === null ? "" : a.kind === "offline" ? ` · silent for ${fmtDuration(a.value)}` : ` · value ${fmtValue(a.value)}`,
-          a.clearedAt !== null
-            ? h("span", null, ` · cleared ${fmtTime(a.clearedAt, now)} after ${fmtDuration(a.clearedAt - a.raisedAt)}`)
-            : ` · ${fmtAgo(a.raisedAt, now)}`,
-        ),
+        h("div", { class: "alert-times muted small" }, ...this.times(a, now)),
       ),
     );
+    if (raises > 1) {
+      const details = h(
+        "details",
+        { class: "alert-history", "data-key": g.key },
+        h("summary", { class: "small" }, `raised ${fmtInt(raises)} times`, raises > MAX_HISTORY ? ` (latest ${MAX_HISTORY} listed)` : ""),
+        h("ol", { class: "alert-history-list small muted" }, ...g.alerts.slice(0, MAX_HISTORY).map((x) => h("li", null, ...this.times(x, now)))),
+      );
+      details.open = expanded;
+      li.querySelector(".alert-body")?.append(details);
+    }
+    return li;
+  }
+
+  /** "raised 12:04:05 · value 31.2 · cleared 12:05:00 after 55 s" */
+  private times(a: Alert, now: number): (Node | string)[] {
+    return [
+      h("time", { datetime: new Date(a.raisedAt).toISOString(), title: new Date(a.raisedAt).toISOString() }, `raised ${fmtTime(a.raisedAt, now)}`),
+      a.value === null ? "" : a.kind === "offline" ? ` · silent for ${fmtDuration(a.value)}` : ` · value ${fmtValue(a.value)}`,
+      a.clearedAt !== null ? ` · cleared ${fmtTime(a.clearedAt, now)} after ${fmtDuration(a.clearedAt - a.raisedAt)}` : ` · ${fmtAgo(a.raisedAt, now)}`,
+    ];
   }
 }

@@ -11,10 +11,13 @@ export interface Crumb {
 
 export function topBar(crumbs: Crumb[], onSignOut: (() => void) | null, ...right: Node[]): HTMLElement {
   const trail = h("nav", { class: "crumbs", "aria-label": "Breadcrumb" });
-  trail.append(h("a", { class: "brand", href: "/" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Telemetry Hub"));
+  trail.append(
+    h("a", { class: "brand", href: "/", "aria-label": "Telemetry Hub" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), h("span", { class: "brand-text" }, "Telemetry Hub")),
+  );
   for (const c of crumbs) {
     trail.append(h("span", { class: "crumb-sep", "aria-hidden": "true" }, "/"));
-    trail.append(c.href ? h("a", { href: c.href }, c.text) : h("span", { class: "crumb-current", "aria-current": "page" }, c.text));
+    // The title shows a name the narrow layout cut short with an ellipsis.
+    trail.append(c.href ? h("a", { class: "crumb", href: c.href, title: c.text }, c.text) : h("span", { class: "crumb crumb-current", "aria-current": "page", title: c.text }, c.text));
   }
   const actions = h("div", { class: "topbar-actions" }, ...right);
   if (onSignOut) {
@@ -117,9 +120,15 @@ export function signInView(message: string, onToken: () => void): HTMLElement {
     h(
       "p",
       { id: "signin-help", class: "muted small" },
-      "An operator token opens one group (operator:<group>) or all groups (operator:*). ",
-      "`npm start` prints a dashboard link that carries one; `npm run token -- operator '*'` prints a token. ",
-      "The token is kept in this browser tab only.",
+      "An operator token opens one group (",
+      h("code", null, "operator:<group>"),
+      ") or all groups (",
+      h("code", null, "operator:*"),
+      "). ",
+      h("code", null, "npm start"),
+      " prints a dashboard link that carries one; ",
+      h("code", null, "npm run token -- operator '*'"),
+      " prints a token. The token is kept in this browser tab only.",
     ),
   );
   queueMicrotask(() => input.focus());

@@ -17,12 +17,18 @@ import { AlertsPanel } from "./alerts.ts";
 import { StatusPill, topBar } from "./chrome.ts";
 
 export const RANGES = [
+  // Fitted to the data there is (the default): from just before the device's
+  // first minute within the last 7 days, at least FIT_MIN_MS, up to now.
+  { id: "fit", label: "Fit", ms: 7 * 24 * 60 * 60_000 },
   { id: "15m", label: "15 min", ms: 15 * 60_000 },
   { id: "1h", label: "1 h", ms: 60 * 60_000 },
   { id: "24h", label: "24 h", ms: 24 * 60 * 60_000 },
   { id: "7d", label: "7 d", ms: 7 * 24 * 60 * 60_000 },
 ] as const;
 type RangeId = (typeof RANGES)[number]["id"];
+/** Look-backs "Fit" tries, shortest first, until the data starts inside one. */
+const FIT_SPANS = [60 * 60_000, 24 * 60 * 60_000, 7 * 24 * 60 * 60_000];
+const FIT_MIN_MS = 3 * 60_000;
 
 interface MetricView {
   metric: string;
@@ -40,13 +46,15 @@ export interface DeviceContext {
 
 function rangeFromUrl(): RangeId {
   const r = new URLSearchParams(window.location.search).get("range");
-  return RANGES.find((x) => x.id === r)?.id ?? "1h";
+  return RANGES.find((x) => x.id === r)?.id ?? "fit";
 }
 
 export function mountDevice(root: HTMLElement, session: GroupSession, device: string, ctx: DeviceContext): () => void {
   const store = session.store;
   const group = store.group;
   let range: RangeId = rangeFromUrl();
+  /** Start of the fitted window (range "fit"), once the data is loaded. */
+  let fitFrom: number | null = null;
   let abort = new AbortController();
   const views = new Map<string, MetricView>();
   const status = new StatusPill();
@@ -56,7 +64,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   const message = h("p", { class: "muted", "data-testid": "device-message" }, "Loading…");
   const facts = h("dl", { class: "facts", "data-testid": "device-facts" });
   const rangeButtons = RANGES.map((r) => {
-    const b = h("button", { class: "seg", type: "button", "data-range": r.id, "aria-pressed": String(r.id === range) }, r.label);
+    const b = h("button", { class: "seg", type: "button", "data-range": r.id, "aria-pressed": String(r.id === range), title: r.id === "fit" ? "From the device's first reading (within 7 days) to now" : "" }, r.label);
     b.addEventListener("click", () => setRange(r.id));
     return b;
   });
@@ -84,6 +92,12 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
 
   function rangeMs(): number {
     return RANGES.find((r) => r.id === range)?.ms ?? 3_600_000;
+  }
+
+  /** Where the chart's time axis starts. */
+  function windowFrom(now: number): number {
+    if (range === "fit") return fitFrom ?? now - FIT_MIN_MS;
+    return now - rangeMs();
   }
 
   function setRange(id: RangeId): void {
@@ -127,7 +141,8 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   async function discoverMetrics(signal: AbortSignal): Promise<string[]> {
     const known = [...(store.devices.get(device)?.latest.keys() ?? [])];
     if (known.length > 0) return known;
-    const { buckets } = await fetchAggregates(group, { device, from: Date.now() - rangeMs() }, signal);
+    const lookBack = range === "fit" ? (FIT_SPANS[1] ?? 0) : rangeMs();
+    const { buckets } = await fetchAggregates(group, { device, from: Date.now() - lookBack }, signal);
     return [...new Set(buckets.map((b) => b.metric))];
   }
 
@@ -146,7 +161,8 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     exportBtn.disabled = true;
     try {
       const metrics = await discoverMetrics(signal);
-      await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal)));
+      if (range === "fit") await loadFitted(metrics, to, signal);
+      else await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal)));
       if (signal.aborted) return;
       setText(message, views.size === 0 ? "No readings from this device in this time range." : "");
     } catch (err) {
@@ -157,6 +173,22 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     delete chartsEl.dataset.loading;
     exportBtn.disabled = false;
     scheduler.schedule();
+  }
+
+  /** Range "fit": reads ever longer look-backs until the data starts inside one, then fits the window to it. */
+  async function loadFitted(metrics: string[], to: number, signal: AbortSignal): Promise<void> {
+    let first: number | null = null;
+    for (const [i, span] of FIT_SPANS.entries()) {
+      const from = to - span;
+      await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal)));
+      if (signal.aborted) return;
+      first = null;
+      for (const v of views.values()) for (const start of v.points.keys()) if (first === null || start < first) first = start;
+      // Data that starts well inside this look-back is all there is.
+      if ((first !== null && first > from + span * 0.05) || i === FIT_SPANS.length - 1) break;
+    }
+    if (first === null) fitFrom = to - FIT_MIN_MS;
+    else fitFrom = Math.min(first - Math.max(30_000, (to - first) * 0.04), to - FIT_MIN_MS);
   }
 
   /** Re-reads the last minutes so live approximations give way to the hub's exact buckets. */
@@ -174,7 +206,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     if (dev !== device) return;
     const v = viewFor(metric);
     const start = Math.floor(l.ts / BUCKET_MS) * BUCKET_MS;
-    if (start < Date.now() - rangeMs()) return;
+    if (start + BUCKET_MS <= windowFrom(Date.now())) return;
     const p = v.points.get(start);
     if (!p) v.points.set(start, { start, count: 1, sum: l.value, min: l.value, max: l.value, last: l.value, live: true });
     else {
@@ -199,7 +231,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     const now = Date.now();
     status.update(store, now);
     renderFacts(now);
-    const from = now - rangeMs();
+    const from = windowFrom(now);
     for (const v of views.values()) {
       const pts = sortedPoints(v, from);
       v.chart.setData(pts, from, now);
@@ -237,7 +269,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
 
   function exportCsv(): void {
     const now = Date.now();
-    const from = now - rangeMs();
+    const from = windowFrom(now);
     const rows: (string | number | null)[][] = [];
     for (const m of [...views.keys()].sort()) {
       const v = views.get(m);

@@ -1,9 +1,11 @@
 /**
- * `/`: the groups this operator may see. The hub cannot list groups yet, so
- * the page offers recently opened groups (localStorage), the demo groups of
- * `npm start`, and a field to open any group by name. Each card asks the hub
- * for the group's devices; a token that opens exactly one of them and is
- * refused the others is a group token, and the page goes straight there.
+ * `/`: the groups this operator may see. An all-groups token (or Cloudflare
+ * Access) gets the hub's list (`GET /v1/groups`: groups that exist). A
+ * one-group token cannot list groups: once the page knows its group it goes
+ * straight there; until then it offers the groups opened in this browser
+ * (they exist: opening them created them) and a field to open one by name.
+ * The page never asks about a group that may not exist: any request to a
+ * group creates its Durable Object.
  */
 import { ID_PATTERN } from "../../../schema/protocol.ts";
 import { fetchDevices, fetchGroups, HubError, isAuthError } from "../api.ts";
@@ -14,7 +16,6 @@ import { fmtAgo, fmtInt } from "../util/format.ts";
 import { forgetGroup, recentGroups } from "../util/recent.ts";
 import { signInView, topBar } from "./chrome.ts";
 
-export const DEMO_GROUPS = ["demo", "factory-a", "greenhouse"];
 const PROBE_CONCURRENCY = 4;
 
 type Probe = { state: "ok"; devices: number; online: number } | { state: "denied" } | { state: "error"; message: string };
@@ -63,77 +64,78 @@ export function mountHome(root: HTMLElement, ctx: HomeContext): () => void {
     error,
   );
   const notice = h("div", { class: "home-notice" });
-  const recentList = h("div", { class: "group-grid", "data-testid": "recent-groups" });
-  const suggestList = h("div", { class: "group-grid", "data-testid": "suggested-groups" });
-  const recentSection = h("section", { class: "home-section" }, h("h2", null, "Recently opened"), recentList);
-  const suggestSection = h("section", { class: "home-section" }, h("h2", null, "Suggestions"), suggestList);
-
-  const recents = recentGroups();
-  const names = new Set(recents.map((r) => r.group));
-  const suggestions = DEMO_GROUPS.filter((g) => !names.has(g));
+  const list = h("div", { class: "group-grid", "data-testid": "group-list" });
+  const listTitle = h("h2", null, "Groups");
+  const listNote = h("p", { class: "muted small home-list-note" });
+  const listSection = h("section", { class: "home-section" }, listTitle, listNote, list);
+  listSection.hidden = true;
   const cards = new Map<string, HTMLElement>();
-  for (const r of recents) {
-    const card = groupCard(r.group, `opened ${fmtAgo(r.openedAt)}`, () => {
-      forgetGroup(r.group);
-      card.remove();
-      if (recentList.childElementCount === 0) recentSection.hidden = true;
-    });
-    cards.set(r.group, card);
-    recentList.append(card);
-  }
-  recentSection.hidden = recents.length === 0;
-  for (const g of suggestions) {
-    const card = groupCard(g, "demo group", null);
-    cards.set(g, card);
-    suggestList.append(card);
-  }
-  suggestSection.hidden = suggestions.length === 0;
+  const opened = new Map(recentGroups().map((r) => [r.group, r.openedAt]));
 
   root.replaceChildren(
     topBar([{ text: "Groups" }], ctx.signOut),
-    h(
-      "main",
-      { class: "page page-home" },
-      h("h1", { class: "page-title" }, "Groups"),
-      notice,
-      open,
-      recentSection,
-      suggestSection,
-    ),
+    h("main", { class: "page page-home" }, h("h1", { class: "page-title" }, "Groups"), notice, open, listSection),
   );
   queueMicrotask(() => input.focus());
 
+  function addCard(group: string, forgettable: boolean): void {
+    const at = opened.get(group);
+    const card = groupCard(group, at !== undefined ? `opened ${fmtAgo(at)}` : "", forgettable ? () => {
+      forgetGroup(group);
+      card.remove();
+      cards.delete(group);
+      if (cards.size === 0) listSection.hidden = true;
+    } : null);
+    cards.set(group, card);
+    list.append(card);
+    listSection.hidden = false;
+  }
+
   void (async () => {
-    // A hub that can list groups wins over recents and suggestions.
+    let listed: string[] | null = null;
     try {
-      const listed = await fetchGroups(abort.signal);
-      if (listed) {
-        for (const g of listed) {
-          if (cards.has(g)) continue;
-          const card = groupCard(g, "", null);
-          cards.set(g, card);
-          suggestList.prepend(card);
-        }
-        suggestSection.hidden = cards.size === 0;
-      }
+      listed = await fetchGroups(abort.signal);
     } catch (err) {
-      if (isAuthError(err)) return void showDenied();
+      if (abort.signal.aborted) return;
+      setText(listNote, `The hub did not list its groups: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (abort.signal.aborted) return;
+    if (listed) {
+      setText(listTitle, "Groups on this hub");
+      if (listed.length === 0) {
+        setText(listNote, "None yet: a group appears here once a device or gateway has connected to it.");
+        listSection.hidden = false;
+      }
+      // Recently opened first, then by name (the hub's order).
+      const order = [...listed].sort((x, y) => (opened.get(y) ?? 0) - (opened.get(x) ?? 0));
+      for (const g of order) addCard(g, false);
+    } else {
+      if (getToken() === null) return void showDenied();
+      setTitleForToken();
+      for (const [g] of [...opened].sort((x, y) => y[1] - x[1])) addCard(g, true);
+      if (cards.size === 0) return;
     }
     const results = await probeAll([...cards.keys()], abort.signal, (g, p) => {
       const card = cards.get(g);
       if (card) fillCard(card, p);
     });
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted || listed) return;
     const ok = [...results].filter(([, p]) => p.state === "ok").map(([g]) => g);
     const denied = [...results].filter(([, p]) => p.state === "denied").length;
-    if (ok.length === 1 && denied > 0 && ok[0] !== undefined) {
-      // A token for exactly one group: go there.
+    // A token that cannot list groups and opens exactly one of them is that group's token.
+    if (ok.length === 1 && denied === results.size - 1 && ok[0] !== undefined) {
       setTokenGroup(ok[0]);
       navigate(groupHref(ok[0]), { replace: true });
     } else if (ok.length === 0 && denied > 0 && denied === results.size) {
       showDenied();
     }
   })();
+
+  function setTitleForToken(): void {
+    setText(listTitle, "Recently opened");
+    setText(listNote, "The hub lists its groups only for an all-groups token. A token for one group opens it by name above (or here, if you opened it before); a wrong one is refused there.");
+    listSection.hidden = false;
+  }
 
   function showDenied(): void {
     const signin = signInView(

@@ -171,8 +171,20 @@ export class DeviceTable {
     this.columns = cols;
     this.sparkSelect.replaceChildren(...metrics.map((m) => h("option", { value: m, selected: m === this.sparkMetric }, m)));
     const more = metrics.length > MAX_METRIC_COLUMNS;
-    const template = `minmax(120px, 1.5fr) 96px 84px 108px ${cols.map(() => "minmax(64px, 1fr)").join(" ")} ${more ? "minmax(100px, 1.2fr)" : ""} 124px minmax(96px, 0.9fr)`;
-    this.el.style.setProperty("--vt-columns", template);
+    // Columns never shrink below what their labels and typical values need;
+    // a narrow screen scrolls the table sideways instead of cutting them.
+    const widths: [number, string][] = [
+      [120, "minmax(120px, 1.5fr)"],
+      [96, "96px"],
+      [100, "100px"],
+      [108, "108px"],
+      ...cols.map((): [number, string] => [92, "minmax(92px, 1fr)"]),
+      ...(more ? [[120, "minmax(120px, 1.2fr)"] as [number, string]] : []),
+      [128, "128px"],
+      [110, "minmax(110px, 0.9fr)"],
+    ];
+    this.el.style.setProperty("--vt-columns", widths.map((w) => w[1]).join(" "));
+    this.el.style.setProperty("--vt-min-width", `${widths.reduce((n, w) => n + w[0], 0)}px`);
     for (const r of this.rows) r.el.remove();
     this.rows = [];
     this.buildHead();
@@ -262,6 +274,7 @@ export class DeviceTable {
     toggleClass(row.el, "is-rejecting", rejecting);
     toggleClass(row.el, "is-alerting", alerts > 0);
     setText(row.name, d.id);
+    setTitle(row.name, d.id);
     const state = !d.online ? "offline" : alerts > 0 ? `${alerts} alert${alerts > 1 ? "s" : ""}` : rejecting ? "rejecting" : "online";
     const badgeClass = `badge badge-${!d.online ? "bad" : alerts > 0 ? "alert" : rejecting ? "warn" : "ok"}`;
     if (row.badge.className !== badgeClass) row.badge.className = badgeClass;
@@ -271,11 +284,15 @@ export class DeviceTable {
     this.columns.forEach((m, i) => {
       const l = d.latest.get(m);
       const cell = row.metrics[i];
-      if (cell) setText(cell, l ? fmtValue(l.value) : "–");
+      if (!cell) return;
+      setText(cell, l ? fmtCell(l.value) : "–");
+      // The exact value, also when a long one is cut short with an ellipsis.
+      setTitle(cell, l ? `${m} ${l.value}` : "");
     });
     if (this.store.metrics.size > MAX_METRIC_COLUMNS) {
       const rest = [...d.latest.entries()].filter(([m]) => !this.columns.includes(m)).map(([m, l]) => `${m} ${fmtValue(l.value)}`);
       setText(row.more, rest.join(" · "));
+      setTitle(row.more, rest.join(" · "));
     }
     const r = d.rejected;
     setText(row.rejected, r && r.count > 0 ? `${fmtInt(r.count)}${r.lastCode ? ` · ${r.lastCode}` : ""}` : "–");
@@ -337,4 +354,15 @@ export class DeviceTable {
     }
     return list.sort((a, b) => cmp(a, b) * dir || byId(a, b));
   }
+}
+
+function setTitle(el: HTMLElement, title: string): void {
+  if (el.title !== title) el.title = title;
+}
+
+const compactFmt = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 2 });
+
+/** A metric value for a table cell: compact from a million up ("1.25M"), so it fits its column. */
+function fmtCell(v: number): string {
+  return Math.abs(v) >= 1_000_000 ? compactFmt.format(v) : fmtValue(v);
 }
