@@ -37,6 +37,11 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Run wrangler in its own process group so `crash()` can kill the whole tree. */
   crashable?: boolean;
+  /**
+   * Keep wrangler's local observability (a trace of every event, kept for
+   * its local explorer). Off by default: see the comment in `startHub`.
+   */
+  observability?: boolean;
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -73,7 +78,20 @@ export async function startHub(opts: StartOptions = {}): Promise<HubProcess> {
   // process.execPath is the Node that runs us: the bundled Node >= 22 under npm scripts.
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "", FORCE_COLOR: "0" },
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      CI: process.env.CI ?? "",
+      FORCE_COLOR: "0",
+      // wrangler dev attaches a streaming tail to the Worker that records a
+      // trace of every event, and every WebSocket message to a group is an
+      // event: with a few hundred devices that tripled the runtime's CPU per
+      // batch and flooded the log with "tail session was canceled" errors
+      // until acks fell so far behind that the fleet timed out and
+      // reconnected at once (docs/benchmarks.md, "The simulator against
+      // npm start"). The hub logs nothing it needs there.
+      ...(opts.observability ? {} : { X_LOCAL_OBSERVABILITY: "false" }),
+    },
     stdio: ["ignore", "pipe", "pipe"],
     detached: opts.crashable === true,
   });
