@@ -28,7 +28,8 @@ export const PATHS = {
   revocation: "/v1/groups/{group}/revocations/{kind}/{id}",
 } as const;
 
-const ID_RULE = "[A-Za-z0-9_.-]{1,64}";
+/** {@link ID_PATTERN} as error messages quote it. */
+export const ID_RULE = "[A-Za-z0-9_.-]{1,64}";
 
 /** A path id: a group, device or gateway. */
 function pathId(name: string, description: string) {

@@ -148,6 +148,16 @@ describe("contract details the router keeps", () => {
     expect([aggs.status, ((await aggs.json()) as { error: string }).error]).toEqual([400, "bad_group"]);
     const kind = await SELF.fetch(`http://hub.test/v1/groups/${group}/revocations/sensor/bad%20id`, { ...auth, method: "PUT" });
     expect([kind.status, ((await kind.json()) as { error: string }).error]).toEqual([404, "not_found"]);
+    // An empty id is a bad id, not an unknown route.
+    const empty: [string, string, string][] = [
+      ["GET", "/v1/groups//devices", "bad_group"],
+      ["GET", `/v1/groups/${group}/devices//ws`, "bad_device"],
+      ["PUT", `/v1/groups/${group}/revocations/device/`, "bad_id"],
+    ];
+    for (const [method, path, code] of empty) {
+      const res = await SELF.fetch(`http://hub.test${path}`, { ...auth, method });
+      expect([res.status, ((await res.json()) as { error: string }).error], path).toEqual([400, code]);
+    }
     const dup = await SELF.fetch(`http://hub.test/v1/groups/${group}/aggregates?from=1&from=x`, auth);
     expect(dup.status).toBe(200); // a repeated parameter counts by its first value, as before
     await dup.arrayBuffer();

@@ -7,7 +7,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type * as z from "zod";
-import { PATHS } from "../../schema/api.ts";
+import { ID_RULE, PATHS } from "../../schema/api.ts";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
 import { log } from "../log.ts";
@@ -23,7 +23,6 @@ type Ctx = Context<HubEnv>;
 
 /** Largest rules body accepted, bytes. 100 rules fit in a fraction of it. */
 const MAX_RULES_BODY = 64 * 1024;
-const ID_RULE = "[A-Za-z0-9_.-]{1,64}";
 
 /** The answer to a bad path parameter, by parameter name. */
 const PARAM_ERRORS: Record<string, [status: number, code: string, message: string]> = {
@@ -207,6 +206,15 @@ app.notFound((c) => {
   // Static assets normally answer before the Worker runs (assets config in
   // wrangler.jsonc); this covers requests routed to the Worker first.
   if (!c.req.path.startsWith("/v1/")) return c.env.ASSETS.fetch(c.req.raw);
+  // An empty segment (`/v1/groups//devices`) is a bad id, not an unknown route.
+  // Hono's fast router never matches an empty parameter (allowing one costs
+  // every request its slower router), so such a path is tried once more with
+  // an id no route accepts in place of each empty segment.
+  const url = new URL(c.req.url);
+  if (/\/(?=\/|$)/.test(url.pathname)) {
+    url.pathname = url.pathname.replace(/\/(?=\/|$)/g, "/%00");
+    return app.fetch(new Request(url, c.req.raw), c.env);
+  }
   return jsonError(404, "not_found", "no such route");
 });
 
