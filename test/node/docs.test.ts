@@ -1,0 +1,280 @@
+/**
+ * Every command in README.md and docs/*.md works as written (docs-commands.ts
+ * finds them): one `npm start` on free ports for the whole file, each doc
+ * command run against it with only the host, ports and secrets substituted,
+ * checked for a meaningful answer, and Ctrl-C at the end must stop it
+ * cleanly. A command that is neither run here nor in NOT_RUN (with its
+ * reason) fails the check, and so does a command of a known kind whose
+ * answer has no check yet.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readDevSecret } from "../../scripts/dev-secret.ts";
+import { hasMosquitto, startMosquitto, waitFor, type Mosquitto } from "../../scripts/mqtt-procs.ts";
+import { ROOT, freePort } from "../../scripts/wrangler-dev.ts";
+import { DeviceClient } from "../../device-sim/client.ts";
+import { AggregatesResponse, DevicesResponse, RevocationEntry, RevocationLifted, RevocationsResponse } from "../../schema/api.ts";
+import { HubClient } from "../../schema/client.ts";
+import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
+import { NOT_RUN, docCommands } from "./docs-commands.ts";
+import { npmStart, shellJob, type NpmStart } from "./shell-job.ts";
+
+/** Lines that must not appear when a command stops on Ctrl-C. */
+const ALARMING = /connect_failed|ECONNREFUSED|"level":"(warn|error)"|\berror\b|\bwarn(ing)?\b|^\s+at \S+ \(|✘/im;
+const DOC_SECRET = "docs-check-secret";
+
+let hub: NpmStart;
+let hubUrl = "";
+let secret = "";
+let mosquitto: Mosquitto | null = null;
+let bridgeRuns = 0;
+/** Shell variables the docs set or assume ($TOKEN, $OPERATOR). */
+const vars: Record<string, string> = {};
+
+/** Waits until `device` of `group` has applied at least one reading. */
+async function deviceReports(group: string, device: string, timeoutMs = 30_000): Promise<void> {
+  const client = new HubClient({ url: hubUrl, token: vars.OPERATOR });
+  await waitFor(async () => (await client.devices(group)).some((d) => d.id === device && d.readings > 0), `${group}/${device} on the hub`, timeoutMs);
+}
+
+/** A doc command with this machine's hub, broker and secrets in place of the examples'. */
+function localize(cmd: string): string {
+  return cmd
+    .replace(/https?:\/\/(localhost|127\.0\.0\.1):8787/g, hubUrl)
+    .replace(/https:\/\/hub\.example(\.com)?/g, hubUrl)
+    .replace(/mqtt:\/\/broker\.local:1883/g, mosquitto?.url ?? "mqtt://broker.local:1883")
+    .replace(/HUB_SECRET=(\.\.\.|<new>)/g, `HUB_SECRET=${DOC_SECRET}`)
+    .replace(/<group\|\*>/g, "'*'")
+    .replace(/<group>/g, "demo")
+    .replace(/<device>/g, "boiler-1")
+    .replace(/<gateway>/g, "mqtt-bridge");
+}
+
+async function run(cmd: string, timeoutMs = 60_000): Promise<{ stdout: string; output: string }> {
+  const job = shellJob(cmd, vars);
+  const e = await job.exit(timeoutMs);
+  expect(e.code, `'${cmd}' exited ${e.code ?? e.signal}:\n${job.output()}`).toBe(0);
+  return { stdout: job.stdout(), output: job.output() };
+}
+
+/** Runs a long-running doc command until `ready`, probes it, then stops it with Ctrl-C, which must be clean. */
+async function runServer(cmd: string, ready: RegExp, probe: (m: RegExpExecArray) => Promise<void>): Promise<void> {
+  const job = shellJob(cmd, vars);
+  try {
+    const m = await job.waitForOutput(ready, "its ready line");
+    await probe(m);
+    const stop = await job.ctrlC();
+    expect(stop.code === 0 || stop.signal === "SIGINT" || stop.code === 130, `'${cmd}' on Ctrl-C: ${stop.code ?? stop.signal}:\n${job.output()}`).toBe(true);
+    expect(stop.after).not.toMatch(ALARMING);
+  } finally {
+    await job.kill();
+  }
+}
+
+type Runner = (cmd: string) => Promise<void>;
+
+/** The first runner whose pattern matches runs the command; the order matters. */
+const RUNNERS: [RegExp, Runner][] = [
+  [/^npm (start|run \S+) -- (--help|-h)$/, async (cmd) => expect((await run(cmd)).stdout).toMatch(/usage/i)],
+  [/^npm start$/, checkNpmStart],
+  [/^npm start -- /, runNpmStartVariant],
+  [/(^|=\$\()(HUB_SECRET=\S+ )?npm run (-s )?token -- /, runToken],
+  [/^curl /, runCurl],
+  [/^mosquitto_pub /, runMosquittoPub],
+  [/^npm run bridge -- /, runBridge],
+  [/^npm run sim -- /, runSim],
+  [/^npm run db:generate$/, async (cmd) => expect((await run(cmd)).output).toMatch(/No schema changes/)],
+  // As written it rewrites the file; --check tells whether that would change it.
+  [/^npm run types$/, async (cmd) => expect((await run(`${cmd} -- --check`)).output).toMatch(/up to date/)],
+  [/^npm run dashboard:dev$/, runDashboardDev],
+  [/^npm run dev$/, runWranglerDev],
+];
+
+async function checkNpmStart(): Promise<void> {
+  const out = hub.output();
+  const dashboard = /Dashboard \(operator, all groups\): (\S+)/.exec(out)?.[1] ?? "";
+  const page = await fetch(dashboard);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain("<script");
+  // The printed curl, as printed.
+  const curl = /REST, for example: +(curl .+)$/m.exec(out)?.[1] ?? "";
+  await waitFor(async () => DevicesResponse.parse(JSON.parse((await run(curl)).stdout)).devices.length > 0, "demo devices in the printed curl's answer");
+  // The printed device token and socket.
+  const socket = /Device socket: +ws:\/\/localhost:(\d+)\/v1\/groups\/demo\/devices\/my-device\/ws/.exec(out);
+  const token = /Device token for demo\/my-device: +(\S+)/.exec(out)?.[1] ?? "";
+  expect(Number(socket?.[1])).toBe(hub.hubPort);
+  const client = new DeviceClient({ url: hubUrl, group: "demo", device: "my-device", token }).start();
+  try {
+    client.send([[Date.now(), "temp", 20.5]]);
+    await client.idle();
+  } finally {
+    await client.close();
+  }
+  // The bridge's ops endpoint, where the README says it is (on the port given).
+  const health = await fetch(`http://127.0.0.1:${hub.opsPort}/healthz`);
+  expect(health.status).toBe(200);
+  expect(await health.json()).toMatchObject({ ok: true, mqtt: { connected: true } });
+  expect(await (await fetch(`http://127.0.0.1:${hub.opsPort}/metrics`)).text()).toMatch(/^bridge_messages_received_total \d+$/m);
+}
+
+async function runNpmStartVariant(cmd: string): Promise<void> {
+  const flags = cmd.replace(/^npm start -- /, "");
+  const job = await npmStart(flags);
+  try {
+    await job.waitForOutput(/Stop with Ctrl-C\./, "the running banner");
+    const last = flags.includes("--no-bridge") ? /Demo fleet: .*\n/ : /MQTT bridge: .*\n/;
+    if (!(flags.includes("--no-bridge") && flags.includes("--no-demo"))) await job.waitForOutput(last, "the last start-up line");
+    const res = await fetch(`http://127.0.0.1:${job.hubPort}/v1/health`);
+    expect(res.status).toBe(200);
+    if (flags.includes("--no-demo")) expect(job.output()).not.toMatch(/Demo fleet:/);
+    if (flags.includes("--no-bridge")) {
+      expect(job.output()).not.toMatch(/MQTT bridge/);
+      await expect(fetch(`http://127.0.0.1:${job.opsPort}/healthz`)).rejects.toThrow();
+    }
+    const stop = await job.ctrlC();
+    expect(stop.code, job.output()).toBe(0);
+    expect(stop.after).not.toMatch(ALARMING);
+  } finally {
+    await job.cleanup();
+  }
+}
+
+async function runToken(cmd: string): Promise<void> {
+  const assign = /^(\w+)=\$\((.*)\)$/.exec(cmd);
+  const inner = localize(assign?.[2] ?? cmd);
+  const args = /token -- (\w+) (.*)$/.exec(inner);
+  const [kind, ids] = [args?.[1], (args?.[2] ?? "").split(" ").map((s) => s.replace(/^'(.*)'$/, "$1"))];
+  const subject =
+    kind === "device" ? deviceSubject(ids[0] ?? "", ids[1] ?? "") : kind === "gateway" ? gatewaySubject(ids[0] ?? "", ids[1] ?? "") : operatorSubject(ids[0] ?? "");
+  // Without -s, npm prints its banner first; the token is the last line.
+  const token = (await run(inner)).stdout.trim().split("\n").pop() ?? "";
+  expect(token).toBe(await signToken(inner.startsWith("HUB_SECRET=") ? DOC_SECRET : secret, subject));
+  if (assign?.[1]) vars[assign[1]] = token;
+}
+
+async function runCurl(cmd: string): Promise<void> {
+  // Buckets and devices appear within seconds of the demo fleet's start; retried until then.
+  // Each answer must be the route's documented body (schema/api.ts), not an error.
+  await waitFor(async () => {
+    const body: unknown = JSON.parse((await run(localize(cmd))).stdout);
+    if (cmd.includes("/aggregates")) return AggregatesResponse.parse(body).buckets.length > 0;
+    if (/\/devices"?$/.test(cmd)) return DevicesResponse.parse(body).devices.length > 0;
+    if (cmd.includes("-X PUT")) return RevocationEntry.parse(body).id !== "";
+    if (cmd.includes("-X DELETE")) return !RevocationLifted.parse(body).revoked;
+    if (/\/revocations"?$/.test(cmd)) return Array.isArray(RevocationsResponse.parse(body).revocations);
+    throw new Error(`no check for the answer to ${cmd}: add one to runCurl`);
+  }, `a meaningful answer to ${cmd}`);
+}
+
+async function runMosquittoPub(cmd: string): Promise<void> {
+  await run(cmd.replace(/^mosquitto_pub/, `mosquitto_pub -h 127.0.0.1 -p ${hub.mqttPort}`));
+  const topic = /-t sensors\/([^/]+)\/([^/]+)\//.exec(cmd);
+  await deviceReports(topic?.[1] ?? "", topic?.[2] ?? "");
+}
+
+async function runBridge(cmd: string): Promise<void> {
+  if (cmd.includes("broker.local")) mosquitto ??= await startMosquitto();
+  const gateway = /--gateway (\S+)/.exec(cmd)?.[1] ?? "mqtt-bridge";
+  const groups = [...cmd.matchAll(/--token ([^=\s]+)=<token>/g)].map((m) => m[1] ?? "");
+  let local = localize(cmd);
+  for (const g of groups) local = local.replace(`${g}=<token>`, `${g}=${await signToken(secret, gatewaySubject(g, gateway))}`);
+  const brokerPort = cmd.includes("--embedded-broker") ? await freePort() : (mosquitto?.port ?? 0);
+  local = local.replace(/--embedded-broker(?! \d)/, `--embedded-broker ${brokerPort}`);
+  if (!local.includes("--hub ")) local += ` --hub ${hubUrl}`;
+  // Not 9464, which may be taken on this machine.
+  const opsPort = await freePort();
+  local += ` --http-port ${opsPort}`;
+  // A device of its own, so that an earlier example's readings cannot pass for this one's.
+  const device = `docs-sensor-${++bridgeRuns}`;
+  await runServer(local, /"event":"bridge\.started"/, async () => {
+    for (const g of groups) {
+      // A broker drops what is published before the bridge's first SUBACK
+      // (no session yet), as it would for a user: published again until it arrives.
+      await waitFor(async () => {
+        await run(`mosquitto_pub -h 127.0.0.1 -p ${brokerPort} -q 1 -t sensors/${g}/${device}/temp -m 21.5`);
+        return deviceReports(g, device, 2000).then(
+          () => true,
+          () => false,
+        );
+      }, `a reading of ${g} through the bridge`);
+    }
+    const health = await fetch(`http://127.0.0.1:${opsPort}/healthz`);
+    expect(health.status).toBe(200);
+    const received = /^bridge_messages_received_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text());
+    expect(Number(received?.[1])).toBeGreaterThanOrEqual(groups.length);
+  });
+}
+
+async function runSim(cmd: string): Promise<void> {
+  let local = `${localize(cmd)} --url ${hubUrl}`;
+  // Long examples run for 10 s (the last --duration wins).
+  const d = /--duration (\d+)(s|m)/.exec(cmd);
+  if ((!d && !cmd.includes("--replay")) || (d && Number(d[1]) * (d[2] === "m" ? 60 : 1) > 10)) local += " --duration 10s";
+  try {
+    const { output } = await run(local, 120_000);
+    if (cmd.includes("--verify")) expect(output).toMatch(/Verify: EXACT MATCH/);
+  } catch (err) {
+    // What the hub said meanwhile is half of the story.
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- npm start's output, last 4000 characters:\n${hub.output().slice(-4000)}`, { cause: err });
+  }
+}
+
+async function runDashboardDev(cmd: string): Promise<void> {
+  const port = await freePort();
+  await runServer(`${cmd} -- --port ${port} --strictPort --host 127.0.0.1`, /Local: +http:\/\/127\.0\.0\.1:\d+/, async () => {
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<script");
+  });
+}
+
+async function runWranglerDev(cmd: string): Promise<void> {
+  const [port, inspector] = [await freePort(), await freePort()];
+  const state = mkdtempSync(join(tmpdir(), "docs-wrangler-dev-"));
+  try {
+    await runServer(`${cmd} -- --ip 127.0.0.1 --port ${port} --inspector-port ${inspector} --persist-to ${state}`, /Ready on http/, async () => {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/v1/health`).catch(() => null))?.status === 200, "wrangler dev's health");
+    });
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+const commands = docCommands(ROOT);
+
+describe.skipIf(!hasMosquitto())("every command in README.md and docs/*.md", () => {
+  beforeAll(async () => {
+    hub = await npmStart();
+    await hub.waitForOutput(/MQTT bridge: .*\n/, "the bridge's start-up line");
+    hubUrl = `http://127.0.0.1:${hub.hubPort}`;
+    secret = readDevSecret() ?? "";
+    vars.OPERATOR = await signToken(secret, operatorSubject("*"));
+  }, 180_000);
+
+  afterAll(async () => {
+    await hub?.cleanup();
+    await mosquitto?.stop();
+  });
+
+  // Not a failure: the docs are edited in parallel, and an entry may come before its line.
+  const texts = new Set(commands.map((c) => c.text));
+  for (const stale of Object.keys(NOT_RUN).filter((t) => !texts.has(t))) it.skip(`allow-list entry in no doc any more: ${stale}`, () => {});
+
+  for (const c of commands) {
+    const reason = NOT_RUN[c.text];
+    const runner = RUNNERS.find(([re]) => re.test(c.text))?.[1];
+    const name = `${c.text}  (${c.where[0]})`;
+    if (reason !== undefined) it.skip(`${name}: not run, ${reason}`, () => {});
+    else if (runner) it(name, () => runner(c.text), 150_000);
+    else it(name, () => expect.fail(`${c.where.join(", ")}: '${c.text}' is neither run by a runner here nor allow-listed in NOT_RUN with a reason`));
+  }
+
+  it("Ctrl-C stops npm start cleanly: fleet and bridge before the hub, exit 0, nothing alarming", async () => {
+    const stop = await hub.ctrlC();
+    expect(stop.code, hub.output()).toBe(0);
+    expect(stop.after).toMatch(/Stopped\./);
+    expect(stop.after).not.toMatch(ALARMING);
+  });
+});
