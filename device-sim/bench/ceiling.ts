@@ -1,7 +1,7 @@
 /**
  * CPU ceiling of the hub's per-batch work, in Node: the same decode
  * (schema/cbor.ts), validation (schema/validate.ts) and collapse
- * (worker/group/collapse.ts) the Durable Object runs for every frame, over
+ * (worker/group/ingest/collapse.ts) the Durable Object runs for every frame, over
  * the same encoded frames the devices send, without sockets or SQLite.
  *
  * Runs in a worker thread so the main thread's timers and sockets do not

@@ -1,6 +1,7 @@
 /**
  * One Durable Object per device group. A thin router of lifecycle events
- * (fetch, socket messages and closes, alarm, RPC) to the pipeline stages,
+ * (fetch, socket messages and closes, alarm, RPC) to the pipeline stages
+ * (docs/architecture.md),
  * each behind a small host interface it needs from this object:
  *
  *   connections/  accepting sockets, attachments, tags, limits, revocations
@@ -194,59 +195,81 @@ export class GroupHub extends DurableObject<Env> {
 
   /** RPC for GET /v1/groups/{group}/rules. */
   getRules(): RulesDoc {
-    return this.alerts.rules();
+    return this.rpc("getRules", () => this.alerts.rules());
   }
 
   /** RPC for PUT /v1/groups/{group}/rules (already validated by the Worker). */
   putRules(doc: RulesDoc): RulesDoc {
-    this.ingest.flush();
-    const rules = this.alerts.putRules(doc, Date.now());
-    this.live.markDirty();
-    return rules;
+    return this.rpc("putRules", () => {
+      this.ingest.flush();
+      const rules = this.alerts.putRules(doc, Date.now());
+      this.live.markDirty();
+      return rules;
+    });
   }
 
   /** RPC for GET /v1/groups/{group}/revocations. */
   listRevocations(): Revocation[] {
-    return this.revocations.list();
+    return this.rpc("listRevocations", () => this.revocations.list());
   }
 
   /** RPC for PUT /v1/groups/{group}/revocations/{kind}/{id}: refuses it from now on and closes its socket at once. */
   revoke(kind: PeerKind, id: string): Revocation {
-    const r = this.revocations.revoke(kind, id, Date.now());
-    for (const ws of this.connections.ofPeer({ kind, id })) {
-      closeSafely(ws, CloseCode.Revoked, `this ${kind} has been revoked`);
-      this.forget(ws);
-    }
-    return r;
+    return this.rpc("revoke", () => {
+      const r = this.revocations.revoke(kind, id, Date.now());
+      for (const ws of this.connections.ofPeer({ kind, id })) {
+        closeSafely(ws, CloseCode.Revoked, `this ${kind} has been revoked`);
+        this.forget(ws);
+      }
+      return r;
+    });
   }
 
   /** RPC for DELETE /v1/groups/{group}/revocations/{kind}/{id}. */
   restore(kind: PeerKind, id: string): boolean {
-    return this.revocations.restore(kind, id);
+    return this.rpc("restore", () => this.revocations.restore(kind, id));
   }
 
   /** RPC for GET /v1/groups/{group}/alerts. */
   listAlerts(activeOnly: boolean, limit: number): Alert[] {
-    this.ingest.flush();
-    return this.alerts.list(activeOnly, limit);
+    return this.rpc("listAlerts", () => {
+      this.ingest.flush();
+      return this.alerts.list(activeOnly, limit);
+    });
   }
 
   /** RPC for GET /v1/groups/{group}/rates. */
   rateHistory(): RatesResponse {
-    this.ingest.flush();
-    return this.live.rateHistory(Date.now());
+    return this.rpc("rateHistory", () => {
+      this.ingest.flush();
+      return this.live.rateHistory(Date.now());
+    });
   }
 
   /** RPC for GET /v1/groups/{group}/devices. */
   listDevices(): DeviceInfo[] {
-    this.ingest.flush();
-    const online = this.connections.onlineDevices();
-    return this.store.listDevices().map((d) => ({ ...d, online: online.has(d.id) }));
+    return this.rpc("listDevices", () => {
+      this.ingest.flush();
+      const online = this.connections.onlineDevices();
+      return this.store.listDevices().map((d) => ({ ...d, online: online.has(d.id) }));
+    });
   }
 
   /** RPC for GET /v1/groups/{group}/aggregates. Commits pending batches first so acked data is visible. */
   queryAggregates(q: AggregateFilter): { buckets: Bucket[]; truncated: boolean } {
-    this.ingest.flush();
-    return this.store.queryAggregates(q);
+    return this.rpc("queryAggregates", () => {
+      this.ingest.flush();
+      return this.store.queryAggregates(q);
+    });
+  }
+
+  /** Runs an RPC method; a failure is logged with the group's name before the Worker sees it. */
+  private rpc<T>(method: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      log.error(`group.${method}`, err, { group: this.name });
+      throw err;
+    }
   }
 }
