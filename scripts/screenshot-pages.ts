@@ -20,8 +20,9 @@ export const GROUP = "demo";
 export const HISTORY_DEVICE = "boiler-7";
 /** A device whose alert raises and clears every few seconds. */
 export const FLAPPING_DEVICE = "valve-3";
-/** A device with extreme values: billions, negatives and tiny decimals (the widest axis labels). */
+/** A device with extreme values: billions, negatives and tiny decimals (the widest axis labels), in a group of its own. */
 export const EXTREME_DEVICE = "gauge-9";
+export const LAB_GROUP = "lab";
 
 export interface Seeded {
   token: string;
@@ -64,7 +65,7 @@ export async function seedHub(url: string, secret: string): Promise<Seeded> {
   await boiler.idle();
   await boiler.close();
 
-  const gauge = await client(url, secret, GROUP, EXTREME_DEVICE);
+  const gauge = await client(url, secret, LAB_GROUP, EXTREME_DEVICE);
   const extreme: Reading[] = [];
   for (let ts = now - 20 * 60_000, i = 0; ts <= now - 1000; ts += 20_000, i++) {
     extreme.push([ts, "flow", -480_000_000 + 1_730_000_000 * Math.abs(Math.sin(i / 9))]);
@@ -113,6 +114,8 @@ export const PAGES: PageSpec[] = [
     signedIn: true,
     ready: async (p) => {
       await p.locator(`[data-group="${GROUP}"] [data-testid=group-stats]`, { hasText: /devices/ }).waitFor({ timeout: T });
+      // Every card has its answer.
+      await p.waitForFunction(`[...document.querySelectorAll("[data-testid=group-stats]")].every((e) => e.textContent !== "…")`, null, { timeout: T });
     },
   },
   {
@@ -158,7 +161,7 @@ export const PAGES: PageSpec[] = [
   },
   {
     name: "device-extreme",
-    path: `/groups/${GROUP}/devices/${EXTREME_DEVICE}`,
+    path: `/groups/${LAB_GROUP}/devices/${EXTREME_DEVICE}`,
     signedIn: true,
     ready: async (p) => {
       await p.locator("[data-testid=metric-charts]:not([data-loading])").waitFor({ timeout: T });

@@ -126,7 +126,7 @@ export function timeAxis(): uPlot.Axis {
     size: 12 + TICK + GAP + 8,
     // Ticks far enough apart for the usual labels; wider ones (with seconds)
     // are thinned out below, so no two labels ever overlap.
-    space: () => widestTimeLabel() + LABEL_GAP,
+    space: () => widestTimeLabel() + 3 * LABEL_GAP,
     values: (u, splits, _i, _space, incr) => {
       const labels = timeLabels(splits, incr);
       const left = u.bbox.left / devicePixelRatio;

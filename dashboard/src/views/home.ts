@@ -174,7 +174,7 @@ function fillCard(card: HTMLElement, p: Probe): void {
     const offline = p.devices - p.online;
     setText(
       stats,
-      p.devices === 0 ? "no devices yet" : `${fmtInt(p.devices)} devices · ${fmtInt(p.online)} online${offline > 0 ? ` · ${fmtInt(offline)} offline` : ""}`,
+      p.devices === 0 ? "no devices yet" : `${fmtInt(p.devices)} device${p.devices === 1 ? "" : "s"} · ${fmtInt(p.online)} online${offline > 0 ? ` · ${fmtInt(offline)} offline` : ""}`,
     );
   } else if (p.state === "denied") {
     setText(stats, "no access with this token");

@@ -174,14 +174,14 @@ export class DeviceTable {
     // Columns never shrink below what their labels and typical values need;
     // a narrow screen scrolls the table sideways instead of cutting them.
     const widths: [number, string][] = [
-      [120, "minmax(120px, 1.5fr)"],
-      [96, "96px"],
+      [110, "minmax(110px, 1.5fr)"],
       [100, "100px"],
-      [108, "108px"],
-      ...cols.map((): [number, string] => [92, "minmax(92px, 1fr)"]),
+      [96, "96px"],
+      [92, "92px"],
+      ...cols.map((): [number, string] => [84, "minmax(84px, 1fr)"]),
       ...(more ? [[120, "minmax(120px, 1.2fr)"] as [number, string]] : []),
       [128, "128px"],
-      [110, "minmax(110px, 0.9fr)"],
+      [100, "minmax(100px, 0.9fr)"],
     ];
     this.el.style.setProperty("--vt-columns", widths.map((w) => w[1]).join(" "));
     this.el.style.setProperty("--vt-min-width", `${widths.reduce((n, w) => n + w[0], 0)}px`);
