@@ -5,7 +5,7 @@
  * validates and documents with; every answer is checked against its schema
  * before it is returned, and a non-2xx answer becomes a {@link HubError}.
  */
-import type * as z from "zod";
+import type * as z from "zod/mini";
 import {
   AggregatesResponse,
   AlertsResponse,
@@ -157,7 +157,7 @@ export class HubClient {
     return typeof t === "function" ? t() : (t ?? null);
   }
 
-  private async call<S extends z.ZodType>(schema: S, method: string, path: string, o: CallOptions = {}, body?: unknown): Promise<z.infer<S>> {
+  private async call<S extends z.ZodMiniType>(schema: S, method: string, path: string, o: CallOptions = {}, body?: unknown): Promise<z.infer<S>> {
     const headers: Record<string, string> = {};
     const token = this.token();
     if (token !== null) headers.authorization = `Bearer ${token}`;

@@ -6,7 +6,7 @@
  * Durable Object request.
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
-import type * as z from "zod";
+import type * as z from "zod/mini";
 import { ID_RULE, PATHS } from "../../schema/api.ts";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
@@ -33,7 +33,7 @@ const PARAM_ERRORS: Record<string, [status: number, code: string, message: strin
   id: [400, "bad_id", `id must match ${ID_RULE}`],
 };
 
-function paramError(error: z.ZodError): Response {
+function paramError(error: z.core.$ZodError): Response {
   const [status, code, message] = PARAM_ERRORS[String(error.issues[0]?.path[0])] ?? [400, "bad_request", "bad path parameter"];
   return jsonError(status, code, message);
 }
@@ -82,12 +82,12 @@ function gate(methods: readonly string[]): MiddlewareHandler<HubEnv> {
   };
 }
 
-type Out<T> = T extends z.ZodType ? z.output<T> : Record<string, never>;
+type Out<T> = T extends z.ZodMiniType ? z.output<T> : Record<string, never>;
 /** A route's validated parameters, and `reply`, which types the 200 body by the route's schema. */
 interface Input<S extends RouteSpec> {
   params: Out<S["params"]>;
   query: Out<S["query"]>;
-  reply: (body: S["ok"] extends z.ZodType ? z.input<S["ok"]> : never) => Response;
+  reply: (body: S["ok"] extends z.ZodMiniType ? z.input<S["ok"]> : never) => Response;
 }
 
 export const app = new Hono<HubEnv>();

@@ -4,7 +4,7 @@
  * own JSON Schema output, so the document cannot drift from what the Worker
  * validates and answers.
  */
-import * as z from "zod";
+import * as z from "zod/mini";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { ERROR_REASONS, ROUTES, type Caller, type RouteSpec } from "./routes.ts";
 
@@ -13,7 +13,7 @@ type Json = Record<string, unknown>;
 const ref = (id: string): string => `#/components/schemas/${id}`;
 
 /** A schema with an id (`.meta({ id })`) is a component and referenced; any other is inlined. */
-function schemaOf(schema: z.ZodType): Json {
+function schemaOf(schema: z.ZodMiniType): Json {
   const id = z.globalRegistry.get(schema)?.id;
   if (typeof id === "string") return { $ref: ref(id) };
   // Parameters are documented as they arrive (strings), before any transform.
@@ -25,7 +25,7 @@ function parameters(spec: RouteSpec): Json[] {
   const out: Json[] = [];
   for (const [where, obj] of [["path", spec.params], ["query", spec.query]] as const) {
     if (!obj) continue;
-    for (const [name, prop] of Object.entries(obj.shape as Record<string, z.ZodType>)) {
+    for (const [name, prop] of Object.entries(obj.shape as Record<string, z.ZodMiniType>)) {
       const description = z.globalRegistry.get(prop)?.description;
       out.push({
         name,

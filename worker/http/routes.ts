@@ -5,7 +5,7 @@
  * these schemas; worker/http/openapi.ts generates `/v1/openapi.json` from
  * them.
  */
-import type * as z from "zod";
+import type * as z from "zod/mini";
 import {
   AggregateQuery,
   AggregatesResponse,
@@ -36,12 +36,12 @@ export interface RouteSpec {
   path: string;
   summary: string;
   caller: Caller;
-  params?: z.ZodObject;
-  query?: z.ZodObject;
+  params?: z.ZodMiniObject;
+  query?: z.ZodMiniObject;
   /** Documented request body; the handler reads and checks it itself. */
-  body?: z.ZodType;
+  body?: z.ZodMiniType;
   /** The JSON body of a 200; absent for WebSocket routes, which answer 101. */
-  ok?: z.ZodType;
+  ok?: z.ZodMiniType;
   /** Error statuses the route itself answers. */
   errors: readonly number[];
 }
