@@ -44,6 +44,15 @@ export interface DeviceClientOptions<R extends readonly CborValue[] = Reading> {
    * reconnect and resend at once, the storm that buries an overloaded hub.
    */
   ackTimeoutMs?: number;
+  /**
+   * When the hub closes the socket with 4001 (another connection of this id
+   * took over): false, the default, stops for good, since fighting a second
+   * device with the same id would flap both; true reconnects, for a caller
+   * that knows it is the only owner of the id (the simulator), where the
+   * other connection can only be one of its own attempts that the hub saw
+   * late, after the client had given up on it.
+   */
+  reconnectWhenReplaced?: boolean;
   /** Send a text `ping` this often while connected (0: never). Default 0. */
   keepAliveMs?: number;
   /**
@@ -114,6 +123,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
       backoffMaxMs: 30_000,
       ackTimeoutMs: 30_000,
       keepAliveMs: 0,
+      reconnectWhenReplaced: false,
       ...opts,
     };
     this.nextSeq = this.opts.lastSeq + 1;
@@ -269,7 +279,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
         this.setState("offline");
         return;
       }
-      if (code === CloseCode.Replaced) {
+      if (code === CloseCode.Replaced && !this.opts.reconnectWhenReplaced) {
         // Another connection took this device over; fighting it would flap both.
         this.stopped = true;
         this.setState("closed");

@@ -85,6 +85,9 @@ export class Simulation {
         backoffInitialMs: 200,
         backoffMaxMs: 10_000,
         ackTimeoutMs: 15_000,
+        // Each simulated device has one owner, this process: a 4001 can only
+        // come from one of its own connection attempts the hub saw late.
+        reconnectWhenReplaced: true,
       },
       // Expectations cost a map update per reading; keep them only when something reads them.
       { stats: this.stats, expected: this.cfg.verify || this.cfg.statePath ? this.expected : null, policy: this.cfg.policy, faults: this.cfg.faults },

@@ -132,7 +132,8 @@ export class SimDevice {
     const b = given ?? this.batch;
     if (b.length === 0) return;
     if (!given) this.batch = [];
-    if (this.client.send(b)) {
+    // A closed client (the run is over) keeps nothing more: count it as dropped rather than throw from a timer.
+    if (this.client.state !== "closed" && this.client.send(b)) {
       this.stats.sentBatches++;
       this.stats.sentReadings += b.length;
     } else {
