@@ -2,15 +2,14 @@
  * The simulator CLI against a real hub (wrangler dev): verified fleet runs,
  * every fault at once, stop and resume, CSV replay, and bad options.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Summary } from "../../device-sim/report.ts";
 import { ROOT } from "../../scripts/wrangler-dev.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { buckets, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { runSim, summaryOf, type SimRun } from "./sim-cli.ts";
 
 let t: TestHub;
 let dir: string;
@@ -23,34 +22,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+function sim(args: string[], opts: { interruptAfterMs?: number; withHub?: boolean } = {}): Promise<SimRun> {
+  return runSim(args, { hub: opts.withHub === false ? undefined : { url: t.url, secret: TEST_SECRET }, interruptAfterMs: opts.interruptAfterMs });
 }
 
-function sim(args: string[], opts: { interruptAfterMs?: number; withHub?: boolean } = {}): Promise<Run> {
-  const hubArgs = opts.withHub === false ? [] : ["--url", t.url, "--secret", TEST_SECRET];
-  const child = spawn(process.execPath, [join(ROOT, "device-sim/cli.ts"), ...hubArgs, "--no-progress", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, HUB_SECRET: "" },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  if (opts.interruptAfterMs) setTimeout(() => child.kill("SIGINT"), opts.interruptAfterMs);
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
-
-function summary(r: Run): Summary {
-  try {
-    return JSON.parse(r.stdout) as Summary;
-  } catch {
-    throw new Error(`no JSON summary; exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  }
-}
+const summary = summaryOf;
 
 describe("npm run sim", () => {
   it("a fleet run with --verify matches exactly", async () => {
@@ -62,6 +38,20 @@ describe("npm run sim", () => {
     expect(s.ackedReadings).toBeGreaterThan(1000);
     expect(s.verify?.readingsFound).toBe(s.ackedReadings);
     expect(s.unacked).toEqual({ batches: 0, readings: 0 });
+  });
+
+  it("the README's first example (600 devices, temp/humidity/pressure at 5/s) holds on wrangler dev: no reconnects, EXACT MATCH", async () => {
+    // The README runs it for 1m; the shape is what counts, and 15 s keep the test short.
+    const args = ["--groups", "3", "--devices", "200", "--metrics", "temp,humidity,pressure", "--rate", "5/s", "--duration", "15s", "--verify", "--json"];
+    const r = await sim(["--prefix", uniqueGroup("readme"), ...args]);
+    const s = summary(r);
+    expect(r.code, `${r.stderr}\n${r.stdout.slice(0, 2000)}`).toBe(0);
+    expect(s.devices).toBe(600);
+    expect(s.verify?.ok).toBe(true);
+    // A hub that is slow but acking keeps its sockets: no fleet-wide timeout and resend.
+    expect(s.reconnects).toBe(0);
+    expect(s.unacked).toEqual({ batches: 0, readings: 0 });
+    expect(s.verify?.readingsFound).toBe(s.ackedReadings);
   });
 
   it("a fleet file with mixed kinds runs and verifies", async () => {
@@ -128,6 +118,23 @@ describe("npm run sim", () => {
     expect(summary(rep).ackedReadings).toBe(recorded.ackedReadings);
     const strip = (bs: Awaited<ReturnType<typeof buckets>>) => bs.map(({ device, metric, start, count, min, max }) => ({ device, metric, start, count, min, max }));
     expect(strip(await buckets(t.url, target))).toEqual(strip(await buckets(t.url, `${prefix}-1`)));
+  });
+
+  it("replays the shipped field-data sample, no reading stamped later than it was sent", async () => {
+    const group = uniqueGroup("field");
+    const r = await sim(["--replay", join(ROOT, "device-sim/samples/field-data.csv"), "--replay-group", group, "--speed", "max", "--verify", "--json"]);
+    const s = summary(r);
+    expect(r.code, r.stderr).toBe(0);
+    expect(s.ackedReadings).toBe(294);
+    expect(s.verify?.ok).toBe(true);
+    const bs = await buckets(t.url, group);
+    expect(new Set(bs.map((b) => b.device))).toEqual(new Set(["boiler-1", "boiler-2", "chiller-1", "ahu-3"]));
+    // Five minutes of data replayed at once end now; moved to start now they would run up to five minutes ahead.
+    expect(Math.max(...bs.map((b) => b.start))).toBeLessThanOrEqual(Date.now());
+    // Replaying it again into the same group: --verify compares only what this run added.
+    const again = summary(await sim(["--replay", join(ROOT, "device-sim/samples/field-data.csv"), "--replay-group", group, "--speed", "max", "--verify", "--json"]));
+    expect(again.verify?.ok).toBe(true);
+    expect(again.verify?.readingsFound).toBe(2 * 294);
   });
 
   it("replays a CSV fixture into the expected aggregates", async () => {

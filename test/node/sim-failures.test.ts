@@ -1,0 +1,178 @@
+/**
+ * The simulator when things go wrong, against a real hub (wrangler dev):
+ * a whole fleet's sockets cut at once, acks lost on the way, a hub that is
+ * not there, rejects our tokens, rejects every batch or stops answering.
+ * Each run must end with its summary, a one-line reason and the right exit
+ * code, and --verify must be right whenever the hub is.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Simulation, simConfig } from "../../device-sim/engine.ts";
+import { fleetFromOptions, type Fleet } from "../../device-sim/fleet.ts";
+import { freePort } from "../../scripts/wrangler-dev.ts";
+import type { DeviceInfo } from "../../schema/api.ts";
+import { TEST_SECRET } from "../secret.ts";
+import { CutProxy } from "./cut-proxy.ts";
+import { buckets, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { runSim, summaryOf } from "./sim-cli.ts";
+
+let t: TestHub;
+let dir: string;
+beforeAll(async () => {
+  t = await startTestHub();
+  dir = mkdtempSync(join(tmpdir(), "sim-failures-"));
+});
+afterAll(async () => {
+  await t?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The hub's own totals for a group over REST: devices' `readings`, and the sum of its buckets' counts. */
+async function hubTotals(group: string): Promise<{ devices: number; buckets: number }> {
+  const { status, body } = await operatorGet(t.url, `/v1/groups/${group}/devices`);
+  if (status !== 200) throw new Error(`devices ${status}`);
+  const devices = (body as { devices: DeviceInfo[] }).devices.reduce((n, d) => n + d.readings, 0);
+  const counted = (await buckets(t.url, group)).reduce((n, b) => n + b.count, 0);
+  return { devices, buckets: counted };
+}
+
+async function hubReadings(fleet: Fleet): Promise<number> {
+  let n = 0;
+  for (const g of fleet.groups) n += (await hubTotals(g)).devices;
+  return n;
+}
+
+/** Long enough for a busy two-core machine; the waits end as soon as the state is reached. */
+const WAIT = { timeout: 90_000, interval: 100 };
+
+describe("a fleet losing its sockets", () => {
+  it("every socket of a 600-device fleet cut at once (1006): resent, settled, EXACT MATCH, and the hub's own totals agree", async () => {
+    const proxy = await new CutProxy(t.hub.port).listen();
+    try {
+      const fleet = fleetFromOptions({ groups: 3, prefix: uniqueGroup("cut"), devices: 200, metrics: ["temp", "humidity"], rate: 2 });
+      const sim = new Simulation(simConfig({ url: proxy.url, secret: TEST_SECRET, fleet }, { verify: true, connectRate: 1000, drainTimeoutMs: 60_000 }));
+      const done = sim.run();
+      await vi.waitFor(() => {
+        expect(sim.stats.connected).toBe(600);
+        expect(sim.stats.ackedBatches).toBeGreaterThan(1200);
+      }, WAIT);
+      // First the acks go missing while the hub keeps applying: batches the
+      // fleet has not heard about are in the hub when the sockets go.
+      proxy.muteWebSockets();
+      const heard = sim.stats.ackedReadings;
+      await vi.waitFor(async () => expect(await hubReadings(fleet)).toBeGreaterThan(heard + 1200), WAIT);
+      expect(proxy.dropAll()).toBe(600);
+      const before = sim.stats.ackedBatches;
+      await vi.waitFor(() => {
+        expect(sim.stats.reconnects).toBeGreaterThanOrEqual(600);
+        expect(sim.stats.connected).toBe(600);
+        expect(sim.stats.ackedBatches).toBeGreaterThan(before + 1200);
+      }, WAIT);
+      sim.requestStop();
+      const r = await done;
+
+      expect(r.exitCode, `${r.reason}\n${r.text.slice(0, 3000)}`).toBe(0);
+      expect(r.verify?.ok).toBe(true);
+      expect(r.summary.closesByCode["1006"]).toBeGreaterThanOrEqual(600);
+      // The hub had applied batches whose acks never came: hello's lastSeq settled them.
+      expect(r.summary.duplicateAcks).toBeGreaterThan(0);
+      expect(r.summary.unacked).toEqual({ batches: 0, readings: 0 });
+      expect(r.verify?.readingsFound).toBe(r.summary.ackedReadings);
+      let devices = 0;
+      let counted = 0;
+      for (const g of fleet.groups) {
+        const total = await hubTotals(g);
+        devices += total.devices;
+        counted += total.buckets;
+      }
+      expect(devices).toBe(r.summary.ackedReadings);
+      expect(counted).toBe(r.summary.ackedReadings);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("acks lost at the end of a run are settled by the hub's lastSeq, not reported as differences", async () => {
+    const proxy = await new CutProxy(t.hub.port).listen();
+    try {
+      const fleet = fleetFromOptions({ groups: 1, prefix: uniqueGroup("lost-acks"), devices: 20, metrics: ["temp"], rate: 10 });
+      // A drain shorter than the time the acks stay lost: the run ends with them outstanding.
+      const sim = new Simulation(simConfig({ url: proxy.url, secret: TEST_SECRET, fleet }, { verify: true, drainTimeoutMs: 500 }));
+      const done = sim.run();
+      await vi.waitFor(() => {
+        expect(sim.stats.connected).toBe(20);
+        expect(sim.stats.ackedBatches).toBeGreaterThan(40);
+      }, WAIT);
+      proxy.muteWebSockets();
+      const heard = sim.stats.ackedReadings;
+      await vi.waitFor(async () => expect(await hubReadings(fleet)).toBeGreaterThan(heard + 100), WAIT);
+      sim.requestStop();
+      const r = await done;
+      expect(r.exitCode, `${r.reason}\n${r.text}`).toBe(0);
+      expect(r.verify?.ok).toBe(true);
+      expect(r.summary.settledByLastSeq).toBeGreaterThan(0);
+      expect(r.summary.unacked).toEqual({ batches: 0, readings: 0 });
+      const total = await hubTotals(fleet.groups[0] ?? "");
+      expect(total).toEqual({ devices: r.summary.ackedReadings, buckets: r.summary.ackedReadings });
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("exit paths of npm run sim", () => {
+  it("no hub: exit 3 at once with a one-line reason", async () => {
+    const port = await freePort();
+    const r = await runSim(["--duration", "30s", "--verify"], { hub: { url: `http://127.0.0.1:${port}`, secret: TEST_SECRET } });
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split("\n").at(-1)).toMatch(/^sim: hub unreachable at http:\/\/127\.0\.0\.1:\d+ .*is it running\?/);
+    expect(r.stdout).toContain("Result: FAILED (exit 3)");
+  });
+
+  it("a secret the hub does not know: exit 3, says so", async () => {
+    const r = await runSim(["--duration", "30s", "--json"], { hub: { url: t.url, secret: "not-the-hub-secret" } });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/rejected the simulator's tokens \(HTTP 401\)/);
+    expect(summaryOf(r).failure).toMatch(/HUB_SECRET/);
+  });
+
+  it("every batch rejected: exit 4, nothing was acked, and the summary says by which code", async () => {
+    const csv = join(dir, "old.csv");
+    // Two years old, kept as recorded: outside the hub's timestamp window.
+    writeFileSync(csv, "ts,device,metric,value\n" + [0, 1, 2].map((i) => `${Date.UTC(2024, 0, 1, 0, 0, i)},old-1,temp,${20 + i}`).join("\n") + "\n");
+    const r = await runSim(["--replay", csv, "--replay-group", uniqueGroup("old"), "--replay-time", "original", "--speed", "max", "--json"], {
+      hub: { url: t.url, secret: TEST_SECRET },
+    });
+    const s = summaryOf(r);
+    expect(r.code).toBe(4);
+    expect(s.ackedReadings).toBe(0);
+    expect(s.failure).toMatch(/^nothing was acked: the hub rejected every batch \(\w+=\d+\)/);
+    expect(r.stderr).toContain(`sim: ${s.failure ?? ""}`);
+  });
+
+  it("a hub that stops answering: the run times out, prints its summary and the reason, exit 4", async () => {
+    const proxy = await new CutProxy(t.hub.port).listen();
+    try {
+      // Once the hub holds readings of the run, it goes silent, and the user presses Ctrl-C.
+      const prefix = uniqueGroup("hang");
+      const silent = proxy
+        .firstWebSocket()
+        .then(() => vi.waitFor(async () => expect((await hubTotals(`${prefix}-1`)).devices).toBeGreaterThan(0), WAIT))
+        .then(() => proxy.hang());
+      const running = runSim(
+        ["--prefix", prefix, "--groups", "1", "--devices", "3", "--duration", "10m", "--verify", "--drain-timeout", "1s", "--http-timeout", "2s"],
+        { hub: { url: proxy.url, secret: TEST_SECRET }, interrupt: silent },
+      );
+      const r = await Promise.race([running, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the simulator did not give up")), 100_000))]);
+      expect(r.code, r.stderr).toBe(4);
+      expect(r.stdout).toContain("Simulation summary");
+      expect(r.stdout).toContain("Result: FAILED (exit 4): --verify could not run:");
+      // Whichever REST call met the silence first (lastSeq of unacked batches, or the aggregates).
+      expect(r.stderr).toMatch(/\nsim: --verify could not run: .*GET (devices|aggregates) of \S+: no answer within \d+ s .*\n$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
