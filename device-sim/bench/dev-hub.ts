@@ -19,7 +19,16 @@ import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { processCpuSeconds } from "./hub.ts";
 
-const { values } = parseArgs({ options: { duration: { type: "string", default: "60" }, modes: { type: "string", default: "on,off" } } });
+const { values } = parseArgs({
+  options: { duration: { type: "string", default: "60" }, modes: { type: "string", default: "on,off" }, help: { type: "boolean", short: "h", default: false } },
+});
+if (values.help) {
+  process.stdout.write(
+    "usage: npx node device-sim/bench/dev-hub.ts [--duration SECONDS (60)] [--modes on,off]\n" +
+      "Runs the README's 600-device simulator example against wrangler dev with local observability on and off.\n",
+  );
+  process.exit(0);
+}
 const DURATION_S = Number(values.duration);
 const SECRET = "bench-dev-hub-secret-0123456789abcdef";
 
