@@ -49,9 +49,21 @@ export function commandsIn(markdown: string): { text: string; line: number }[] {
   const lines = markdown.split("\n");
   let fence: "shell" | "other" | null = null;
   let pending: { text: string; line: number } | null = null;
+  // Prose is read a paragraph at a time: a code span may wrap onto the next line.
+  let para: { text: string; line: number } | null = null;
+  const flush = (): void => {
+    if (para === null) return;
+    for (const m of para.text.matchAll(/`([^`]+)`/g)) {
+      const span = (m[1] ?? "").replace(/\s+/g, " ").trim();
+      const line = para.line + (para.text.slice(0, m.index).match(/\n/g)?.length ?? 0);
+      if (INLINE_COMMAND.test(span)) out.push({ text: span, line });
+    }
+    para = null;
+  };
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i] ?? "";
     if (raw.startsWith("```")) {
+      flush();
       fence = fence === null ? (SHELL_FENCE.test(raw) ? "shell" : "other") : null;
       continue;
     }
@@ -68,11 +80,10 @@ export function commandsIn(markdown: string): { text: string; line: number }[] {
       }
       continue;
     }
-    for (const m of raw.matchAll(/`([^`]+)`/g)) {
-      const span = (m[1] ?? "").trim();
-      if (INLINE_COMMAND.test(span)) out.push({ text: span, line: i + 1 });
-    }
+    if (raw.trim() === "") flush();
+    else para = para ? { text: `${para.text}\n${raw}`, line: para.line } : { text: raw, line: i + 1 };
   }
+  flush();
   return out;
 }
 
@@ -119,6 +130,7 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npx wrangler login": CLOUDFLARE,
   "npx wrangler secret put HUB_SECRET": CLOUDFLARE,
   "npx wrangler secret put HUB_SECRET_PREVIOUS": CLOUDFLARE,
+  "npx wrangler secret delete HUB_SECRET_PREVIOUS": CLOUDFLARE,
   "openssl rand -base64 32 | npx wrangler secret put HUB_SECRET": CLOUDFLARE,
   "npm run deploy": CLOUDFLARE,
   "npx wrangler deploy": CLOUDFLARE,
@@ -139,4 +151,20 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench:sim -- --json": BENCHMARK,
   "npm run bench:fanout": BENCHMARK,
   "npm run bench:fanout -- --json": BENCHMARK,
+  "npx node device-sim/bench/dev-hub.ts": BENCHMARK,
 };
+
+/** The fenced code blocks of language `lang` in the docs, with where each starts. */
+export function codeBlocks(root: string, lang: string): { code: string; where: string }[] {
+  const out: { code: string; where: string }[] = [];
+  for (const file of docFiles(root)) {
+    const lines = readFileSync(join(root, file), "utf8").split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      if ((lines[i] ?? "").trim() !== "```" + lang) continue;
+      const end = lines.findIndex((l, j) => j > i && l.startsWith("```"));
+      out.push({ code: lines.slice(i + 1, end).join("\n"), where: `${file}:${i + 1}` });
+      i = end;
+    }
+  }
+  return out;
+}

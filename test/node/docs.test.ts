@@ -7,7 +7,8 @@
  * reason) fails the check, and so does a command of a known kind whose
  * answer has no check yet.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +19,7 @@ import { DeviceClient } from "../../device-sim/client.ts";
 import { AggregatesResponse, DevicesResponse, RevocationEntry, RevocationLifted, RevocationsResponse } from "../../schema/api.ts";
 import { HubClient } from "../../schema/client.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
-import { NOT_RUN, docCommands } from "./docs-commands.ts";
+import { NOT_RUN, codeBlocks, docCommands } from "./docs-commands.ts";
 import { npmStart, shellJob, type NpmStart } from "./shell-job.ts";
 
 /** Lines that must not appear when a command stops on Ctrl-C. */
@@ -28,14 +29,15 @@ const DOC_SECRET = "docs-check-secret";
 let hub: NpmStart;
 let hubUrl = "";
 let secret = "";
+let operatorToken = "";
 let mosquitto: Mosquitto | null = null;
 let bridgeRuns = 0;
-/** Shell variables the docs set or assume ($TOKEN, $OPERATOR). */
+/** Shell variables the docs set ($TOKEN, $OPERATOR), for the commands after them. */
 const vars: Record<string, string> = {};
 
 /** Waits until `device` of `group` has applied at least one reading. */
 async function deviceReports(group: string, device: string, timeoutMs = 30_000): Promise<void> {
-  const client = new HubClient({ url: hubUrl, token: vars.OPERATOR });
+  const client = new HubClient({ url: hubUrl, token: operatorToken });
   await waitFor(async () => (await client.devices(group)).some((d) => d.id === device && d.readings > 0), `${group}/${device} on the hub`, timeoutMs);
 }
 
@@ -250,7 +252,7 @@ describe.skipIf(!hasMosquitto())("every command in README.md and docs/*.md", () 
     await hub.waitForOutput(/MQTT bridge: .*\n/, "the bridge's start-up line");
     hubUrl = `http://127.0.0.1:${hub.hubPort}`;
     secret = readDevSecret() ?? "";
-    vars.OPERATOR = await signToken(secret, operatorSubject("*"));
+    operatorToken = await signToken(secret, operatorSubject("*"));
   }, 180_000);
 
   afterAll(async () => {
@@ -269,6 +271,49 @@ describe.skipIf(!hasMosquitto())("every command in README.md and docs/*.md", () 
     if (reason !== undefined) it.skip(`${name}: not run, ${reason}`, () => {});
     else if (runner) it(name, () => runner(c.text), 150_000);
     else it(name, () => expect.fail(`${c.where.join(", ")}: '${c.text}' is neither run by a runner here nor allow-listed in NOT_RUN with a reason`));
+  }
+
+  // Code a user would paste: each TypeScript and Python block of the docs runs, or the check says why not.
+  for (const b of codeBlocks(ROOT, "ts")) {
+    it(`TypeScript example (${b.where}) runs against the hub`, async () => {
+      // The examples assume a `token`; the check declares it and ends what the example leaves open.
+      let token: string;
+      let tail = "";
+      let expected: RegExp;
+      if (b.code.includes("new DeviceClient(")) {
+        token = await signToken(secret, deviceSubject("demo", "boiler-1"));
+        expected = /^acked 1 \d/m;
+      } else if (b.code.includes("new HubClient(") && b.code.includes("const ws = ")) {
+        token = operatorToken;
+        tail = `await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });\nws.close();\nconsole.log("example done", buckets.length, truncated);`;
+        expected = /^example done [1-9]\d* false$/m;
+      } else {
+        throw new Error(`${b.where}: a TypeScript example this check does not know; teach it what the example should print`);
+      }
+      // As pasted into a file at the repository root.
+      const dir = mkdtempSync(join(tmpdir(), "docs-ts-"));
+      try {
+        const code = localize(b.code).replace(/from "\.\/(.*?)"/g, (_, p: string) => `from ${JSON.stringify(join(ROOT, p))}`);
+        writeFileSync(join(dir, "example.ts"), `const token = ${JSON.stringify(token)};\n${code}\n${tail}\n`);
+        const { output } = await run(`${JSON.stringify(process.execPath)} ${join(dir, "example.ts")}`);
+        expect(output).toMatch(expected);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+  const python = spawnSync("python3", ["--version"]).status === 0;
+  for (const b of codeBlocks(ROOT, "python")) {
+    it.skipIf(!python)(`Python example (${b.where}) signs as npm run token does`, async () => {
+      // The block ends with an expression, as in a REPL; printed here.
+      const lines = b.code.trimEnd().split("\n");
+      const last = lines.pop() ?? "";
+      const r = spawnSync("python3", ["-c", `${lines.join("\n")}\nprint(${last})`], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      const call = /^token\("([^"]*)", "([^"]*)"\)$/.exec(last);
+      expect(call, `a Python example other than token(): teach this check to run it`).not.toBeNull();
+      expect(r.stdout.trim()).toBe(await signToken(call?.[1] ?? "", call?.[2] ?? ""));
+    });
   }
 
   it("Ctrl-C stops npm start cleanly: fleet and bridge before the hub, exit 0, nothing alarming", async () => {
