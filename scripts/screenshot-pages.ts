@@ -23,6 +23,9 @@ export const FLAPPING_DEVICE = "valve-3";
 /** A device with extreme values: billions, negatives and tiny decimals (the widest axis labels), in a group of its own. */
 export const EXTREME_DEVICE = "gauge-9";
 export const LAB_GROUP = "lab";
+/** Names as long as the protocol allows parts of, for the breadcrumb at 390 px. */
+export const LONG_GROUP = "greenhouse-north-wing-section-b";
+export const LONG_DEVICE = "humidity-probe-under-the-east-bench-07";
 
 export interface Seeded {
   token: string;
@@ -74,6 +77,11 @@ export async function seedHub(url: string, secret: string): Promise<Seeded> {
   gauge.send(extreme);
   await gauge.idle();
   await gauge.close();
+
+  const probe = await client(url, secret, LONG_GROUP, LONG_DEVICE);
+  probe.send(Array.from({ length: 30 }, (_, i): Reading => [now - (30 - i) * 20_000, "humidity", 61 + Math.sin(i / 4) * 3]));
+  await probe.idle();
+  await probe.close();
 
   // One batch per transition: each batch is evaluated on its own, so each raises or clears.
   const valve = await client(url, secret, GROUP, FLAPPING_DEVICE);
@@ -134,10 +142,12 @@ export const PAGES: PageSpec[] = [
     path: `/groups/${GROUP}`,
     signedIn: true,
     ready: async (p) => {
-      const row = p.locator(`[data-testid=alert-list] .alert[data-count]:not([data-count="1"])`).first();
-      await row.waitFor({ timeout: T });
-      await row.locator("summary").click();
-      await row.scrollIntoViewIfNeeded();
+      const summary = p.locator(`[data-testid=alert-list] .alert[data-count]:not([data-count="1"]) summary`).first();
+      const open = p.locator("[data-testid=alert-list] details[open]");
+      // The list is rebuilt every 10 s (relative times); a click on a row
+      // being replaced is lost, so click until a row is open (it stays open).
+      for (let i = 0; i < 5 && (await open.count()) === 0; i++) await summary.click({ timeout: T }).catch(() => {});
+      await open.first().waitFor({ timeout: T });
     },
   },
   {
@@ -167,6 +177,15 @@ export const PAGES: PageSpec[] = [
       await p.locator("[data-testid=metric-charts]:not([data-loading])").waitFor({ timeout: T });
       await attrAtLeast(p, '[data-testid=metric-chart][data-metric="flow"]', "data-points", 10);
       await attrAtLeast(p, '[data-testid=metric-chart][data-metric="drift"]', "data-points", 10);
+    },
+  },
+  {
+    name: "device-long-names",
+    path: `/groups/${LONG_GROUP}/devices/${LONG_DEVICE}`,
+    signedIn: true,
+    ready: async (p) => {
+      await p.locator("[data-testid=metric-charts]:not([data-loading])").waitFor({ timeout: T });
+      await attrAtLeast(p, '[data-testid=metric-chart][data-metric="humidity"]', "data-points", 5);
     },
   },
   {
@@ -246,6 +265,14 @@ export const LAYOUT_CHECK = `(() => {
       const cut = rects.some((r) => r.left < ar.left - 1 || r.right > ar.right + 1 || r.top < ar.top - 1 || r.bottom > ar.bottom + 1);
       if (cut && !clipped && !trimmed) { issues.push({ kind: "clipped", text, detail: "cut by " + a.tagName.toLowerCase() + "." + [...a.classList].join(".") }); clipped = true; }
     }
+    if (trimmed) {
+      // Text cut short with an ellipsis shows only inside its element.
+      const er = el.getBoundingClientRect();
+      rects = rects.flatMap((r) => {
+        const l = Math.max(r.left, er.left), rr = Math.min(r.right, er.right);
+        return rr - l > 0.5 ? [new DOMRect(l, r.top, rr - l, r.height)] : [];
+      });
+    }
     for (const r of rects) boxes.push({ text, r, el });
     if (trimmed) continue;
     if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== "visible" && !/auto|scroll/.test(getComputedStyle(el).overflowX)) {
@@ -254,6 +281,8 @@ export const LAYOUT_CHECK = `(() => {
   }
   for (let i = 0; i < boxes.length; i++) {
     for (let j = i + 1; j < boxes.length; j++) {
+      // Rects of one text node may repeat (a line box and its fragment).
+      if (boxes[i].el === boxes[j].el && boxes[i].text === boxes[j].text) continue;
       const a = boxes[i].r, b = boxes[j].r;
       const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
       const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);

@@ -126,7 +126,11 @@ export function timeAxis(): uPlot.Axis {
     size: 12 + TICK + GAP + 8,
     // Ticks far enough apart for the usual labels; wider ones (with seconds)
     // are thinned out below, so no two labels ever overlap.
-    space: () => widestTimeLabel() + 3 * LABEL_GAP,
+    // (Roomier where the plot has room for four or more ticks anyway.)
+    space: (_u, _i, _min, _max, plotDim) => {
+      const widest = widestTimeLabel();
+      return Math.max(widest + LABEL_GAP, Math.min(widest + 3 * LABEL_GAP, plotDim / 4));
+    },
     values: (u, splits, _i, _space, incr) => {
       const labels = timeLabels(splits, incr);
       const left = u.bbox.left / devicePixelRatio;

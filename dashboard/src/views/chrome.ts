@@ -14,11 +14,13 @@ export function topBar(crumbs: Crumb[], onSignOut: (() => void) | null, ...right
   trail.append(
     h("a", { class: "brand", href: "/", "aria-label": "Telemetry Hub" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), h("span", { class: "brand-text" }, "Telemetry Hub")),
   );
-  for (const c of crumbs) {
+  crumbs.forEach((c, i) => {
     trail.append(h("span", { class: "crumb-sep", "aria-hidden": "true" }, "/"));
-    // The title shows a name the narrow layout cut short with an ellipsis.
-    trail.append(c.href ? h("a", { class: "crumb", href: c.href, title: c.text }, c.text) : h("span", { class: "crumb crumb-current", "aria-current": "page", title: c.text }, c.text));
-  }
+    // The title shows a name the narrow layout cut short with an ellipsis;
+    // the first crumb ("Groups") is short and never cut.
+    const cls = `crumb${i === 0 ? " crumb-root" : ""}`;
+    trail.append(c.href ? h("a", { class: cls, href: c.href, title: c.text }, c.text) : h("span", { class: `${cls} crumb-current`, "aria-current": "page", title: c.text }, c.text));
+  });
   const actions = h("div", { class: "topbar-actions" }, ...right);
   if (onSignOut) {
     actions.append(
