@@ -75,7 +75,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     h(
       "main",
       { class: "page page-device" },
-      h("div", { class: "title-row" }, h("h1", { class: "page-title" }, device), h("a", { class: "btn btn-quiet", href: groupHref(group) }, "← Back to ", group)),
+      h("div", { class: "title-row" }, h("h1", { class: "page-title" }, device), h("a", { class: "btn btn-quiet btn-back", href: groupHref(group), title: `Back to ${group}` }, "← Back to ", group)),
       facts,
       h(
         "div",
