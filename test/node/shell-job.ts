@@ -106,10 +106,10 @@ export interface NpmStart extends ShellJob {
 }
 
 /** `npm start -- <args>` with --port, --mqtt-port, --ops-port and --persist-to on free ports and a temporary directory. */
-export async function npmStart(args = ""): Promise<NpmStart> {
+export async function npmStart(args = "", env: Record<string, string> = {}): Promise<NpmStart> {
   const [hubPort, mqttPort, opsPort] = [await freePort(), await freePort(), await freePort()];
   const state = mkdtempSync(join(tmpdir(), "npm-start-"));
-  const job = shellJob(`npm start -- ${args} --port ${hubPort} --mqtt-port ${mqttPort} --ops-port ${opsPort} --persist-to ${state}`);
+  const job = shellJob(`npm start -- ${args} --port ${hubPort} --mqtt-port ${mqttPort} --ops-port ${opsPort} --persist-to ${state}`, env);
   return {
     ...job,
     hubPort,
