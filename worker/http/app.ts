@@ -12,9 +12,10 @@ import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
 import { log } from "../log.ts";
 import { REGISTRY_NAME } from "../registry.ts";
-import { extractToken, isDeviceAuthorized, isGatewayAuthorized, isOperatorRequest, secretsOf } from "./auth.ts";
+import { extractToken, isAccessRequest, isDeviceAuthorized, isGatewayAuthorized, isOperatorAuthorized, isOperatorRequest, secretsOf } from "./auth.ts";
 import { json, jsonError } from "./json.ts";
 import { openApiDocument } from "./openapi.ts";
+import { isAllowedOrigin } from "./origin.ts";
 import { firstValues } from "./params.ts";
 import { honoPath, ROUTES, type RouteSpec } from "./routes.ts";
 
@@ -139,7 +140,13 @@ route(ROUTES.gatewaySocket, async (c, { params: { group, gateway } }) => {
 
 route(ROUTES.live, async (c, { params: { group } }) => {
   if (!isUpgrade(c)) return upgradeRequired();
-  if (!(await isOperator(c, group))) return unauthorized();
+  const token = tokenOf(c);
+  if (token !== null && (await isOperatorAuthorized(secretsOf(c.env), token, group))) return toGroup(c, group, "live");
+  if (!(await isAccessRequest(c.req.raw, c.env))) return unauthorized();
+  // The Access cookie rides along with any page's handshake: only the hub's own pages may use it (origin.ts).
+  if (!isAllowedOrigin(c.req.raw, c.env.LIVE_ALLOWED_ORIGINS)) {
+    return jsonError(403, "bad_origin", "this Origin may not open the live socket with Access credentials; see LIVE_ALLOWED_ORIGINS");
+  }
   return toGroup(c, group, "live");
 });
 

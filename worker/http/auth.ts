@@ -52,6 +52,11 @@ export function isOperatorAuthorized(secrets: Secrets, token: string, group: str
  */
 export async function isOperatorRequest(request: Request, env: Env, secrets: Secrets, token: string | null, group: string): Promise<boolean> {
   if (token !== null && (await isOperatorAuthorized(secrets, token, group))) return true;
+  return isAccessRequest(request, env);
+}
+
+/** Whether Cloudflare Access is configured and the request carries a valid Access JWT (header or cookie). */
+export async function isAccessRequest(request: Request, env: Env): Promise<boolean> {
   const cfg = accessConfig(env);
   if (!cfg) return false;
   const jwt = accessToken(request);

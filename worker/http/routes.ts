@@ -111,7 +111,7 @@ export const ROUTES = {
     summary: "Live socket for dashboards: JSON frames over WebSocket",
     caller: "operator",
     params: GroupParams,
-    errors: [400, 401, 426],
+    errors: [400, 401, 403, 426],
   },
   getRules: {
     method: "get",
@@ -184,7 +184,7 @@ export const ROUTES = {
 export const ERROR_REASONS: Record<number, string> = {
   400: "bad_group, bad_device, bad_gateway, bad_id, bad_query or bad_rules",
   401: "unauthorized: missing or invalid token",
-  403: "revoked: this device or gateway has been revoked",
+  403: "revoked: this device or gateway has been revoked; bad_origin: a live socket authenticated by Cloudflare Access from a page of another origin",
   404: "not_found (no such revocation kind), or not_revoked",
   405: "method_not_allowed; the Allow header lists the methods",
   413: "too_large: body over 64 KiB",
