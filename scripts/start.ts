@@ -10,7 +10,7 @@ import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
 import { ensureDevSecret, DEV_VARS } from "./dev-secret.ts";
 import { startDemoBridge } from "./bridge-demo.ts";
 import { startDemoFleet } from "./demo.ts";
-import { startHub } from "./wrangler-dev.ts";
+import { startHub, type HubProcess } from "./wrangler-dev.ts";
 
 const USAGE = `usage: npm start [-- options]
 
@@ -70,7 +70,14 @@ process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 // Its own process group (crashable), so that a terminal's Ctrl-C reaches
 // only this script, which stops the hub after the fleet and the bridge:
 // were the hub to go first, they would log a connection error per group.
-const hub = await startHub({ port, inheritOutput: true, persistTo: values["persist-to"], logLevel: "warn", crashable: true });
+let hub: HubProcess;
+try {
+  hub = await startHub({ port, inheritOutput: true, persistTo: values["persist-to"], logLevel: "warn", crashable: true });
+} catch (err) {
+  // wrangler's own output, above, says why; no stack trace on top of it.
+  process.stderr.write(`\nThe hub did not start (${err instanceof Error ? (err.message.split("\n")[0] ?? "").replace(/:$/, "") : String(err)}); try --port N.\n`);
+  process.exit(1);
+}
 // Whatever ends this process, the hub's process group must not outlive it.
 process.on("exit", () => {
   if (hub.child.exitCode === null && hub.child.signalCode === null && hub.child.pid !== undefined) {
@@ -106,7 +113,8 @@ let stopping = false;
 async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  process.stdout.write("\nStopping: demo fleet, MQTT bridge, then the hub...\n");
+  const first = [fleet && "demo fleet", bridge && "MQTT bridge"].filter(Boolean).join(", ");
+  process.stdout.write(`\nStopping: ${first ? `${first}, then ` : ""}the hub...\n`);
   await fleet?.stop();
   await bridge?.stop();
   await hub.stop();
