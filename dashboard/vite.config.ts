@@ -12,7 +12,8 @@ export default defineConfig({
     outDir: "dist",
     emptyOutDir: true,
     target: "es2023",
-    sourcemap: true,
+    // No source maps: the deployed page would hand them to anyone (docs/security.md).
+    sourcemap: false,
     chunkSizeWarningLimit: 300,
   },
   server: {

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const OUT = join(ROOT, "dashboard", "dist", "index.html");
-const SOURCES = ["dashboard/src", "dashboard/index.html", "dashboard/vite.config.ts", "schema/protocol.ts", "schema/rules.ts", "package-lock.json"];
+const SOURCES = ["dashboard/src", "dashboard/public", "dashboard/index.html", "dashboard/vite.config.ts", "schema/protocol.ts", "schema/rules.ts", "package-lock.json"];
 
 function newest(path: string): number {
   if (!existsSync(path)) return 0;

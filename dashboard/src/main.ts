@@ -9,13 +9,14 @@ import "./style.css";
 import { interceptLinks, onNavigate, parseRoute, type Route } from "./router.ts";
 import { GroupSession } from "./session.ts";
 import { fetchGroups } from "./api.ts";
-import { captureTokenFromUrl, clearToken, getToken, getTokenGroup, setTokenGroup } from "./token.ts";
+import { captureTokenFromUrl, clearToken, getToken, getTokenGroup, keepCurrentToken, pendingLinkToken, setTokenGroup, useLinkToken } from "./token.ts";
 import { h } from "./util/dom.ts";
 import { rememberGroup } from "./util/recent.ts";
 import { signInView, topBar } from "./views/chrome.ts";
 import { mountDevice } from "./views/device.ts";
 import { mountGroup } from "./views/group.ts";
 import { mountHome } from "./views/home.ts";
+import { linkTokenNotice } from "./views/link-token.ts";
 
 captureTokenFromUrl();
 
@@ -131,3 +132,18 @@ function render(): void {
 interceptLinks(document);
 onNavigate(render);
 render();
+if (pendingLinkToken() !== null) {
+  root.before(
+    linkTokenNotice({
+      currentGroup: getTokenGroup(),
+      useLink: () => {
+        useLinkToken();
+        // Everything open was opened as the previous token: start over as the new one.
+        closeSession();
+        signedOut = false;
+        render();
+      },
+      keepCurrent: keepCurrentToken,
+    }),
+  );
+}

@@ -179,18 +179,18 @@ export class GroupSession {
   }
 
   /** Newest value per device and metric, from the `last` of the most recent buckets. */
-  private async recentLatest(): Promise<Map<string, Record<string, Latest>>> {
+  private async recentLatest(): Promise<Map<string, Map<string, Latest>>> {
     const now = Date.now();
     const { buckets } = await fetchAggregates(this.group, { from: now - 2 * 60_000 }, this.abort.signal);
-    const out = new Map<string, Record<string, Latest>>();
+    const out = new Map<string, Map<string, Latest>>();
     const starts = new Map<string, number>();
     for (const b of buckets) {
       const key = `${b.device}\u0000${b.metric}`;
       if ((starts.get(key) ?? -1) > b.start) continue;
       starts.set(key, b.start);
       let rec = out.get(b.device);
-      if (!rec) out.set(b.device, (rec = {}));
-      rec[b.metric] = { value: b.last, ts: Math.min(now, b.start + 59_999) };
+      if (!rec) out.set(b.device, (rec = new Map()));
+      rec.set(b.metric, { value: b.last, ts: Math.min(now, b.start + 59_999) });
     }
     return out;
   }

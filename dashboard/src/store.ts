@@ -213,7 +213,7 @@ export class GroupStore {
    * `GET /devices`, and the newest value per device and metric from recent
    * aggregate buckets. Rates come from the difference to the previous poll.
    */
-  applyPoll(devices: DevicePatch[], latest: Map<string, Record<string, Latest>> | null): void {
+  applyPoll(devices: DevicePatch[], latest: Map<string, Map<string, Latest>> | null): void {
     const now = Date.now();
     const prev = this.prevPoll;
     const dt = prev ? (now - prev.at) / 1000 : 0;
@@ -333,7 +333,7 @@ export class GroupStore {
       if (p.readingsPerSec !== undefined) d.readingsPerSec = p.readingsPerSec;
       if (p.rejected !== undefined) d.rejected = p.rejected;
       if (p.latest) {
-        for (const [metric, l] of Object.entries(p.latest)) {
+        for (const [metric, l] of p.latest) {
           const before = d.latest.get(metric);
           if (before && before.ts === l.ts && before.value === l.value) continue;
           d.latest.set(metric, l);

@@ -40,7 +40,8 @@ export interface DevicePatch {
   lastSeq?: number;
   readings?: number;
   readingsPerSec?: number;
-  latest?: Record<string, Latest>;
+  /** By metric name; a Map, because a metric may be called `__proto__` or `constructor`. */
+  latest?: Map<string, Latest>;
   rejected?: Rejections | null;
 }
 
@@ -103,13 +104,14 @@ function strOrNull(v: unknown): string | null {
 }
 
 function counts(v: unknown): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (!isObj(v)) return out;
+  if (!isObj(v)) return {};
+  const out: [string, number][] = [];
   for (const [k, n] of Object.entries(v)) {
     const c = num(n);
-    if (c !== undefined) out[k] = c;
+    if (c !== undefined) out.push([k, c]);
   }
-  return out;
+  // fromEntries defines own properties: a key "__proto__" stays a key, not a prototype.
+  return Object.fromEntries(out);
 }
 
 export function parseTotals(v: unknown): Totals | null {
@@ -123,14 +125,15 @@ export function parseTotals(v: unknown): Totals | null {
   };
 }
 
-function parseLatest(v: unknown): Record<string, Latest> | undefined {
+function parseLatest(v: unknown): Map<string, Latest> | undefined {
   if (!isObj(v)) return undefined;
-  const out: Record<string, Latest> = {};
+  // JSON.parse makes "__proto__" an own key; Object.entries sees it, and a Map keeps it as any other name.
+  const out = new Map<string, Latest>();
   for (const [metric, l] of Object.entries(v)) {
     if (!isObj(l)) continue;
     const value = num(l.value);
     const ts = num(l.ts);
-    if (value !== undefined && ts !== undefined) out[metric] = { value, ts };
+    if (value !== undefined && ts !== undefined) out.set(metric, { value, ts });
   }
   return out;
 }
