@@ -160,9 +160,10 @@ export function codeBlocks(root: string, lang: string): { code: string; where: s
   for (const file of docFiles(root)) {
     const lines = readFileSync(join(root, file), "utf8").split("\n");
     for (let i = 0; i < lines.length; i++) {
-      if ((lines[i] ?? "").trim() !== "```" + lang) continue;
+      const open = lines[i] ?? "";
+      if (!open.startsWith("```")) continue;
       const end = lines.findIndex((l, j) => j > i && l.startsWith("```"));
-      out.push({ code: lines.slice(i + 1, end).join("\n"), where: `${file}:${i + 1}` });
+      if (open.trim() === "```" + lang) out.push({ code: lines.slice(i + 1, end).join("\n"), where: `${file}:${i + 1}` });
       i = end;
     }
   }

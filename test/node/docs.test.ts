@@ -102,6 +102,14 @@ const RUNNERS: [RegExp, Runner][] = [
 
 async function checkNpmStart(): Promise<void> {
   const out = hub.output();
+  // The README's sample of npm start's output, `...` standing for tokens and the like.
+  const sample = codeBlocks(ROOT, "").find((b) => b.code.startsWith("Telemetry Hub is running at"));
+  expect(sample, "README.md's sample of npm start's output").toBeDefined();
+  for (const line of (sample?.code ?? "").split("\n")) {
+    const ports = line.replace(":8787", `:${hub.hubPort}`).replace(":1883", `:${hub.mqttPort}`).replace(":9464", `:${hub.opsPort}`);
+    const re = ports.trim().replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/\\\.\\\.\\\./g, ".+").replace(/ +/g, " +");
+    expect(out, `${sample?.where}: '${line}'`).toMatch(new RegExp(re));
+  }
   const dashboard = /Dashboard \(operator, all groups\): (\S+)/.exec(out)?.[1] ?? "";
   const page = await fetch(dashboard);
   expect(page.status).toBe(200);
