@@ -20,6 +20,7 @@ export class CutProxy {
   private readonly server: Server;
   private readonly pairs = new Set<Pair>();
   private hanging = false;
+  private delay: (() => number) | null = null;
   private readonly hung = new Set<Socket>();
   private wsWaiters: (() => void)[] = [];
   private readonly targetPort: number;
@@ -68,6 +69,15 @@ export class CutProxy {
     for (const p of this.pairs) if (p.websocket) p.muted = true;
   }
 
+  /**
+   * From now on, what the hub sends reaches the client `delay()` ms late
+   * (asked per chunk, so the delay can grow), in order: a hub falling
+   * behind but still answering.
+   */
+  delayFromHub(delay: () => number): void {
+    this.delay = delay;
+  }
+
   /** From now on nothing is answered: open connections are muted, new ones accepted and left hanging. */
   hang(): void {
     this.hanging = true;
@@ -100,8 +110,20 @@ export class CutProxy {
       }
       upstream.write(chunk);
     });
+    let releaseAt = 0;
     upstream.on("data", (chunk: Buffer) => {
-      if (!pair.muted) client.write(chunk);
+      if (pair.muted) return;
+      const now = Date.now();
+      const d = this.delay?.() ?? 0;
+      if (d <= 0 && releaseAt <= now) {
+        client.write(chunk);
+        return;
+      }
+      // Never before an earlier chunk: timers due later fire later.
+      releaseAt = Math.max(releaseAt, now + d);
+      setTimeout(() => {
+        if (!pair.muted) client.write(chunk);
+      }, releaseAt - now);
     });
     // A closed side closes the other after what is already written to it
     // (a close frame must still arrive); an error tears down both.

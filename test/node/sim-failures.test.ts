@@ -15,7 +15,7 @@ import { freePort } from "../../scripts/wrangler-dev.ts";
 import type { DeviceInfo } from "../../schema/api.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { CutProxy } from "./cut-proxy.ts";
-import { buckets, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { buckets, deviceClient, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
 import { runSim, summaryOf } from "./sim-cli.ts";
 
 let t: TestHub;
@@ -117,6 +117,45 @@ describe("a fleet losing its sockets", () => {
       const total = await hubTotals(fleet.groups[0] ?? "");
       expect(total).toEqual({ devices: r.summary.ackedReadings, buckets: r.summary.ackedReadings });
     } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("a slow hub", () => {
+  it("a device keeps its socket while acks fall seconds behind but keep coming, and drops it when the hub goes silent", async () => {
+    const proxy = await new CutProxy(t.hub.port).listen();
+    const client = await deviceClient(proxy.url, uniqueGroup("slow"), "d1", { ackTimeoutMs: 3000 });
+    try {
+      let disconnects = 0;
+      let slowest = 0;
+      client.on("disconnect", () => disconnects++);
+      client.on("ack", (_seq, dup, latencyMs) => {
+        if (!dup) slowest = Math.max(slowest, latencyMs);
+      });
+      client.start();
+      await vi.waitFor(() => expect(client.state).toBe("open"), WAIT);
+      // Acks come later and later, up to twice the timeout: each batch waits
+      // longer than ackTimeoutMs, yet the hub is never silent for that long.
+      const t0 = Date.now();
+      proxy.delayFromHub(() => Math.min(6000, (Date.now() - t0) / 2));
+      // A device with a bounded backlog: one window and a little more.
+      const sender = setInterval(() => client.pending < 40 && client.send([[Date.now(), "temp", 1]]), 20);
+      try {
+        await vi.waitFor(() => expect(slowest).toBeGreaterThan(4500), WAIT);
+      } finally {
+        clearInterval(sender);
+      }
+      proxy.delayFromHub(() => 0);
+      await client.idle();
+      expect(disconnects).toBe(0);
+      // A silent hub is still left: no frame at all for ackTimeoutMs with a batch in flight.
+      proxy.muteWebSockets();
+      client.send([[Date.now(), "temp", 2]]);
+      await vi.waitFor(() => expect(disconnects).toBe(1), WAIT);
+      await client.idle();
+    } finally {
+      await client.close();
       await proxy.close();
     }
   });
