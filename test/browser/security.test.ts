@@ -8,6 +8,8 @@
  * silently replacing the tab's.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -131,12 +133,15 @@ describe("the page under its CSP", () => {
 
   it("cannot be framed by another site", async () => {
     const { ctx, page } = await newPage();
+    let attacker: Server | undefined;
     try {
-      // A foreign page that frames the dashboard (clickjacking).
-      await page.route("http://attacker.test/", (r) =>
-        r.fulfill({ contentType: "text/html", body: `<iframe id="f" src="${hub.url}/groups/${group}" width="800" height="600"></iframe>` }),
-      );
-      await page.goto("http://attacker.test/");
+      // A foreign page that frames the dashboard (clickjacking). It is served
+      // from 127.0.0.1 too: Chromium would refuse a public page framing a
+      // loopback one anyway (Private Network Access), which proves nothing.
+      const html = `<iframe id="f" src="${hub.url}/groups/${group}" width="800" height="600"></iframe>`;
+      attacker = createServer((_, res) => res.writeHead(200, { "content-type": "text/html" }).end(html));
+      const port = await new Promise<number>((resolve) => attacker?.listen(0, "127.0.0.1", () => resolve((attacker?.address() as AddressInfo).port)));
+      await page.goto(`http://127.0.0.1:${port}/`);
       await page.locator("#f").waitFor();
       // Chromium refuses it: the frame shows its own error page instead of the dashboard.
       const inner = await eventually(async () => page.frames().find((f) => f.url().startsWith("chrome-error:")), 20_000, "Chromium to refuse the frame");
@@ -144,6 +149,7 @@ describe("the page under its CSP", () => {
       expect(page.frames().filter((f) => f.url().startsWith(hub.url))).toEqual([]);
     } finally {
       await ctx.close();
+      await new Promise((resolve) => (attacker ? attacker.close(resolve) : resolve(undefined)));
     }
   });
 });
