@@ -4,8 +4,9 @@
  * the response headers of dashboard/public/_headers as wrangler serves them,
  * no source maps in the build, the page working under its CSP (styles,
  * uPlot charts, the live socket) with no violation, framing refused, metric
- * names such as `__proto__` shown like any other, and a link's token never
- * silently replacing the tab's.
+ * names such as `__proto__` shown like any other, the page's live-socket acks
+ * (exactly the seq of the frame it got), and a link's token never silently
+ * replacing the tab's.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -13,7 +14,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DeviceClient } from "../../device-sim/client.ts";
+import type { DeviceClient } from "../../client/index.ts";
 import { ROOT } from "../../scripts/wrangler-dev.ts";
 import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, type BrowserHandle } from "./harness.ts";
@@ -150,6 +151,47 @@ describe("the page under its CSP", () => {
     } finally {
       await ctx.close();
       await new Promise((resolve) => (attacker ? attacker.close(resolve) : resolve(undefined)));
+    }
+  });
+});
+
+describe("the page's live-socket acks", () => {
+  it("acks each frame once, with exactly that frame's seq, after receiving it: only the seq the hub waits for", async () => {
+    const { ctx, page } = await newPage();
+    try {
+      // Every frame in and out of the live socket, in the order the page saw them.
+      const log: { dir: "in" | "out"; seq: number; type: string }[] = [];
+      const seqOf = (payload: string | Buffer, dir: "in" | "out") => {
+        if (typeof payload !== "string" || payload === "ping" || payload === "pong") return;
+        const v = JSON.parse(payload) as { seq?: unknown; type?: unknown };
+        log.push({ dir, seq: Number(v.seq), type: String(v.type) });
+      };
+      page.on("websocket", (ws) => {
+        ws.on("framereceived", (f) => seqOf(f.payload, "in"));
+        ws.on("framesent", (f) => seqOf(f.payload, "out"));
+      });
+      await page.goto(`${hub.url}/groups/${group}?token=${encodeURIComponent(allToken)}`);
+      await page.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 30_000 });
+      // A few batches, each waited for on the page, so several summaries arrive.
+      for (const value of [1.25, 2.25, 3.25]) {
+        odd?.send([[Date.now(), "toString", value]]);
+        await page.locator(`.vt-row[data-device="odd-1"] [title="toString ${value}"]`).waitFor({ timeout: 10_000 });
+      }
+      const received = log.filter((e) => e.dir === "in");
+      expect(received.length).toBeGreaterThanOrEqual(2);
+      // Each ack answers the frame just received; no ack runs ahead or repeats.
+      let awaited: number | null = null;
+      for (const e of log) {
+        if (e.dir === "in") {
+          expect(awaited, "a frame arrived while the previous one was unacked").toBeNull();
+          awaited = e.seq;
+        } else {
+          expect(e).toEqual({ dir: "out", seq: awaited, type: "ack" });
+          awaited = null;
+        }
+      }
+    } finally {
+      await ctx.close();
     }
   });
 });
