@@ -3,7 +3,7 @@
  * ack and resend-after-reconnect logic, on `/gateways/{gateway}/ws`, with
  * readings that carry their device.
  */
-import { DeviceClient, type DeviceClientOptions } from "../device-sim/client.ts";
+import { DeviceClient, type DeviceClientOptions } from "../client/index.ts";
 import type { GatewayReading } from "../schema/protocol.ts";
 
 export interface GatewayClientOptions extends Omit<DeviceClientOptions<GatewayReading>, "device" | "endpoint"> {

@@ -6,7 +6,7 @@
  */
 import { encodeCbor, type CborValue } from "../schema/cbor.ts";
 import { MAX_SEQ, type Reading } from "../schema/protocol.ts";
-import { DeviceClient, type DeviceClientOptions } from "./client.ts";
+import { DeviceClient, type DeviceClientOptions } from "../client/index.ts";
 import type { Expected } from "./expected.ts";
 import { mulberry32 } from "./signal.ts";
 import type { Stats } from "./stats.ts";

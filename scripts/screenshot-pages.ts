@@ -8,7 +8,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { DeviceClient } from "../device-sim/client.ts";
+import { DeviceClient } from "../client/index.ts";
 import type { Reading } from "../schema/protocol.ts";
 import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
 import { startDemoFleet } from "./demo.ts";

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { DeviceClient } from "../client.ts";
+import { DeviceClient } from "../../client/index.ts";
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";

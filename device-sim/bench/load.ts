@@ -5,7 +5,7 @@
  *   so the hub, not a schedule, sets the pace;
  * - paced: a fixed total rate, spread evenly over the devices.
  * Ack latency is per batch, from the moment the client puts it on the wire
- * to its ack (device-sim/client.ts), as the simulator reports it.
+ * to its ack (client/device-client.ts), as the simulator reports it.
  */
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";

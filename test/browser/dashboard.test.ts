@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DeviceClient } from "../../device-sim/client.ts";
+import type { DeviceClient } from "../../client/index.ts";
 import type { Reading } from "../../schema/protocol.ts";
 import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, screenshot, startFleet, withTimeout, type BrowserHandle, type FleetHandle } from "./harness.ts";

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDevSecret } from "../../scripts/dev-secret.ts";
 import { hasMosquitto, startMosquitto, waitFor, type Mosquitto } from "../../scripts/mqtt-procs.ts";
 import { ROOT, freePort } from "../../scripts/wrangler-dev.ts";
-import { DeviceClient } from "../../device-sim/client.ts";
+import { DeviceClient } from "../../client/index.ts";
 import { AggregatesResponse, DevicesResponse, RevocationEntry, RevocationLifted, RevocationsResponse } from "../../schema/api.ts";
 import { HubClient } from "../../schema/client.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeviceClient, type DeviceClientOptions } from "../../device-sim/client.ts";
+import { DeviceClient, type DeviceClientOptions } from "../../client/index.ts";
 import { startHub, type HubProcess } from "../../scripts/wrangler-dev.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";

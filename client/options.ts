@@ -1,6 +1,6 @@
 /**
- * Options and events of the device client (client.ts), apart so the client
- * itself stays readable. Import them from client.ts.
+ * Options and events of the device client (device-client.ts), apart so the client
+ * itself stays readable. Import them from device-client.ts or the index.
  */
 import type { CborValue } from "../schema/cbor.ts";
 import type { Reading } from "../schema/protocol.ts";
