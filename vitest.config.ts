@@ -28,7 +28,12 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 20_000 },
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"], exclude: ["test/worker/unit/**"], testTimeout: 20_000 },
+      },
+      {
+        // Pure tests of the Worker's parts (frame path, collapse, live state,
+        // fan-out, alerting): no runtime needed, so they skip workerd's per-file start.
+        test: { name: "unit", include: ["test/worker/unit/**/*.test.ts"], environment: "node" },
       },
       {
         // Node side: device client, CLIs, and end-to-end tests against `wrangler dev`.

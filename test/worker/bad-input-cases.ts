@@ -1,17 +1,17 @@
 /**
  * Bad input for a device socket, as one table: each case is a frame and the
- * exact outcome (close code, error frame or pong). test/worker/frames.test.ts
+ * exact outcome (close code, error frame or pong). unit/frames.test.ts
  * runs every case against the frame path without sockets; bad-input.test.ts
  * sends a representative dozen through real sockets.
  */
-import { env } from "cloudflare:test";
 import { encode as cborgEncode } from "cborg";
 import { encodeCbor, type CborValue } from "../../schema/cbor.ts";
-import { readLimits } from "../../schema/limits.ts";
+import { DEFAULT_LIMITS } from "../../schema/limits.ts";
 import { CloseCode, ErrorCode } from "../../schema/protocol.ts";
-import { makeReadings } from "./helpers.ts";
+import { makeReadings } from "./readings.ts";
 
-export const LIMITS = readLimits({ ...env });
+/** The limits the cases are built for: the defaults, which wrangler.jsonc sets (bad-input.test.ts checks the two agree). */
+export const LIMITS = DEFAULT_LIMITS;
 const MINUTE = 60_000;
 const DAY = 24 * 3600_000;
 

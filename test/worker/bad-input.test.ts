@@ -6,7 +6,9 @@
  * was applied: aggregates and the device's lastSeq are unchanged, and seq 2
  * is still free (a good seq 2 is acked without `dup`).
  */
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { readLimits } from "../../schema/limits.ts";
 import { cases, goodBatch, LIMITS, paddedBatch, type Case } from "./bad-input-cases.ts";
 import {
   aggregates,
@@ -87,9 +89,11 @@ async function expectSeq2Applies(sock: TestSocket, group: string, before: Bucket
 }
 
 describe("bad input on a device socket", () => {
-  it("has a frame limit of 1 MiB and a batch limit of 5000 readings in this config", () => {
-    expect(LIMITS.maxFrameBytes).toBe(1024 * 1024);
-    expect(LIMITS.maxReadingsPerBatch).toBe(5000);
+  it("has a frame limit of 1 MiB and a batch limit of 5000 readings in this config, as the cases assume", () => {
+    const hub = readLimits({ ...env });
+    expect(hub.maxFrameBytes).toBe(1024 * 1024);
+    expect(hub.maxReadingsPerBatch).toBe(5000);
+    expect({ frame: LIMITS.maxFrameBytes, batch: LIMITS.maxReadingsPerBatch }).toEqual({ frame: hub.maxFrameBytes, batch: hub.maxReadingsPerBatch });
   });
 
   it.each(socketCases)("$name", async (c) => {

@@ -1,12 +1,13 @@
 /**
  * Eviction: the group's Durable Object is torn down (in-memory state gone,
- * SQLite and hibernated sockets kept) and must carry on from storage alone.
+ * SQLite and hibernated sockets kept) and must carry on from storage alone,
+ * also when a deploy left sockets with attachments of an older version.
  */
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import journal from "../../schema/migrations/meta/_journal.json";
 import type { GroupHub } from "../../worker/index.ts";
-import { aggregates, bucketAgo, connectDevice, devices, lastSeqOf, uniqueGroup } from "./helpers.ts";
+import { aggregates, bucketAgo, connectDevice, connectGateway, devices, lastSeqOf, makeReadings, openLive, uniqueGroup } from "./helpers.ts";
 
 /** The live instance of the group's object (constructing it if needed). */
 function instanceOf(group: string): Promise<GroupHub> {
@@ -115,5 +116,49 @@ describe("eviction", () => {
     expect(second.devices).toBe(1);
     expect(second.aggregates).toBe(1);
     expect(await lastSeqOf(group, "m-1")).toBe(1);
+  });
+
+  it("keeps serving sockets whose attachments are in the old one-letter form, and rewrites them", async () => {
+    const group = uniqueGroup("attach");
+    const stub = env.GROUPS.getByName(group);
+    const dev = await connectDevice(group, "old-dev");
+    const gw = await connectGateway(group, "old-gw");
+    const live = await openLive(group);
+    live.ack(await live.frame(0));
+
+    // What the previous version wrote, and the name the object knows itself by.
+    const name = await runInDurableObject(stub, (_hub, state) => {
+      for (const ws of state.getWebSockets()) {
+        const [tag] = state.getTags(ws);
+        if (tag === "live") ws.serializeAttachment({ k: "live", g: group, t: 1 });
+        else if (tag?.startsWith("d:")) ws.serializeAttachment({ k: "device", g: group, d: tag.slice(2), t: 1 });
+        else if (tag?.startsWith("w:")) ws.serializeAttachment({ k: "gateway", g: group, w: tag.slice(2), t: 1 });
+      }
+      return state.id.name;
+    });
+    expect(name).toBe(group);
+    await evictDurableObject(stub);
+
+    dev.sock.send({ type: "batch", seq: 1, readings: makeReadings(2) });
+    expect(await dev.sock.next()).toEqual({ type: "ack", seq: 1 });
+    gw.sock.send({ type: "batch", seq: 1, readings: [[Date.now(), "temp", 1, "via-gw"]] });
+    expect(await gw.sock.next()).toEqual({ type: "ack", seq: 1 });
+    expect(await devices(group)).toMatchObject([
+      { id: "old-dev", online: true, readings: 2 },
+      { id: "via-gw", online: false, readings: 1 },
+    ]);
+    // The dashboard is still a dashboard: it gets the summary of those batches.
+    await live.until((f) => (f.devices as { id: string }[] | undefined)?.some((d) => d.id === "via-gw") ?? false, 1);
+
+    const stored = await runInDurableObject(stub, (_hub, state) => state.getWebSockets().map((ws) => ws.deserializeAttachment() as unknown));
+    expect(stored).toHaveLength(3);
+    expect(stored).toEqual(expect.arrayContaining([
+      { v: 1, kind: "device", id: "old-dev", connectedAt: 1 },
+      { v: 1, kind: "gateway", id: "old-gw", connectedAt: 1 },
+      { v: 1, kind: "dashboard", id: "", connectedAt: 1 },
+    ]));
+    live.ws.close(1000, "done");
+    dev.sock.close();
+    gw.sock.close();
   });
 });

@@ -4,6 +4,8 @@ import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../..
 import { TEST_SECRET } from "../secret.ts";
 import type { AggregateBucket } from "../../schema/api.ts";
 
+export { makeReadings } from "./readings.ts";
+
 let counter = 0;
 /** A group id no other test uses, so Durable Objects never leak state between tests. */
 export function uniqueGroup(prefix = "g"): string {
@@ -240,11 +242,4 @@ export async function lastSeqOf(group: string, device: string): Promise<number> 
 /** Start (ms) of the minute bucket `minutesAgo` minutes before the current one. */
 export function bucketAgo(minutesAgo: number): number {
   return Math.floor(Date.now() / 60_000) * 60_000 - minutesAgo * 60_000;
-}
-
-/** A batch of `n` readings of one metric, timestamps one second apart ending now. */
-export function makeReadings(n: number, metric = "temp", base = Date.now() - n * 1000): [number, string, number][] {
-  const out: [number, string, number][] = [];
-  for (let i = 0; i < n; i++) out.push([base + i * 1000, metric, i + 0.5]);
-  return out;
 }

@@ -5,13 +5,13 @@
  * capabilities recorded instead of acted on.
  */
 import { describe, expect, it } from "vitest";
-import { encodeCbor, type CborValue } from "../../schema/cbor.ts";
-import { CloseCode, ErrorCode } from "../../schema/protocol.ts";
-import type { Rejection } from "../../schema/validate.ts";
-import { dispatchFrame, type FrameContext, type PeerSender } from "../../worker/group/ingest/frames.ts";
-import type { PeerReadings } from "../../worker/group/ingest/collapse.ts";
-import type { PeerKind } from "../../worker/group/peer.ts";
-import { cases, LIMITS, paddedBatch } from "./bad-input-cases.ts";
+import { encodeCbor, type CborValue } from "../../../schema/cbor.ts";
+import { CloseCode, ErrorCode } from "../../../schema/protocol.ts";
+import type { Rejection } from "../../../schema/validate.ts";
+import { dispatchFrame, type FrameContext, type PeerSender } from "../../../worker/group/ingest/frames.ts";
+import type { PeerReadings } from "../../../worker/group/ingest/collapse.ts";
+import type { PeerKind } from "../../../worker/group/peer.ts";
+import { cases, LIMITS, paddedBatch } from "../bad-input-cases.ts";
 
 type Seen = { kind: "close"; code: number } | { kind: "error"; code: string; seq?: number } | { kind: "submit"; seq: number; readings: PeerReadings };
 

@@ -1,15 +1,17 @@
 /**
- * Pure unit tests of the pipeline's in-memory parts: collapse (the one
- * reading-merge rule), live state, fan-out flow control and alerting. No
- * sockets, no SQLite, and every clock is a number passed in.
+ * Pure unit tests of the pipeline's in-memory parts: socket attachments,
+ * collapse (the one reading-merge rule), live state, fan-out flow control
+ * and alerting. No runtime (the unit project runs in Node), no sockets, no
+ * SQLite, and every clock is a number passed in.
  */
 import { describe, expect, it } from "vitest";
-import { BUCKET_MS, type GatewayReading, type Reading } from "../../schema/protocol.ts";
-import type { Alert } from "../../schema/rules.ts";
-import { Alerting, type AlertWriter } from "../../worker/group/alerts/alerting.ts";
-import { addBatch, emptyCollapsed, type Collapsed, type PartialAggregate } from "../../worker/group/ingest/collapse.ts";
-import { LiveFanout, type DashboardSocket } from "../../worker/group/live/fanout.ts";
-import { LiveState } from "../../worker/group/live/live-state.ts";
+import { BUCKET_MS, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
+import type { Alert } from "../../../schema/rules.ts";
+import { Alerting, type AlertWriter } from "../../../worker/group/alerts/alerting.ts";
+import { fromAttachment, MAX_ATTACHMENT_BYTES, toAttachment, type SocketRole } from "../../../worker/group/connections/attachment.ts";
+import { addBatch, emptyCollapsed, type Collapsed, type PartialAggregate } from "../../../worker/group/ingest/collapse.ts";
+import { LiveFanout, type DashboardSocket } from "../../../worker/group/live/fanout.ts";
+import { LiveState } from "../../../worker/group/live/live-state.ts";
 
 const T0 = 1_700_000_000_000 - (1_700_000_000_000 % BUCKET_MS);
 const dev = (id: string) => ({ kind: "device", id }) as const;
@@ -240,5 +242,33 @@ describe("alerting", () => {
     expect(a.checkOffline(devices, T0 + 10_001, w)).toEqual([]);
     expect(a.nextOfflineCheck(devices)).toBe(T0 + 19_000);
     expect(a.evaluate("quiet", [[T0 + 11_000, "t", 1]], T0 + 11_000, w)).toMatchObject([{ kind: "offline", device: "quiet", clearedAt: T0 + 11_000 }]);
+  });
+});
+
+const LONGEST_ID = "x".repeat(64);
+
+describe("attachments", () => {
+  it("round-trip every role, stay far below the runtime's 2 KB, and refuse what they cannot trust", () => {
+    const roles: SocketRole[] = [
+      { kind: "peer", peer: { kind: "device", id: LONGEST_ID }, connectedAt: Number.MAX_SAFE_INTEGER },
+      { kind: "peer", peer: { kind: "gateway", id: "bridge-1" }, connectedAt: 1 },
+      { kind: "dashboard", connectedAt: 2 },
+    ];
+    for (const role of roles) {
+      const a = toAttachment(role);
+      expect(JSON.stringify(a).length).toBeLessThan(MAX_ATTACHMENT_BYTES / 8);
+      expect(fromAttachment(structuredClone(a))).toEqual(role);
+    }
+    expect(toAttachment(roles[0] as SocketRole)).toEqual({ v: 1, kind: "device", id: LONGEST_ID, connectedAt: Number.MAX_SAFE_INTEGER });
+    for (const bad of [null, 7, "device", {}, { v: 2, kind: "device", id: "a", connectedAt: 1 }, { v: 1, kind: "device", id: "bad id", connectedAt: 1 },
+      { v: 1, kind: "sensor", id: "a", connectedAt: 1 }, { v: 1, kind: "gateway", id: "a" }, { k: "device", g: "g", t: 1 }, { k: "gateway", g: "g", d: "a", t: 1 }]) {
+      expect(fromAttachment(bad), JSON.stringify(bad)).toBeNull();
+    }
+  });
+
+  it("reads the one-letter attachments of sockets accepted before versioning", () => {
+    expect(fromAttachment({ k: "device", g: "grp", d: "dev-1", t: 5 })).toEqual({ kind: "peer", peer: { kind: "device", id: "dev-1" }, connectedAt: 5 });
+    expect(fromAttachment({ k: "gateway", g: "grp", w: "gw-1", t: 6 })).toEqual({ kind: "peer", peer: { kind: "gateway", id: "gw-1" }, connectedAt: 6 });
+    expect(fromAttachment({ k: "live", g: "grp", t: 7 })).toEqual({ kind: "dashboard", connectedAt: 7 });
   });
 });
