@@ -9,6 +9,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { DeviceClient } from "../client/index.ts";
+import { HubClient } from "../schema/client.ts";
 import type { Reading } from "../schema/protocol.ts";
 import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
 import { startDemoFleet } from "./demo.ts";
@@ -43,18 +44,13 @@ async function client(url: string, secret: string, group: string, device: string
  */
 export async function seedHub(url: string, secret: string): Promise<Seeded> {
   const token = await signToken(secret, operatorSubject("*"));
-  const put = await fetch(`${url}/v1/groups/${GROUP}/rules`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      rules: [
-        { id: "hot", metric: "temp", op: ">", threshold: 1013, forMs: 0 },
-        { id: "shaking", metric: "vibration", op: ">", threshold: 5, forMs: 0 },
-      ],
-      offlineAfterMs: 0,
-    }),
+  await new HubClient({ url, token }).putRules(GROUP, {
+    rules: [
+      { id: "hot", metric: "temp", op: ">", threshold: 1013, forMs: 0 },
+      { id: "shaking", metric: "vibration", op: ">", threshold: 5, forMs: 0 },
+    ],
+    offlineAfterMs: 0,
   });
-  if (put.status !== 200) throw new Error(`PUT rules: ${put.status} ${await put.text()}`);
 
   const boiler = await client(url, secret, GROUP, HISTORY_DEVICE);
   const now = Date.now();
