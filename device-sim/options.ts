@@ -1,6 +1,6 @@
 /** Command line options of `npm run sim`, with their help text and checks. */
 import { parseArgs } from "node:util";
-import { readDevSecret } from "../scripts/dev-secret.ts";
+import { readDevSecret } from "../harness/dev-secret.ts";
 import type { SimConfig } from "./engine.ts";
 import { fleetFromOptions, FleetError, readFleetFile } from "./fleet.ts";
 import { readReplay, ReplayError } from "./replay.ts";

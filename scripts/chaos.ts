@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Simulation, simConfig } from "../device-sim/engine.ts";
 import { fleetFromOptions } from "../device-sim/fleet.ts";
-import { startHub, type HubProcess } from "./wrangler-dev.ts";
+import { startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 
 const { values } = parseArgs({
   options: {

@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { launchBrowser, type BrowserHandle } from "../test/browser/harness.ts";
 import { ensureDashboardBuilt } from "./build-dashboard.ts";
 import { capturePages, seedHub, type Seeded } from "./screenshot-pages.ts";
-import { ROOT, startHub, type HubProcess } from "./wrangler-dev.ts";
+import { ROOT, startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 
 /** Fleet time before the first screenshot, so the readings/s chart has some history. */
 const WARM_UP_MS = 30_000;

@@ -7,10 +7,10 @@
  */
 import { parseArgs } from "node:util";
 import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
-import { ensureDevSecret, DEV_VARS } from "./dev-secret.ts";
+import { ensureDevSecret, DEV_VARS } from "../harness/dev-secret.ts";
 import { startDemoBridge } from "./bridge-demo.ts";
 import { startDemoFleet } from "./demo.ts";
-import { startHub, type HubProcess } from "./wrangler-dev.ts";
+import { startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 
 const USAGE = `usage: npm start [-- options]
 

@@ -10,7 +10,7 @@
  */
 import { isValidId } from "../schema/protocol.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../schema/token.ts";
-import { readDevSecret } from "./dev-secret.ts";
+import { readDevSecret } from "../harness/dev-secret.ts";
 
 const USAGE = `usage:
   npm run token -- device <group> <device>

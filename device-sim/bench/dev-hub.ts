@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { startHub } from "../../scripts/wrangler-dev.ts";
+import { startHub } from "../../harness/wrangler-dev.ts";
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { processCpuSeconds } from "./hub.ts";

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
-import { freePort } from "../../scripts/wrangler-dev.ts";
+import { freePort } from "../../harness/ports.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
 const WRANGLER = resolve(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");

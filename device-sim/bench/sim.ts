@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { Simulation, simConfig, type SimConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import type { Summary } from "../report.ts";
-import { freePort } from "../../scripts/wrangler-dev.ts";
+import { freePort } from "../../harness/ports.ts";
 import { ROOT, bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
 
 const { values } = parseArgs({

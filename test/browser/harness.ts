@@ -10,9 +10,12 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { Simulation, type SimConfig } from "../../device-sim/engine.ts";
 import { fleetFromOptions } from "../../device-sim/fleet.ts";
 import { NO_FAULTS, type FaultConfig } from "../../device-sim/sim-device.ts";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
-import { operatorSubject, signToken } from "../../schema/token.ts";
+import { withTimeout } from "../../harness/wait.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 import { TEST_SECRET } from "../secret.ts";
+
+export { eventually, withTimeout } from "../../harness/wait.ts";
+export { operatorToken } from "../tokens.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const ARTIFACTS = join(ROOT, "test-artifacts", "dashboard");
@@ -49,10 +52,6 @@ export async function launchBrowser(): Promise<BrowserHandle> {
       await withTimeout(browser.close(), 15_000, "closing Chromium").catch(() => {});
     },
   };
-}
-
-export function operatorToken(group: string | "*"): Promise<string> {
-  return signToken(TEST_SECRET, operatorSubject(group));
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {
@@ -104,28 +103,4 @@ export function startFleet(
       await withTimeout(done, 20_000, "stopping the simulated fleet").catch(() => {});
     },
   };
-}
-
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `fn` until it returns a value other than undefined, or fails after `ms`. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceClient } from "../../client/index.ts";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, type BrowserHandle } from "./harness.ts";
 

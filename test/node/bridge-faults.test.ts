@@ -7,7 +7,7 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/wrangler-dev.ts";
+import { freePort } from "../../harness/ports.ts";
 import { buckets, startTestHub, uniqueGroup, type Bucket, type TestHub } from "./hub.ts";
 import { childBridge, gatewayToken, hasMosquitto, inProcessBridge, publisher, sleep, startMosquitto, waitFor, type Mosquitto } from "./mqtt.ts";
 

@@ -2,7 +2,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 
 it("survives SIGKILLs of the hub runtime with an exact verify", () => {
   const r = spawnSync(process.execPath, [join(ROOT, "scripts/chaos.ts"), "--readings", "20000", "--kills", "2", "--json"], {

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 
 it("wrangler deploy --dry-run succeeds and bundles the migrations", () => {
   const out = mkdtempSync(join(tmpdir(), "hub-dry-"));

@@ -3,11 +3,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeviceClient, type DeviceClientOptions } from "../../client/index.ts";
-import { startHub, type HubProcess } from "../../scripts/wrangler-dev.ts";
-import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
-import { TEST_SECRET } from "../secret.ts";
+import { sleep } from "../../harness/wait.ts";
+import { startHub, type HubProcess } from "../../harness/wrangler-dev.ts";
 import type { AggregateBucket, AggregateFilter } from "../../schema/api.ts";
 import { HubClient } from "../../schema/client.ts";
+import { TEST_SECRET } from "../secret.ts";
+import { deviceToken, operatorToken } from "../tokens.ts";
+
+export { uniqueGroup } from "../../harness/names.ts";
 
 export interface TestHub {
   hub: HubProcess;
@@ -31,7 +34,7 @@ export async function startTestHub(): Promise<TestHub> {
     stateDir,
     async restart(downMs = 0) {
       await t.down();
-      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      if (downMs > 0) await sleep(downMs);
       await t.up();
     },
     async down() {
@@ -55,12 +58,12 @@ export async function deviceClient(
   device: string,
   extra: Partial<DeviceClientOptions> = {},
 ): Promise<DeviceClient> {
-  const token = await signToken(TEST_SECRET, deviceSubject(group, device));
+  const token = await deviceToken(group, device);
   return new DeviceClient({ url, group, device, token, backoffInitialMs: 50, backoffMaxMs: 500, ...extra });
 }
 
 export async function operatorGet(url: string, path: string, group: string | "*" = "*"): Promise<{ status: number; body: unknown }> {
-  const token = await signToken(TEST_SECRET, operatorSubject(group));
+  const token = await operatorToken(group);
   const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
   return { status: res.status, body: await res.json() };
 }
@@ -69,14 +72,10 @@ export type Bucket = AggregateBucket;
 
 /** The typed REST client (schema/client.ts) as an operator of `group` (default: all groups). */
 export async function operatorClient(url: string, group: string | "*" = "*"): Promise<HubClient> {
-  return new HubClient({ url, token: await signToken(TEST_SECRET, operatorSubject(group)) });
+  return new HubClient({ url, token: await operatorToken(group) });
 }
 
 /** The group's aggregate buckets, through the typed client. */
 export async function buckets(url: string, group: string, filter: AggregateFilter = {}): Promise<Bucket[]> {
   return (await (await operatorClient(url)).aggregates(group, filter)).buckets;
-}
-
-export function uniqueGroup(prefix = "e2e"): string {
-  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }

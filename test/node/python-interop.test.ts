@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 import { deviceSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { buckets, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";

@@ -9,7 +9,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../../scripts/mqtt-procs.ts";
-import { ROOT, freePort } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
+import { freePort } from "../../harness/ports.ts";
 
 export interface Exit {
   code: number | null;

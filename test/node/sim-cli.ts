@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Summary } from "../../device-sim/report.ts";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 
 export interface SimRun {
   code: number | null;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Simulation, simConfig } from "../../device-sim/engine.ts";
 import { fleetFromOptions, type Fleet } from "../../device-sim/fleet.ts";
-import { freePort } from "../../scripts/wrangler-dev.ts";
+import { freePort } from "../../harness/ports.ts";
 import type { DeviceInfo } from "../../schema/api.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { CutProxy } from "./cut-proxy.ts";

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../../scripts/wrangler-dev.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { buckets, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
 import { runSim, summaryOf, type SimRun } from "./sim-cli.ts";

@@ -1,29 +1,14 @@
 import { SELF } from "cloudflare:test";
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
-import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
-import { TEST_SECRET } from "../secret.ts";
 import type { AggregateBucket } from "../../schema/api.ts";
+import { withTimeout } from "../../harness/wait.ts";
+import { deviceToken, gatewayToken, operatorToken } from "../tokens.ts";
 
 export { makeReadings } from "./readings.ts";
-
-let counter = 0;
-/** A group id no other test uses, so Durable Objects never leak state between tests. */
-export function uniqueGroup(prefix = "g"): string {
-  counter++;
-  return `${prefix}-${Date.now().toString(36)}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-export function deviceToken(group: string, device: string): Promise<string> {
-  return signToken(TEST_SECRET, deviceSubject(group, device));
-}
-
-export function gatewayToken(group: string, gateway: string): Promise<string> {
-  return signToken(TEST_SECRET, gatewaySubject(group, gateway));
-}
-
-export function operatorToken(group: string): Promise<string> {
-  return signToken(TEST_SECRET, operatorSubject(group));
-}
+// Group names unique per test, so Durable Objects never leak state between tests.
+export { uniqueGroup } from "../../harness/names.ts";
+export { withTimeout } from "../../harness/wait.ts";
+export { deviceToken, gatewayToken, operatorToken } from "../tokens.ts";
 
 export interface Closed {
   code: number;
@@ -83,29 +68,12 @@ export class TestSocket {
 
   /** Resolves when the hub closes the socket; rejects after `timeoutMs`. */
   closedWithin(timeoutMs = 5000): Promise<Closed> {
-    return withTimeout(this.closed, timeoutMs, "timed out waiting for the socket to close");
+    return withTimeout(this.closed, timeoutMs, "the socket to close");
   }
 
   close(): void {
     this.ws.close(1000, "done");
   }
-}
-
-/** `p`, or a rejection with `message` after `ms`. */
-export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(message)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 function decodeFrame(data: unknown): unknown {

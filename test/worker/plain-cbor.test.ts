@@ -57,7 +57,7 @@ class RawSocket {
   next(timeoutMs = 5000): Promise<Uint8Array | string> {
     const queued = this.inbox.shift();
     if (queued !== undefined) return Promise.resolve(queued);
-    return withTimeout(new Promise((resolve) => this.waiters.push(resolve)), timeoutMs, "timed out waiting for a frame");
+    return withTimeout(new Promise((resolve) => this.waiters.push(resolve)), timeoutMs, "a frame");
   }
 
   /** The next frame, which must be binary, decoded with cborg's strict decoder. */
