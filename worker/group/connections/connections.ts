@@ -12,7 +12,7 @@ import { peerTag, type Peer } from "../peer.ts";
 import { fromAttachment, isCurrent, toAttachment, type SocketRole } from "./attachment.ts";
 
 /** Tag of dashboard (live) sockets. */
-export const DASHBOARD_TAG = "live";
+const DASHBOARD_TAG = "live";
 
 /** One open socket: sending and closing never throw (a socket may close at any time). */
 abstract class OpenSocket {

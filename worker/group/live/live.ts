@@ -107,6 +107,7 @@ export class Live {
 
   /** Sends a newly accepted dashboard socket its snapshot. */
   welcome(ws: WebSocket, extras: { alerts: Alert[]; rules: RulesDoc }, now: number): void {
+    // The first dashboard loads the live state the snapshot is built from.
     this.watched();
     this.fanout.sendSnapshot(ws, { group: this.host.name(), ...extras }, now);
   }
