@@ -109,17 +109,20 @@ describe("typed REST client", () => {
   it("turns refusals into HubErrors with the hub's code", async () => {
     const group = uniqueGroup("client-errors");
     const op = client(await operatorToken(group));
-    const cases: [Promise<unknown>, number, string][] = [
-      [client(null).devices(group), 401, "unauthorized"],
-      [client(await operatorToken(uniqueGroup())).devices(group), 401, "unauthorized"],
-      [op.aggregates(group, { from: 2000, to: 1000 }), 400, "bad_query"],
-      [op.aggregates(group, { device: "a b" }), 400, "bad_query"],
-      [op.alerts(group, { limit: 5000 }), 400, "bad_query"],
-      [op.devices("bad group"), 400, "bad_group"],
-      [op.revoke(group, "device", "x".repeat(65)), 400, "bad_id"],
+    // Each call starts only when its turn comes: a refusal made eagerly would
+    // reject before anything awaits it, an unhandled rejection that fails the run.
+    const other = await operatorToken(uniqueGroup());
+    const cases: [() => Promise<unknown>, number, string][] = [
+      [() => client(null).devices(group), 401, "unauthorized"],
+      [() => client(other).devices(group), 401, "unauthorized"],
+      [() => op.aggregates(group, { from: 2000, to: 1000 }), 400, "bad_query"],
+      [() => op.aggregates(group, { device: "a b" }), 400, "bad_query"],
+      [() => op.alerts(group, { limit: 5000 }), 400, "bad_query"],
+      [() => op.devices("bad group"), 400, "bad_group"],
+      [() => op.revoke(group, "device", "x".repeat(65)), 400, "bad_id"],
     ];
     for (const [call, status, code] of cases) {
-      const err = await refusal(call);
+      const err = await refusal(call());
       expect([err.status, err.code], code).toEqual([status, code]);
     }
   });
