@@ -6,6 +6,7 @@
  * those are shorter.
  */
 import { CbatchTag } from "./cbatch.ts";
+import { CborWriter } from "./cbor.ts";
 import type { GatewayReading, Reading } from "./protocol.ts";
 
 /**
@@ -17,65 +18,6 @@ export type ValueEncoding = "lossless" | "float32" | "float64";
 
 export interface CompactEncodeOptions {
   values?: ValueEncoding;
-}
-
-const textEncoder = new TextEncoder();
-
-class Out {
-  buf = new Uint8Array(1024);
-  view = new DataView(this.buf.buffer);
-  pos = 0;
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
-  }
-  head(major: number, n: number): void {
-    this.ensure(9);
-    const m = major << 5;
-    if (n < 24) this.buf[this.pos++] = m | n;
-    else if (n < 0x100) {
-      this.buf[this.pos++] = m | 24;
-      this.buf[this.pos++] = n;
-    } else if (n < 0x10000) {
-      this.buf[this.pos++] = m | 25;
-      this.view.setUint16(this.pos, n);
-      this.pos += 2;
-    } else if (n < 0x100000000) {
-      this.buf[this.pos++] = m | 26;
-      this.view.setUint32(this.pos, n);
-      this.pos += 4;
-    } else {
-      this.buf[this.pos++] = m | 27;
-      this.view.setUint32(this.pos, Math.floor(n / 0x100000000));
-      this.view.setUint32(this.pos + 4, n >>> 0);
-      this.pos += 8;
-    }
-  }
-  int(n: number): void {
-    if (n >= 0) this.head(0, n);
-    else this.head(1, -1 - n);
-  }
-  text(s: string): void {
-    const bytes = textEncoder.encode(s);
-    this.head(3, bytes.length);
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
-  }
-  /** An RFC 8746 typed array: the tag, then a byte string of `n` elements of `width` bytes. */
-  typed(tag: number, n: number, width: number): number {
-    this.head(6, tag);
-    this.head(2, n * width);
-    this.ensure(n * width);
-    const at = this.pos;
-    this.pos += n * width;
-    return at;
-  }
 }
 
 interface Series {
@@ -91,7 +33,7 @@ function intSize(n: number): number {
   return a < 24 ? 1 : a < 0x100 ? 2 : a < 0x10000 ? 3 : a < 0x100000000 ? 5 : 9;
 }
 
-function writeOffsets(out: Out, s: Series, t0: number): void {
+function writeOffsets(out: CborWriter, s: Series, t0: number): void {
   let prev = t0;
   let max = 0;
   for (const ts of s.ts) {
@@ -104,7 +46,7 @@ function writeOffsets(out: Out, s: Series, t0: number): void {
     out.head(4, n);
     prev = t0;
     for (const ts of s.ts) {
-      out.int(ts - prev);
+      out.number(ts - prev);
       prev = ts;
     }
     return;
@@ -121,7 +63,7 @@ function writeOffsets(out: Out, s: Series, t0: number): void {
   }
 }
 
-function writeValues(out: Out, values: readonly number[], encoding: ValueEncoding): void {
+function writeValues(out: CborWriter, values: readonly number[], encoding: ValueEncoding): void {
   const n = values.length;
   let ints = true;
   let intBytes = 0;
@@ -133,7 +75,7 @@ function writeValues(out: Out, values: readonly number[], encoding: ValueEncodin
   }
   if (ints && intBytes + intSize(n) <= 2 + n * (fits32 || encoding === "float32" ? 4 : 8)) {
     out.head(4, n);
-    for (const v of values) out.int(v);
+    for (const v of values) out.number(v);
     return;
   }
   if (encoding === "float32" || (encoding === "lossless" && fits32)) {
@@ -167,14 +109,14 @@ export function encodeCompactBatch(seq: number, readings: readonly (Reading | Ga
     s.values.push(r[2]);
     if (r[0] < t0) t0 = r[0];
   }
-  const out = new Out();
+  const out = new CborWriter(64 + readings.length * 6);
   out.head(5, 4);
   out.text("type");
   out.text("cbatch");
   out.text("seq");
-  out.int(seq);
+  out.number(seq);
   out.text("t0");
-  out.int(t0);
+  out.number(t0);
   out.text("series");
   out.head(4, bySeries.size);
   for (const s of bySeries.values()) {

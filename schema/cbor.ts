@@ -26,7 +26,12 @@ export type CborValue =
 
 const textEncoder = new TextEncoder();
 
-class Writer {
+/**
+ * Writes plain CBOR into a growable buffer. Exported for encoders of
+ * particular frames (schema/cbatch-encode.ts) that write heads and typed
+ * arrays directly; everything else uses {@link encodeCbor}.
+ */
+export class CborWriter {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
@@ -162,6 +167,19 @@ class Writer {
         throw new TypeError(`cannot encode ${typeof v} as protocol CBOR`);
     }
   }
+  /**
+   * Starts an RFC 8746 typed array of `n` elements of `width` bytes: writes
+   * the tag and the byte string's head, reserves the bytes and returns where
+   * they start, for the caller to fill through `view`.
+   */
+  typed(tag: number, n: number, width: number): number {
+    this.head(6, tag);
+    this.head(2, n * width);
+    this.ensure(n * width);
+    const at = this.pos;
+    this.pos += n * width;
+    return at;
+  }
   array(arr: readonly CborValue[]): void {
     const len = arr.length;
     this.head(4, len);
@@ -186,7 +204,7 @@ const MAX_KEPT_SCRATCH = 1 << 20;
  * the device client's hot path: docs/benchmarks.md.) Encoding never yields,
  * so one scratch writer serves every call.
  */
-let scratch: Writer | null = null;
+let scratch: CborWriter | null = null;
 
 /**
  * Encodes a value as plain RFC 8949 CBOR (see the module comment for the
@@ -196,7 +214,7 @@ let scratch: Writer | null = null;
 export function encodeCbor(value: CborValue, sizeHint = 256): Uint8Array {
   let w = scratch;
   scratch = null;
-  if (!w) w = new Writer(Math.max(4096, sizeHint));
+  if (!w) w = new CborWriter(Math.max(4096, sizeHint));
   w.pos = 0;
   try {
     if (sizeHint > w.buf.length) w.grow(sizeHint);

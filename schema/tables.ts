@@ -4,8 +4,12 @@
  */
 import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
-/** One row per device that ever connected to the group. */
-export const devices = sqliteTable("devices", {
+/**
+ * The columns of a peer's row. Devices and gateways share one shape but
+ * not one table: each kind has its own seq namespace (a device and a
+ * gateway may share an id).
+ */
+const peerColumns = () => ({
   id: text("id").primaryKey(),
   /** Highest batch seq applied; committed in the same transaction as the batch's aggregates. */
   lastSeq: integer("last_seq").notNull().default(0),
@@ -17,6 +21,9 @@ export const devices = sqliteTable("devices", {
   batches: integer("batches").notNull().default(0),
 });
 
+/** One row per device that ever connected to the group. */
+export const devices = sqliteTable("devices", peerColumns());
+
 /**
  * One row per gateway (e.g. an MQTT bridge) that ever connected to the
  * group. A gateway's batches carry readings of many devices; its lastSeq is
@@ -24,16 +31,7 @@ export const devices = sqliteTable("devices", {
  * as their aggregates. The devices it speaks for get rows in `devices`
  * (readings, lastSeen) but their own lastSeq is left alone.
  */
-export const gateways = sqliteTable("gateways", {
-  id: text("id").primaryKey(),
-  /** Highest batch seq applied for this gateway. */
-  lastSeq: integer("last_seq").notNull().default(0),
-  /** Hub time (ms) of the last applied batch, or of the first connect. */
-  lastSeen: integer("last_seen").notNull(),
-  firstSeen: integer("first_seen").notNull(),
-  readings: integer("readings").notNull().default(0),
-  batches: integer("batches").notNull().default(0),
-});
+export const gateways = sqliteTable("gateways", peerColumns());
 
 /** Per (device, metric, minute bucket) aggregates. */
 export const aggregates = sqliteTable(
