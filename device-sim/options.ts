@@ -1,6 +1,6 @@
 /** Command line options of `npm run sim`, with their help text and checks. */
-import { parseArgs } from "node:util";
 import { readDevSecret } from "../harness/dev-secret.ts";
+import { OptionError, parseFlags } from "../lib/options.ts";
 import type { SimConfig } from "./engine.ts";
 import { fleetFromOptions, FleetError, readFleetFile } from "./fleet.ts";
 import { readReplay, ReplayError } from "./replay.ts";
@@ -78,8 +78,7 @@ simulator's tokens (checked before any device connects); 4 nothing was acked, or
 --verify could not read the hub. Every case but 2 prints the summary and the reason.
 `;
 
-/** A bad option: the CLI prints it with a hint and exits 2. */
-export class OptionError extends Error {}
+export { OptionError };
 
 function need<T>(v: T | null, what: string): T {
   if (v === null) throw new OptionError(what);
@@ -99,54 +98,49 @@ export interface CliOptions {
 }
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        url: { type: "string", default: "http://127.0.0.1:8787" },
-        secret: { type: "string" },
-        groups: { type: "string", default: "2" },
-        prefix: { type: "string" },
-        devices: { type: "string", default: "10" },
-        metrics: { type: "string", default: "temp,humidity" },
-        rate: { type: "string", default: "1/s" },
-        fleet: { type: "string" },
-        seed: { type: "string", default: "1" },
-        duration: { type: "string" },
-        readings: { type: "string" },
-        "drain-timeout": { type: "string", default: "30s" },
-        "http-timeout": { type: "string", default: "60s" },
-        "batch-ms": { type: "string", default: "100" },
-        "batch-readings": { type: "string", default: "100" },
-        "max-in-flight": { type: "string", default: "32" },
-        buffer: { type: "string", default: "1000" },
-        "connect-rate": { type: "string", default: "2000/s" },
-        "drop-rate": { type: "string" },
-        "offline-rate": { type: "string" },
-        "offline-for": { type: "string", default: "10s" },
-        "malformed-rate": { type: "string" },
-        "resend-rate": { type: "string" },
-        "clock-skew": { type: "string" },
-        "late-fraction": { type: "string" },
-        "late-by": { type: "string", default: "5m" },
-        record: { type: "string" },
-        replay: { type: "string" },
-        "replay-group": { type: "string", default: "replay" },
-        speed: { type: "string", default: "1" },
-        "replay-time": { type: "string", default: "shift" },
-        state: { type: "string" },
-        verify: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        "no-progress": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (err) {
-    throw new OptionError(err instanceof Error ? err.message : String(err));
-  }
+  const parsed = parseFlags({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      url: { type: "string", default: "http://127.0.0.1:8787" },
+      secret: { type: "string" },
+      groups: { type: "string", default: "2" },
+      prefix: { type: "string" },
+      devices: { type: "string", default: "10" },
+      metrics: { type: "string", default: "temp,humidity" },
+      rate: { type: "string", default: "1/s" },
+      fleet: { type: "string" },
+      seed: { type: "string", default: "1" },
+      duration: { type: "string" },
+      readings: { type: "string" },
+      "drain-timeout": { type: "string", default: "30s" },
+      "http-timeout": { type: "string", default: "60s" },
+      "batch-ms": { type: "string", default: "100" },
+      "batch-readings": { type: "string", default: "100" },
+      "max-in-flight": { type: "string", default: "32" },
+      buffer: { type: "string", default: "1000" },
+      "connect-rate": { type: "string", default: "2000/s" },
+      "drop-rate": { type: "string" },
+      "offline-rate": { type: "string" },
+      "offline-for": { type: "string", default: "10s" },
+      "malformed-rate": { type: "string" },
+      "resend-rate": { type: "string" },
+      "clock-skew": { type: "string" },
+      "late-fraction": { type: "string" },
+      "late-by": { type: "string", default: "5m" },
+      record: { type: "string" },
+      replay: { type: "string" },
+      "replay-group": { type: "string", default: "replay" },
+      speed: { type: "string", default: "1" },
+      "replay-time": { type: "string", default: "shift" },
+      state: { type: "string" },
+      verify: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      "no-progress": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   const o = parsed.values;
   const help = o.help === true;
   const rate = (name: string, v: string | undefined): number => (v === undefined ? 0 : need(parseRate(v), `${name} must be a rate like 2/min, got '${v}'`));

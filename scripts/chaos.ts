@@ -10,29 +10,30 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { numberOption, orExit, parseFlags } from "../lib/options.ts";
 import { Simulation, simConfig } from "../device-sim/engine.ts";
 import { fleetFromOptions } from "../device-sim/fleet.ts";
 import { startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 
-const { values } = parseArgs({
-  options: {
-    readings: { type: "string", default: "100000" },
-    kills: { type: "string", default: "5" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
+const USAGE = "usage: npm run chaos [-- --readings N] [-- --kills K] [-- --json]\n";
+const { values } = orExit(
+  () =>
+    parseFlags({
+      options: {
+        readings: { type: "string", default: "100000" },
+        kills: { type: "string", default: "5" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }),
+  USAGE,
+);
 if (values.help) {
-  process.stdout.write("usage: npm run chaos [-- --readings N] [-- --kills K] [-- --json]\n");
+  process.stdout.write(USAGE);
   process.exit(0);
 }
-const readings = Number(values.readings);
-const kills = Number(values.kills);
-if (!Number.isInteger(readings) || readings < 1000 || !Number.isInteger(kills) || kills < 1) {
-  process.stderr.write("chaos: --readings must be an integer >= 1000 and --kills an integer >= 1\n");
-  process.exit(2);
-}
+const readings = orExit(() => numberOption("readings", values.readings, { min: 1000, max: Number.MAX_SAFE_INTEGER }), USAGE);
+const kills = orExit(() => numberOption("kills", values.kills, { min: 1, max: Number.MAX_SAFE_INTEGER }), USAGE);
 
 const secret = `chaos-${Math.random().toString(36).slice(2)}`;
 const stateDir = mkdtempSync(join(tmpdir(), "hub-chaos-"));

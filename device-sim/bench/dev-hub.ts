@@ -13,23 +13,24 @@ import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { numberOption, orExit, parseFlags } from "../../lib/options.ts";
 import { startHub } from "../../harness/wrangler-dev.ts";
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { processCpuSeconds } from "./hub.ts";
 
-const { values } = parseArgs({
-  options: { duration: { type: "string", default: "60" }, modes: { type: "string", default: "on,off" }, help: { type: "boolean", short: "h", default: false } },
-});
+const USAGE =
+  "usage: npx node device-sim/bench/dev-hub.ts [--duration SECONDS (60)] [--modes on,off]\n" +
+  "Runs the README's 600-device simulator example against wrangler dev with local observability on and off.\n";
+const { values } = orExit(
+  () => parseFlags({ options: { duration: { type: "string", default: "60" }, modes: { type: "string", default: "on,off" }, help: { type: "boolean", short: "h", default: false } } }),
+  USAGE,
+);
 if (values.help) {
-  process.stdout.write(
-    "usage: npx node device-sim/bench/dev-hub.ts [--duration SECONDS (60)] [--modes on,off]\n" +
-      "Runs the README's 600-device simulator example against wrangler dev with local observability on and off.\n",
-  );
+  process.stdout.write(USAGE);
   process.exit(0);
 }
-const DURATION_S = Number(values.duration);
+const DURATION_S = orExit(() => numberOption("duration", values.duration, { min: 1, max: 3600, integer: false }), USAGE);
 const SECRET = "bench-dev-hub-secret-0123456789abcdef";
 
 /** Every process under `pid` (Linux /proc), named by what it is in a wrangler dev tree. */

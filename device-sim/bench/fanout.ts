@@ -13,7 +13,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { sleep } from "../../harness/wait.ts";
+import { numberOption, orExit, parseFlags } from "../../lib/options.ts";
 import WebSocket from "ws";
 import { DeviceClient } from "../../client/index.ts";
 import { Simulation, simConfig } from "../engine.ts";
@@ -22,23 +23,27 @@ import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts
 import { spawn } from "node:child_process";
 import { ROOT, bundleWorker, processCpuSeconds, readWranglerConfig, startHub } from "./hub.ts";
 
-const { values } = parseArgs({
-  options: {
-    json: { type: "boolean", default: false },
-    rounds: { type: "string", default: "5" },
-    duration: { type: "string", default: "6" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
+const USAGE = "usage: npm run bench:fanout -- [--rounds N] [--duration S] [--json]\n";
+const { values } = orExit(
+  () =>
+    parseFlags({
+      options: {
+        json: { type: "boolean", default: false },
+        rounds: { type: "string", default: "5" },
+        duration: { type: "string", default: "6" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }),
+  USAGE,
+);
 if (values.help) {
-  process.stdout.write("usage: npm run bench:fanout -- [--rounds N] [--duration S] [--json]\n");
+  process.stdout.write(USAGE);
   process.exit(0);
 }
-const ROUNDS = Number(values.rounds);
-const DURATION_S = Number(values.duration);
+const ROUNDS = orExit(() => numberOption("rounds", values.rounds, { min: 1, max: 1000 }), USAGE);
+const DURATION_S = orExit(() => numberOption("duration", values.duration, { min: 1, max: 3600, integer: false }), USAGE);
 const progress = (s: string) => process.stderr.write(`fanout: ${s}\n`);
 const secret = `bench-${Math.random().toString(36).slice(2)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A dashboard: acks every frame and notes when a summary carrying `watch` arrives. */
 class Dashboard {
