@@ -3,7 +3,8 @@
  * and docs/simulator.md.
  */
 import { Simulation } from "./engine.ts";
-import { HELP, OptionError, parseOptions } from "./options.ts";
+import { OptionError } from "../lib/options.ts";
+import { HELP, parseOptions } from "./options.ts";
 import { EXIT } from "./outcome.ts";
 
 async function main(): Promise<number> {

@@ -78,7 +78,6 @@ simulator's tokens (checked before any device connects); 4 nothing was acked, or
 --verify could not read the hub. Every case but 2 prints the summary and the reason.
 `;
 
-export { OptionError };
 
 function need<T>(v: T | null, what: string): T {
   if (v === null) throw new OptionError(what);

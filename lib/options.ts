@@ -21,7 +21,8 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
 
 export interface NumberRule {
   min: number;
-  max: number;
+  /** Default: no upper bound. */
+  max?: number;
   /** Whole numbers only (default true). */
   integer?: boolean;
 }
@@ -29,9 +30,11 @@ export interface NumberRule {
 /** `raw` as a number within the rule, else an {@link OptionError} naming `--name`. */
 export function numberOption(name: string, raw: string, rule: NumberRule): number {
   const integer = rule.integer ?? true;
+  const max = rule.max ?? Infinity;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < rule.min || n > rule.max || (integer && !Number.isInteger(n))) {
-    throw new OptionError(`--${name} must be ${integer ? "an integer" : "a number"} from ${rule.min} to ${rule.max}, got '${raw}'`);
+  if (!Number.isFinite(n) || n < rule.min || n > max || (integer && !Number.isInteger(n))) {
+    const range = max === Infinity ? `of at least ${rule.min}` : `from ${rule.min} to ${max}`;
+    throw new OptionError(`--${name} must be ${integer ? "an integer" : "a number"} ${range}, got '${raw}'`);
   }
   return n;
 }
@@ -48,4 +51,22 @@ export function orExit<T>(parse: () => T, usage?: string): T {
     process.stderr.write(`${err.message}\n${usage ?? ""}`);
     process.exit(2);
   }
+}
+
+/** The `-h, --help` flag, for {@link parseCli}. */
+export const HELP_FLAG = { type: "boolean", short: "h", default: false } as const;
+
+/**
+ * A tool's flags from the command line: on a bad flag, the reason and
+ * `usage` and exit 2; on `-h`/`--help` (declare it with {@link HELP_FLAG}),
+ * `usage` on stdout and exit 0, before any other check.
+ */
+export function parseCli<T extends ParseArgsConfig>(usage: string, config: T): ReturnType<typeof parseArgs<T>>["values"] {
+  const { values } = orExit(() => parseFlags(config), usage);
+  const flags: { help?: unknown } = values;
+  if (flags.help === true) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  return values;
 }

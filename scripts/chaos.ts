@@ -10,30 +10,22 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { numberOption, orExit, parseFlags } from "../lib/options.ts";
+import { HELP_FLAG, numberOption, orExit, parseCli } from "../lib/options.ts";
 import { Simulation, simConfig } from "../device-sim/engine.ts";
 import { fleetFromOptions } from "../device-sim/fleet.ts";
 import { startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 
 const USAGE = "usage: npm run chaos [-- --readings N] [-- --kills K] [-- --json]\n";
-const { values } = orExit(
-  () =>
-    parseFlags({
-      options: {
-        readings: { type: "string", default: "100000" },
-        kills: { type: "string", default: "5" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }),
-  USAGE,
-);
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const readings = orExit(() => numberOption("readings", values.readings, { min: 1000, max: Number.MAX_SAFE_INTEGER }), USAGE);
-const kills = orExit(() => numberOption("kills", values.kills, { min: 1, max: Number.MAX_SAFE_INTEGER }), USAGE);
+const values = parseCli(USAGE, {
+  options: {
+    readings: { type: "string", default: "100000" },
+    kills: { type: "string", default: "5" },
+    json: { type: "boolean", default: false },
+    help: HELP_FLAG,
+  },
+});
+const readings = orExit(() => numberOption("readings", values.readings, { min: 1000 }), USAGE);
+const kills = orExit(() => numberOption("kills", values.kills, { min: 1 }), USAGE);
 
 const secret = `chaos-${Math.random().toString(36).slice(2)}`;
 const stateDir = mkdtempSync(join(tmpdir(), "hub-chaos-"));

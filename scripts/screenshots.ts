@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
-import { orExit, parseFlags } from "../lib/options.ts";
+import { HELP_FLAG, parseCli } from "../lib/options.ts";
 import { launchBrowser, type BrowserHandle } from "../test/browser/harness.ts";
 import { ensureDashboardBuilt } from "./build-dashboard.ts";
 import { capturePages, seedHub, type Seeded } from "./screenshot-pages.ts";
@@ -22,7 +22,7 @@ import { ROOT, startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 /** Fleet time before the first screenshot, so the readings/s chart has some history. */
 const WARM_UP_MS = 30_000;
 
-const { values } = orExit(() => parseFlags({ options: { out: { type: "string", default: join(ROOT, "screenshots") } } }), "usage: npm run screenshots [-- --out DIR]\n");
+const values = parseCli("usage: npm run screenshots [-- --out DIR]\n", { options: { out: { type: "string", default: join(ROOT, "screenshots") }, help: HELP_FLAG } });
 const outDir = resolve(values.out ?? "screenshots");
 
 let hub: HubProcess | null = null;

@@ -13,7 +13,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { numberOption, orExit, parseFlags } from "../../lib/options.ts";
+import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
 import { startHub } from "../../harness/wrangler-dev.ts";
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
@@ -22,14 +22,7 @@ import { processCpuSeconds } from "./hub.ts";
 const USAGE =
   "usage: npx node device-sim/bench/dev-hub.ts [--duration SECONDS (60)] [--modes on,off]\n" +
   "Runs the README's 600-device simulator example against wrangler dev with local observability on and off.\n";
-const { values } = orExit(
-  () => parseFlags({ options: { duration: { type: "string", default: "60" }, modes: { type: "string", default: "on,off" }, help: { type: "boolean", short: "h", default: false } } }),
-  USAGE,
-);
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+const values = parseCli(USAGE, { options: { duration: { type: "string", default: "60" }, modes: { type: "string", default: "on,off" }, help: HELP_FLAG } });
 const DURATION_S = orExit(() => numberOption("duration", values.duration, { min: 1, max: 3600, integer: false }), USAGE);
 const SECRET = "bench-dev-hub-secret-0123456789abcdef";
 

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../../harness/wait.ts";
-import { numberOption, orExit, parseFlags } from "../../lib/options.ts";
+import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
 import WebSocket from "ws";
 import { DeviceClient } from "../../client/index.ts";
 import { Simulation, simConfig } from "../engine.ts";
@@ -24,22 +24,14 @@ import { spawn } from "node:child_process";
 import { ROOT, bundleWorker, processCpuSeconds, readWranglerConfig, startHub } from "./hub.ts";
 
 const USAGE = "usage: npm run bench:fanout -- [--rounds N] [--duration S] [--json]\n";
-const { values } = orExit(
-  () =>
-    parseFlags({
-      options: {
-        json: { type: "boolean", default: false },
-        rounds: { type: "string", default: "5" },
-        duration: { type: "string", default: "6" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }),
-  USAGE,
-);
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+const values = parseCli(USAGE, {
+  options: {
+    json: { type: "boolean", default: false },
+    rounds: { type: "string", default: "5" },
+    duration: { type: "string", default: "6" },
+    help: HELP_FLAG,
+  },
+});
 const ROUNDS = orExit(() => numberOption("rounds", values.rounds, { min: 1, max: 1000 }), USAGE);
 const DURATION_S = orExit(() => numberOption("duration", values.duration, { min: 1, max: 3600, integer: false }), USAGE);
 const progress = (s: string) => process.stderr.write(`fanout: ${s}\n`);

@@ -16,7 +16,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { numberOption, orExit, parseFlags } from "../../lib/options.ts";
+import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
 import { Simulation, simConfig, type SimConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import type { Summary } from "../report.ts";
@@ -24,22 +24,14 @@ import { freePort } from "../../harness/ports.ts";
 import { ROOT, bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
 
 const USAGE = "usage: npm run bench:sim -- [--duration S] [--sockets N] [--json]\n";
-const { values } = orExit(
-  () =>
-    parseFlags({
-      options: {
-        duration: { type: "string", default: "8" },
-        sockets: { type: "string", default: "10000" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }),
-  USAGE,
-);
-if (values.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+const values = parseCli(USAGE, {
+  options: {
+    duration: { type: "string", default: "8" },
+    sockets: { type: "string", default: "10000" },
+    json: { type: "boolean", default: false },
+    help: HELP_FLAG,
+  },
+});
 const DURATION = orExit(() => numberOption("duration", values.duration, { min: 1, max: 3600, integer: false }), USAGE) * 1000;
 const SOCKETS = orExit(() => numberOption("sockets", values.sockets, { min: 1, max: 100_000 }), USAGE);
 const secret = `bench-${Math.random().toString(36).slice(2)}`;
