@@ -3,6 +3,7 @@
  * against a hub, then drains, verifies and reports. `npm run sim`, the demo
  * fleet of `npm start` and `npm run bench:ingest` all run through here.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Reading } from "../schema/protocol.ts";
 import { deviceSubject, signToken } from "../schema/token.ts";
 import { Expected } from "./expected.ts";
@@ -14,12 +15,11 @@ import { Recorder, type ReplayData } from "./replay.ts";
 import { hashSeed, Signal } from "./signal.ts";
 import type { SimConfig } from "./config.ts";
 import { SimDevice } from "./sim-device.ts";
-import { loadState, saveState, stateKey, type SimState } from "./state.ts";
+import { loadState, saveState, stateKey, stateOf, type SimState } from "./state.ts";
 import { Stats } from "./stats.ts";
 import { verify, type VerifyResult } from "./verify.ts";
 
 export { simConfig, type SimConfig } from "./config.ts";
-
 
 export interface SimResult {
   summary: Summary;
@@ -379,29 +379,17 @@ export class Simulation {
     if (!Number.isFinite(this.cfg.speed)) {
       // As fast as possible, but never faster than the hub acks: wait for the backlog to clear.
       for (const d of this.devices.values()) d.flush();
-      await Promise.race([Promise.all([...this.devices.values()].map((d) => d.client.idle())), delay(10_000)]);
+      await this.drain(10_000);
     }
   }
 
   private async drain(timeoutMs: number): Promise<void> {
-    await Promise.race([Promise.all([...this.devices.values()].map((d) => d.client.idle())), delay(timeoutMs)]);
+    // An unref'd timer: a drain that waits out its timeout must not hold the process open.
+    await Promise.race([Promise.all([...this.devices.values()].map((d) => d.client.idle())), sleep(timeoutMs, undefined, { ref: false })]);
   }
 
   private save(path: string): void {
-    const devices: SimState["devices"] = {};
-    for (const [key, d] of this.devices) {
-      devices[key] = {
-        lastSeq: d.client.lastAssignedSeq,
-        unacked: d.client.unackedBatches().map((b) => ({ seq: b.seq, readings: b.readings as Reading[] })),
-        unsent: d.client.unsentBatches().map((b) => b as Reading[]),
-      };
-    }
-    // Devices of the saved state that did not take part this time keep their entries.
-    for (const [key, s] of Object.entries(this.state?.devices ?? {})) devices[key] ??= s;
-    saveState(path, { version: 1, prefix: this.cfg.prefix, devices, expected: this.expected.rows() });
+    const clients = new Map([...this.devices].map(([key, d]) => [key, d.client]));
+    saveState(path, stateOf(clients, this.state, this.cfg.prefix, this.expected.rows()));
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

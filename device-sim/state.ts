@@ -5,6 +5,7 @@
  * lastSeq, resends what was unacked, and `--verify` still adds up.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { DeviceClient } from "../client/index.ts";
 import type { Reading } from "../schema/protocol.ts";
 import type { AggRow } from "./expected.ts";
 
@@ -60,4 +61,22 @@ export function saveState(path: string, state: SimState): void {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, JSON.stringify(state));
   renameSync(tmp, path);
+}
+
+/**
+ * The state to save after a run: each client's seq, unacked and unsent
+ * batches. Devices of the `previous` state that did not take part this time
+ * keep their entries.
+ */
+export function stateOf(clients: ReadonlyMap<string, DeviceClient>, previous: SimState | null, prefix: string, expected: AggRow[]): SimState {
+  const devices: SimState["devices"] = {};
+  for (const [key, c] of clients) {
+    devices[key] = {
+      lastSeq: c.lastAssignedSeq,
+      unacked: c.unackedBatches().map((b) => ({ seq: b.seq, readings: b.readings as Reading[] })),
+      unsent: c.unsentBatches().map((b) => b as Reading[]),
+    };
+  }
+  for (const [key, s] of Object.entries(previous?.devices ?? {})) devices[key] ??= s;
+  return { version: 1, prefix, devices, expected };
 }
