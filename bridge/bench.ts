@@ -21,10 +21,11 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { connectAsync, type MqttClient } from "mqtt";
 import { childBridge, hasMosquitto, sleep, startMosquitto, waitFor, type ChildBridge, type Mosquitto } from "../scripts/mqtt-procs.ts";
 import { bundleWorker, readWranglerConfig, startHub, type Hub } from "../device-sim/bench/hub.ts";
+import { HELP_FLAG, numberOption, orExit, parseCli } from "../lib/options.ts";
+import { HubClient } from "../schema/client.ts";
 import { gatewaySubject, operatorSubject, signToken } from "../schema/token.ts";
 
 const WINDOW = 10_000;
@@ -176,25 +177,20 @@ async function bridgeAckedAt(b: ChildBridge, target: number, timeoutMs: number):
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const usage = "usage: npm run bench:bridge [-- --messages N] [-- --rounds R] [-- --devices N] [-- --batch-readings N] [-- --json]\n";
+  const values = parseCli(usage, {
     options: {
       messages: { type: "string", default: "50000" },
       rounds: { type: "string", default: "5" },
       "batch-readings": { type: "string" },
       devices: { type: "string", default: "100" },
       json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
+      help: HELP_FLAG,
     },
   });
-  if (values.help) {
-    process.stdout.write("usage: npm run bench:bridge [-- --messages N] [-- --rounds R] [-- --devices N] [-- --batch-readings N] [-- --json]\n");
-    return;
-  }
-  const n = Number(values.messages);
-  const rounds = Number(values.rounds);
-  const devices = Number(values.devices);
-  if (!Number.isInteger(devices) || devices < 1) throw new Error("--devices >= 1");
-  if (!Number.isInteger(n) || n < 100 || !Number.isInteger(rounds) || rounds < 1) throw new Error("--messages >= 100 and --rounds >= 1");
+  const n = orExit(() => numberOption("messages", values.messages, { min: 100 }), usage);
+  const rounds = orExit(() => numberOption("rounds", values.rounds, { min: 1 }), usage);
+  const devices = orExit(() => numberOption("devices", values.devices, { min: 1 }), usage);
   if (!hasMosquitto()) throw new Error("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)");
 
   const stateDir = mkdtempSync(join(tmpdir(), "bench-bridge-"));
@@ -265,10 +261,8 @@ async function main(): Promise<void> {
     }
 
     // Everything the bridge acked is in the hub, once.
-    const op = await signToken(secret, operatorSubject(GROUP));
-    const res = await fetch(`${hub.url}/v1/groups/${GROUP}/aggregates`, { headers: { authorization: `Bearer ${op}` } });
-    const body = (await res.json()) as { buckets: { count: number }[] };
-    const inHub = body.buckets.reduce((s, x) => s + x.count, 0);
+    const op = new HubClient({ url: hub.url, token: await signToken(secret, operatorSubject(GROUP)) });
+    const inHub = (await op.aggregates(GROUP)).buckets.reduce((s, x) => s + x.count, 0);
     const m = await b.metrics();
     const cpuMedian = (phase: "plainCpu" | "bridgeCpu"): Record<string, number> => {
       const out: Record<string, number> = {};
