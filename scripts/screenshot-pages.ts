@@ -107,8 +107,22 @@ export interface PageSpec {
 
 const T = 60_000;
 
+/**
+ * Polls a page expression until it is truthy. `page.waitForFunction` runs
+ * its predicate through `eval` inside the page, which the dashboard's CSP
+ * (no 'unsafe-eval') refuses; `page.evaluate` goes through the DevTools
+ * protocol and is not subject to it.
+ */
+export async function waitForExpression(page: Page, expression: string, timeoutMs = T): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await page.evaluate(expression))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function attrAtLeast(page: Page, selector: string, attr: string, n: number): Promise<void> {
-  await page.waitForFunction(`Number(document.querySelector(${JSON.stringify(selector)})?.getAttribute(${JSON.stringify(attr)}) ?? "0") >= ${n}`, null, { timeout: T });
+  await waitForExpression(page, `Number(document.querySelector(${JSON.stringify(selector)})?.getAttribute(${JSON.stringify(attr)}) ?? "0") >= ${n}`);
 }
 
 export const PAGES: PageSpec[] = [
@@ -119,7 +133,7 @@ export const PAGES: PageSpec[] = [
     ready: async (p) => {
       await p.locator(`[data-group="${GROUP}"] [data-testid=group-stats]`, { hasText: /devices/ }).waitFor({ timeout: T });
       // Every card has its answer.
-      await p.waitForFunction(`[...document.querySelectorAll("[data-testid=group-stats]")].every((e) => e.textContent !== "…")`, null, { timeout: T });
+      await waitForExpression(p, `[...document.querySelectorAll("[data-testid=group-stats]")].every((e) => e.textContent !== "…")`);
     },
   },
   {

@@ -13,6 +13,7 @@ import type { DeviceClient } from "../../client/index.ts";
 import type { Reading } from "../../schema/protocol.ts";
 import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, screenshot, startFleet, withTimeout, type BrowserHandle, type FleetHandle } from "./harness.ts";
+import { waitForExpression } from "../../scripts/screenshot-pages.ts";
 
 const DEVICES = 8;
 
@@ -265,7 +266,7 @@ describe("sign-in", () => {
       await p.goto(`${hub.url}/groups/${group}?token=${encodeURIComponent(groupToken)}`);
       await p.locator('[data-testid=status][data-state="live"]').waitFor({ timeout: 20_000 });
       // The page learns the token's group: it opened this one and may not list the others.
-      await p.waitForFunction(`sessionStorage.getItem("telemetry-hub.token-group") === ${JSON.stringify(group)}`, null, { timeout: 20_000 });
+      await waitForExpression(p, `sessionStorage.getItem("telemetry-hub.token-group") === ${JSON.stringify(group)}`, 20_000);
       await p.goto(`${hub.url}/`);
       await p.waitForURL(`**/groups/${group}`, { timeout: 20_000 });
     } finally {
