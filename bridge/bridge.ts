@@ -10,13 +10,14 @@
  * never blocks the broker's queue.
  */
 import { EventEmitter } from "node:events";
+import { BRIDGE_CLIENT_PREFIX } from "./broker-auth.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.ts";
 import { Forwarder } from "./forwarder.ts";
 import { Logger } from "./log.ts";
 import { TopicMatcher, decodePayload, parseTemplates, subscriptionFilters, type DropReason, type TopicTemplate } from "./mapping.ts";
 import { BridgeCounters, renderMetrics, serveOps, type OpsServer } from "./metrics.ts";
 import { MqttSource, type Delivery } from "./mqtt-source.ts";
-import type { BridgeConfig } from "./options.ts";
+import { checkBrokerAccess, type BridgeConfig } from "./options.ts";
 
 export interface BridgeEvents {
   /** The bridge cannot go on (another bridge took over its gateway id); stop it. */
@@ -39,10 +40,11 @@ export interface StartOptions {
   log?: Logger;
   /** Where gateway tokens come from; default: the config's `tokens`. */
   token?: (group: string) => string | null;
+  counters?: BridgeCounters;
 }
 
 export class Bridge extends EventEmitter<BridgeEvents> {
-  readonly counters = new BridgeCounters();
+  readonly counters: BridgeCounters;
   readonly cfg: BridgeConfig;
   readonly log: Logger;
   private readonly templates: TopicTemplate[];
@@ -59,6 +61,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   constructor(cfg: BridgeConfig, broker: EmbeddedBroker | null, opts: StartOptions) {
     super();
     this.cfg = cfg;
+    this.counters = opts.counters ?? new BridgeCounters();
     this.broker = broker;
     this.log = opts.log ?? new Logger({ level: cfg.logLevel });
     this.templates = parseTemplates(cfg.topics, cfg.group);
@@ -85,9 +88,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.source = new MqttSource(
       {
         url: this.mqttUrl,
-        clientId: cfg.clientId ?? `hub-bridge-${cfg.gateway}`,
-        username: cfg.mqttUsername ?? undefined,
-        password: cfg.mqttPassword ?? undefined,
+        clientId: bridgeClientId(cfg),
+        username: broker ? broker.bridgeUsername : (cfg.mqttUsername ?? undefined),
+        password: broker ? broker.bridgePassword : (cfg.mqttPassword ?? undefined),
         // aedes speaks MQTT 3.1.1 only.
         protocolVersion: broker ? 4 : cfg.mqttVersion,
         filters: subscriptionFilters(this.templates),
@@ -224,16 +227,40 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
 /** Starts the embedded broker (if configured), the ops endpoint and the bridge. */
 export async function startBridge(cfg: BridgeConfig, opts: StartOptions = {}): Promise<Bridge> {
-  const broker = cfg.embeddedBroker === null ? null : await startEmbeddedBroker({ port: cfg.embeddedBroker, host: cfg.embeddedHost });
+  checkBrokerAccess(cfg);
+  const log = opts.log ?? new Logger({ level: cfg.logLevel });
+  const counters = new BridgeCounters();
+  const broker =
+    cfg.embeddedBroker === null
+      ? null
+      : await startEmbeddedBroker({
+          port: cfg.embeddedBroker,
+          host: cfg.embeddedHost,
+          users: cfg.brokerUsers ?? new Map(),
+          allowAnonymous: cfg.brokerAllowAnonymous,
+          templates: parseTemplates(cfg.topics, cfg.group),
+          bridgeClientId: bridgeClientId(cfg),
+          onRefused: (reason, detail) => {
+            counters.brokerRefused[reason]++;
+            log.limited(`broker.refused:${reason}`, "warn", "broker.refused", { reason, ...detail });
+          },
+        });
+  if (broker && cfg.brokerAllowAnonymous) {
+    log.warn("broker.anonymous", { message: `the embedded broker on ${cfg.embeddedHost}:${broker.port} lets clients without credentials publish to every group; use --broker-users` });
+  }
   let bridge: Bridge;
   try {
-    bridge = new Bridge(cfg, broker, opts);
+    bridge = new Bridge(cfg, broker, { ...opts, log, counters });
     await bridge.listen();
   } catch (err) {
     await broker?.close();
     throw err;
   }
   return bridge;
+}
+
+function bridgeClientId(cfg: BridgeConfig): string {
+  return cfg.clientId ?? `${BRIDGE_CLIENT_PREFIX}${cfg.gateway}`;
 }
 
 /** A broker URL without its password, for logs. */

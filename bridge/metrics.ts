@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { REFUSAL_REASONS, type RefusalReason } from "./broker-auth.ts";
 import { DROP_REASONS, type DropReason } from "./mapping.ts";
 
 export class BridgeCounters {
@@ -41,6 +42,8 @@ export class BridgeCounters {
   mqttConnects = 0;
   mqttDisconnects = 0;
   hubDisconnects = 0;
+  /** What the embedded broker refused: connections, publishes and subscriptions. */
+  readonly brokerRefused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
 }
 
 /** Values sampled when /metrics is read. */
@@ -91,6 +94,13 @@ export function renderMetrics(c: BridgeCounters, g: BridgeGauges): string {
   family(out, "bridge_mqtt_connects_total", "counter", "Successful MQTT connections", one(c.mqttConnects));
   family(out, "bridge_mqtt_disconnects_total", "counter", "MQTT connections lost", one(c.mqttDisconnects));
   family(out, "bridge_hub_disconnects_total", "counter", "Hub sockets lost", one(c.hubDisconnects));
+  family(
+    out,
+    "bridge_broker_refused_total",
+    "counter",
+    "Embedded broker: connections, publishes and subscriptions refused, by reason",
+    REFUSAL_REASONS.map((r) => [{ reason: r }, c.brokerRefused[r]]),
+  );
   family(out, "bridge_messages_inflight", "gauge", "Messages received and not yet PUBACKed or dropped", one(g.inflight));
   family(out, "bridge_lag_seconds", "gauge", "Age of the oldest message not yet settled", one(g.lagSeconds));
   family(out, "bridge_mqtt_connected", "gauge", "1 while connected to the broker", one(g.mqttConnected ? 1 : 0));

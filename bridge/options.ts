@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DEFAULT_LIMITS } from "../schema/limits.ts";
 import { isValidId } from "../schema/protocol.ts";
+import { parseBrokerUsers, type BrokerUser } from "./broker-auth.ts";
 import { isLogLevel, type LogLevel } from "./log.ts";
 import { DEFAULT_TOPICS } from "./mapping.ts";
 
@@ -38,6 +39,10 @@ export interface BridgeConfig {
   /** Port of the in-process broker; null: none. */
   embeddedBroker: number | null;
   embeddedHost: string;
+  /** Who may use the embedded broker (a users file, or inline in the config file). */
+  brokerUsers: ReadonlyMap<string, BrokerUser> | null;
+  /** Let clients without a user name into the embedded broker, for every group (loopback only). */
+  brokerAllowAnonymous: boolean;
   logLevel: LogLevel;
 }
 
@@ -63,10 +68,12 @@ export const DEFAULTS: Readonly<BridgeConfig> = {
   httpPort: 9464,
   embeddedBroker: null,
   embeddedHost: "127.0.0.1",
+  brokerUsers: null,
+  brokerAllowAnonymous: false,
   logLevel: "info",
 };
 
-type Kind = "string" | "nullable" | "int" | "list" | "tokens" | "version" | "level" | "port" | "id";
+type Kind = "string" | "nullable" | "int" | "list" | "tokens" | "version" | "level" | "port" | "id" | "users" | "bool";
 
 interface Spec {
   key: keyof BridgeConfig;
@@ -101,6 +108,8 @@ const SPECS: readonly Spec[] = [
   { key: "httpPort", flag: "http-port", env: "BRIDGE_HTTP_PORT", kind: "port", arg: "PORT|off", help: "port of /healthz and /metrics (0: any free port)" },
   { key: "embeddedBroker", flag: "embedded-broker", env: "BRIDGE_EMBEDDED_BROKER", kind: "port", arg: "[PORT]", help: "run an in-process MQTT broker (aedes) on PORT (default 1883) and bridge from it" },
   { key: "embeddedHost", flag: "embedded-host", env: "BRIDGE_EMBEDDED_HOST", kind: "string", arg: "HOST", help: "address of the embedded broker (0.0.0.0 for sensors on the network)" },
+  { key: "brokerUsers", flag: "broker-users", env: "BRIDGE_BROKER_USERS", kind: "users", arg: "FILE", help: "users of the embedded broker: JSON of user -> { password: scrypt hash, groups } (docs/bridge.md)" },
+  { key: "brokerAllowAnonymous", flag: "broker-allow-anonymous", env: "BRIDGE_BROKER_ALLOW_ANONYMOUS", kind: "bool", arg: "", help: "let clients without a user name publish to every group (embedded broker on a loopback address only)" },
   { key: "logLevel", flag: "log-level", env: "BRIDGE_LOG_LEVEL", kind: "level", arg: "LEVEL", help: "debug, info, warn or error" },
 ];
 
@@ -112,6 +121,7 @@ export function usage(): string {
     lines.push(`  --${s.flag} ${s.arg}`.padEnd(34) + s.help);
     lines.push(`${" ".repeat(34)}env ${s.env}, config "${s.key}"; default ${JSON.stringify(DEFAULTS[s.key])}`);
   }
+  lines.push(`  hash-password`.padEnd(34) + "(command) read a password on stdin, print its hash for --broker-users");
   lines.push(`  --config FILE`.padEnd(34) + "JSON file with any of the keys above (env BRIDGE_CONFIG)");
   lines.push(`  -h, --help`.padEnd(34) + "this text");
   lines.push("", "Precedence: flags, then environment, then config file, then defaults. See docs/bridge.md.");
@@ -162,6 +172,26 @@ function convert(s: Spec, raw: unknown, where: string): BridgeConfig[keyof Bridg
       if (raw === 4 || raw === "4" || raw === "3.1.1") return 4;
       if (raw === 5 || raw === "5") return 5;
       return bad(where, "expected 5, 4 or auto");
+    case "bool":
+      if (raw === true || raw === "1" || raw === "true" || raw === "yes") return true;
+      if (raw === false || raw === "0" || raw === "false" || raw === "no") return false;
+      return bad(where, "expected true or false");
+    case "users": {
+      if (raw === null) return null;
+      let json: unknown = raw;
+      if (typeof raw === "string") {
+        try {
+          json = JSON.parse(readFileSync(raw, "utf8"));
+        } catch (err) {
+          return bad(where, `${raw}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      try {
+        return parseBrokerUsers(json, typeof raw === "string" ? raw : "users");
+      } catch (err) {
+        return bad(where, err instanceof Error ? err.message : String(err));
+      }
+    }
     case "level":
       if (typeof raw !== "string" || !isLogLevel(raw)) return bad(where, "expected debug, info, warn or error");
       return raw;
@@ -221,7 +251,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     config: { type: "string" },
     help: { type: "boolean", short: "h" },
   };
-  for (const s of SPECS) options[s.flag] = { type: "string", multiple: s.kind === "list" || s.kind === "tokens" };
+  for (const s of SPECS) options[s.flag] = s.kind === "bool" ? { type: "boolean" } : { type: "string", multiple: s.kind === "list" || s.kind === "tokens" };
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({ args, options, allowPositionals: false, strict: true }));
@@ -252,6 +282,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
   }
   for (const s of SPECS) {
     const v = values[s.flag];
+    if (v === true && s.kind === "bool") set(cfg, s.key, true);
     if (v === undefined || typeof v === "boolean") continue;
     // Repeated flags: the last wins, except for lists and tokens, which collect.
     const items = Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [v];
@@ -265,5 +296,23 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
       throw new OptionError(`not a URL: '${u}'`);
     }
   }
+  checkBrokerAccess(cfg);
   return { config: cfg, help: false };
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * An embedded broker that admits no one would be useless, and one that
+ * admits anyone on the network would let anyone write to every group the
+ * bridge holds a token for. Throws {@link OptionError} for either.
+ */
+export function checkBrokerAccess(cfg: BridgeConfig): void {
+  if (cfg.embeddedBroker === null) return;
+  if (cfg.brokerAllowAnonymous && !LOOPBACK.test(cfg.embeddedHost)) {
+    throw new OptionError(`--broker-allow-anonymous is for a loopback --embedded-host only, not '${cfg.embeddedHost}': give sensors credentials with --broker-users FILE`);
+  }
+  if (!cfg.brokerAllowAnonymous && (cfg.brokerUsers === null || cfg.brokerUsers.size === 0)) {
+    throw new OptionError("the embedded broker needs --broker-users FILE (docs/bridge.md, \"Embedded broker\"), or --broker-allow-anonymous on 127.0.0.1");
+  }
 }

@@ -2,20 +2,29 @@
  * The MQTT bridge of `npm start`: an embedded broker on localhost and a
  * bridge into the local hub, so that
  *
- *   mosquitto_pub -t sensors/demo/boiler-1/temp -m 71.5
+ *   mosquitto_pub -u demo -P <password> -t sensors/demo/boiler-1/temp -m 71.5
  *
  * shows up on the dashboard with no setup, and /healthz and /metrics on
  * 127.0.0.1:9464 as `npm run bridge` serves them. Development only: gateway
  * tokens are signed here with the development secret, for any group a
- * topic names.
+ * topic names. The broker wants a credential even on localhost, as any
+ * real one should: user `demo`, whose password is derived from the
+ * development secret (the same at every start) and printed.
  */
 import { createHmac } from "node:crypto";
+import { hashPassword } from "../bridge/broker-auth.ts";
 import { startBridge, type Bridge } from "../bridge/bridge.ts";
 import { Logger } from "../bridge/log.ts";
 import { DEFAULTS, type BridgeConfig } from "../bridge/options.ts";
 import { gatewaySubject } from "../schema/token.ts";
 
 export const DEMO_GATEWAY = "npm-start-bridge";
+export const DEMO_MQTT_USER = "demo";
+
+/** The demo broker user's password: stable for one development secret, so a configured sensor keeps working across restarts. */
+export function demoMqttPassword(secret: string): string {
+  return createHmac("sha256", secret).update("npm start: MQTT password of user demo").digest("hex").slice(0, 16);
+}
 
 export interface DemoBridge {
   description: string;
@@ -51,6 +60,7 @@ export async function startDemoBridge(opts: { hubUrl: string; secret: string; mq
     embeddedBroker: opts.mqttPort,
     httpHost: "127.0.0.1",
     httpPort: opts.opsPort,
+    brokerUsers: new Map([[DEMO_MQTT_USER, { passwordHash: await hashPassword(demoMqttPassword(opts.secret)), groups: ["*"] }]]),
     logLevel: "warn",
   };
   const start = (c: BridgeConfig): Promise<Bridge> => startBridge(c, { token, log: new Logger({ level: "warn" }) });
@@ -73,7 +83,7 @@ export async function startDemoBridge(opts: { hubUrl: string; secret: string; mq
   const p = brokerPort === 1883 ? "" : ` -p ${brokerPort}`;
   const ops = opsPort === null ? "" : `, health on http://127.0.0.1:${opsPort}/healthz and /metrics`;
   return {
-    description: `broker on mqtt://localhost:${brokerPort}${ops}; try: mosquitto_pub${p} -t sensors/demo/boiler-1/temp -m 71.5`,
+    description: `broker on mqtt://localhost:${brokerPort}${ops}; try: mosquitto_pub${p} -u ${DEMO_MQTT_USER} -P ${demoMqttPassword(opts.secret)} -t sensors/demo/boiler-1/temp -m 71.5`,
     opsPort,
     brokerPort,
     stop: () => bridge.stop(1000),

@@ -47,7 +47,11 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
   throw new Error(`nothing listens on 127.0.0.1:${port}`);
 }
 
-export async function startMosquitto(): Promise<Mosquitto> {
+/**
+ * `security(dir)` gives the config lines about who may connect (and may
+ * write files into the broker's directory, `dir`); default: anyone.
+ */
+export async function startMosquitto(security: (dir: string) => string[] = () => ["allow_anonymous true"]): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), "mosquitto-"));
   const port = await freePort();
   const logFile = join(dir, "mosquitto.log");
@@ -56,7 +60,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
   // lose messages to it (docs/bridge.md, "Broker settings").
   writeFileSync(
     join(dir, "mosquitto.conf"),
-    [`listener ${port} 127.0.0.1`, "allow_anonymous true", "persistence false", "max_queued_messages 1000000", `log_dest file ${logFile}`, "log_type error", "log_type warning", "log_type notice", ""].join("\n"),
+    [`listener ${port} 127.0.0.1`, ...security(dir), "persistence false", "max_queued_messages 1000000", `log_dest file ${logFile}`, "log_type error", "log_type warning", "log_type notice", ""].join("\n"),
   );
   const child = spawn(mosquittoBin(), ["-c", join(dir, "mosquitto.conf")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_TOPICS, TopicMatcher, decodePayload, matchTopic, parseTemplates, subscriptionFilters } from "../../bridge/mapping.ts";
+import { filterWithinGroups, hashPassword, parseBrokerUsers, topicGroup, verifyPassword } from "../../bridge/broker-auth.ts";
 import { DEFAULTS, OptionError, parseOptions, usage } from "../../bridge/options.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 
@@ -128,10 +129,11 @@ describe("options", () => {
   });
 
   it("parse --embedded-broker with and without a port, lists, and reject bad values", () => {
-    expect(parseOptions(["--embedded-broker"], {}).config.embeddedBroker).toBe(1883);
-    expect(parseOptions(["--embedded-broker", "--gateway", "x"], {}).config.embeddedBroker).toBe(1883);
-    expect(parseOptions(["--embedded-broker", "1999"], {}).config.embeddedBroker).toBe(1999);
-    expect(parseOptions([], { BRIDGE_EMBEDDED_BROKER: "2000" }).config.embeddedBroker).toBe(2000);
+    const anon = "--broker-allow-anonymous";
+    expect(parseOptions(["--embedded-broker", anon], {}).config.embeddedBroker).toBe(1883);
+    expect(parseOptions(["--embedded-broker", "--gateway", "x", anon], {}).config.embeddedBroker).toBe(1883);
+    expect(parseOptions(["--embedded-broker", "1999", anon], {}).config.embeddedBroker).toBe(1999);
+    expect(parseOptions([], { BRIDGE_EMBEDDED_BROKER: "2000", BRIDGE_BROKER_ALLOW_ANONYMOUS: "true" }).config.embeddedBroker).toBe(2000);
     expect(parseOptions(["--http-port", "off"], {}).config.httpPort).toBeNull();
     expect(parseOptions(["--topic", "a/{group}/{device}", "--topic", "b/{group}/{device}"], {}).config.topics).toEqual(["a/{group}/{device}", "b/{group}/{device}"]);
     expect(parseOptions(["--mqtt-version", "4"], {}).config.mqttVersion).toBe(4);
@@ -140,5 +142,66 @@ describe("options", () => {
       expect(() => parseOptions(bad, {}), bad.join(" ")).toThrow(OptionError);
     }
     expect(usage()).toContain("BRIDGE_TOKENS");
+  });
+});
+
+describe("embedded broker access", () => {
+  it("needs a users file or explicit anonymous access, and anonymous access only on a loopback address", () => {
+    expect(() => parseOptions(["--embedded-broker"], {})).toThrow(/--broker-users/);
+    expect(() => parseOptions(["--embedded-broker", "--broker-allow-anonymous", "--embedded-host", "0.0.0.0"], {})).toThrow(/loopback/);
+    expect(parseOptions(["--embedded-broker", "--broker-allow-anonymous", "--embedded-host", "::1"], {}).config.brokerAllowAnonymous).toBe(true);
+    expect(() => parseOptions([], { BRIDGE_BROKER_ALLOW_ANONYMOUS: "maybe" })).toThrow(/true or false/);
+    expect(usage()).toContain("hash-password");
+  });
+
+  it("reads users from a file, the environment or inline in the config file, and refuses malformed entries", async () => {
+    const hash = await hashPassword("s3cret");
+    expect(await verifyPassword("s3cret", hash)).toBe(true);
+    expect(await verifyPassword("s3cret ", hash)).toBe(false);
+    expect(await hashPassword("s3cret")).not.toBe(hash); // salted
+    const dir = mkdtempSync(join(tmpdir(), "bridge-users-"));
+    try {
+      const users = { "site-a": { password: hash, groups: ["plant-1", "plant-2"] } };
+      writeFileSync(join(dir, "users.json"), JSON.stringify(users));
+      writeFileSync(join(dir, "config.json"), JSON.stringify({ embeddedBroker: 1884, brokerUsers: users }));
+      const fromFlag = parseOptions(["--embedded-broker", "--broker-users", join(dir, "users.json")], {}).config;
+      const fromEnv = parseOptions(["--embedded-broker"], { BRIDGE_BROKER_USERS: join(dir, "users.json") }).config;
+      const fromConfig = parseOptions(["--config", join(dir, "config.json")], {}).config;
+      for (const c of [fromFlag, fromEnv, fromConfig]) expect(c.brokerUsers?.get("site-a")).toEqual({ passwordHash: hash, groups: ["plant-1", "plant-2"] });
+      expect(fromFlag.embeddedHost).toBe("127.0.0.1");
+      expect(() => parseOptions(["--broker-users", join(dir, "missing.json")], {})).toThrow(OptionError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const bad: unknown[] = [
+      [],
+      { u: { password: "plain text", groups: ["g"] } },
+      { u: { password: hash, groups: [] } },
+      { u: { password: hash, groups: ["bad id"] } },
+      { u: { password: hash, groups: ["g"], admin: true } },
+      { u: { password: hash.replace("$16384$", "$16383$"), groups: ["g"] } },
+      { u: { password: hash.replace("$16384$", "$67108864$"), groups: ["g"] } },
+    ];
+    for (const b of bad) expect(() => parseBrokerUsers(b, "users.json"), JSON.stringify(b)).toThrow(/users\.json/);
+  });
+
+  it("finds a topic's group, and keeps subscriptions within the user's groups", () => {
+    const ts = parseTemplates(DEFAULT_TOPICS, null);
+    expect(topicGroup(ts, "sensors/plant-1/boiler-7/temp")).toBe("plant-1");
+    expect(topicGroup(ts, "sensors/plant-1/bad id")).toBe("plant-1"); // the bridge counts it as bad_topic
+    expect(topicGroup(ts, "sensors/plant-1/a/b/c")).toBeNull();
+    expect(topicGroup(ts, "other/plant-1/a")).toBeNull();
+    expect(topicGroup(ts, "sensors/bad id/a")).toBeNull();
+    const mine = new Set(["plant-1"]);
+    for (const f of ["sensors/plant-1/#", "sensors/plant-1/boiler-7/#", "sensors/plant-1/+/temp", "sensors/plant-1/boiler-7"]) expect(filterWithinGroups(ts, f, mine), f).toBe(true);
+    for (const f of ["#", "+/#", "sensors/#", "sensors/+/boiler-7/temp", "sensors/plant-2/#", "$SYS/#", "other/plant-1/#"]) expect(filterWithinGroups(ts, f, mine), f).toBe(false);
+    expect(filterWithinGroups(ts, "sensors/anything/#", "*")).toBe(true);
+    expect(filterWithinGroups(ts, "sensors/+/#", "*")).toBe(false);
+    // A template without {group}: its literal levels must be spelled out, and the bridge's group allowed.
+    const fixed = parseTemplates(["site/{device}/{metric}"], "plant-1");
+    expect(filterWithinGroups(fixed, "site/#", mine)).toBe(true);
+    expect(filterWithinGroups(fixed, "#", mine)).toBe(false);
+    expect(filterWithinGroups(fixed, "site/#", new Set(["plant-2"]))).toBe(false);
+    expect(topicGroup(fixed, "site/boiler-7/temp")).toBe("plant-1");
   });
 });

@@ -9,7 +9,9 @@ import { startEmbeddedBroker } from "../../bridge/embedded-broker.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { freePort } from "../../scripts/wrangler-dev.ts";
 import { buckets, operatorGet, startTestHub, uniqueGroup, type Bucket, type TestHub } from "./hub.ts";
-import { hasMosquitto, inProcessBridge, mosquittoPub, publisher, startMosquitto, waitFor, type Mosquitto } from "./mqtt.ts";
+import { parseTemplates } from "../../bridge/mapping.ts";
+import { DEFAULTS } from "../../bridge/options.ts";
+import { SENSOR, brokerUsers, hasMosquitto, inProcessBridge, mosquittoPub, publisher, startMosquitto, waitFor, type Mosquitto } from "./mqtt.ts";
 
 const available = hasMosquitto();
 if (!available && !process.env.CI) console.warn("mosquitto is not installed: skipping the bridge tests (apt-get install mosquitto mosquitto-clients)");
@@ -46,15 +48,16 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge", () => {
         // Mosquitto speaks MQTT 5, which lets the broker's in-flight window follow ours; aedes only 3.1.1.
         expect(bridge.health().mqtt.protocolVersion).toBe(kind === "mosquitto" ? 5 : 4);
         const port = kind === "embedded" ? (bridge.brokerPort ?? 0) : mq.port;
+        const cred = kind === "embedded" ? SENSOR : undefined;
         const url = `mqtt://127.0.0.1:${port}`;
 
         // 1. mosquitto_pub: plain numbers as text on a metric topic.
         const N1 = 400;
-        await mosquittoPub(port, `sensors/${group}/cli-sensor/temp`, range(N1).map(String));
+        await mosquittoPub(port, `sensors/${group}/cli-sensor/temp`, range(N1).map(String), cred);
 
         // 2. MQTT.js: JSON with a timestamp, a device-level JSON object, and a CBOR batch.
         const N2 = 300;
-        const pub = await publisher(url, `${group}-pub`);
+        const pub = await publisher(url, `${group}-pub`, cred);
         const ts = Date.now() - 30_000;
         const sends: Promise<unknown>[] = [];
         for (let i = 0; i < N2; i++) {
@@ -104,17 +107,27 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge", () => {
 
   it("aedes as a 3.1.1-only broker: falls back from MQTT 5, bounds its window by pausing, and resumes the session in a new run", async () => {
     const group = uniqueGroup("aedes");
-    const broker = await startEmbeddedBroker({ port: 0, host: "127.0.0.1" });
-    const url = `mqtt://127.0.0.1:${broker.port}`;
     const clientId = `${group}-bridge`;
+    // Used here as an external broker: the bridge logs in with the broker's own bridge credential.
+    const broker = await startEmbeddedBroker({
+      port: 0,
+      host: "127.0.0.1",
+      users: await brokerUsers([group]),
+      allowAnonymous: false,
+      templates: parseTemplates(DEFAULTS.topics, null),
+      bridgeClientId: clientId,
+      onRefused: () => {},
+    });
+    const url = `mqtt://127.0.0.1:${broker.port}`;
+    const login = { mqttUsername: broker.bridgeUsername, mqttPassword: broker.bridgePassword };
     // First run: a hub that is not there, and a small window. aedes has no
     // in-flight limit of its own, so only the bridge's pause bounds what it holds.
     const deadHub = `http://127.0.0.1:${await freePort()}`;
-    const first = await inProcessBridge({ hubUrl: deadHub, gateway: "gw-aedes", mqttUrl: url, clientId, window: 50 }, [group]);
+    const first = await inProcessBridge({ hubUrl: deadHub, gateway: "gw-aedes", mqttUrl: url, clientId, window: 50, ...login }, [group]);
     try {
       await waitFor(() => first.bridge.health().mqtt.connected, "the first bridge's MQTT connection");
       expect(first.bridge.health().mqtt.protocolVersion).toBe(4);
-      const pub = await publisher(url, `${group}-pub`);
+      const pub = await publisher(url, `${group}-pub`, SENSOR);
       const n = 300;
       await Promise.all(range(n).map((i) => pub.publishAsync(`sensors/${group}/d-${i % 7}/temp`, String(i), { qos: 1 })));
       await pub.endAsync();
@@ -126,7 +139,7 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge", () => {
       await first.bridge.stop(200);
 
       // Second run, same client id, the real hub: aedes kept the session and redelivers everything.
-      const second = await inProcessBridge({ hubUrl: t.url, gateway: "gw-aedes", mqttUrl: url, clientId, window: 50 }, [group]);
+      const second = await inProcessBridge({ hubUrl: t.url, gateway: "gw-aedes", mqttUrl: url, clientId, window: 50, ...login }, [group]);
       try {
         await waitFor(() => second.bridge.counters.hubAcked === n && second.bridge.health().inflight === 0, "every message to be acked", 30_000);
         const bs = await buckets(t.url, group);

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashPassword, verifyPassword } from "../../bridge/broker-auth.ts";
 import { readDevSecret } from "../../harness/dev-secret.ts";
 import { hasMosquitto, startMosquitto, waitFor, type Mosquitto } from "../../scripts/mqtt-procs.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
@@ -92,6 +93,7 @@ const RUNNERS: [RegExp, Runner][] = [
   [/(^|=\$\()(HUB_SECRET=\S+ )?npm run (-s )?token -- /, runToken],
   [/^curl /, runCurl],
   [/^mosquitto_pub /, runMosquittoPub],
+  [/^echo '([^']*)' \| npm run -s bridge -- hash-password$/, runHashPassword],
   [/^npm run bridge -- /, runBridge],
   [/^npm run sim -- /, runSim],
   [/^npm run db:generate$/, async (cmd) => expect((await run(cmd)).output).toMatch(/No schema changes/)],
@@ -186,9 +188,26 @@ async function runCurl(cmd: string): Promise<void> {
 }
 
 async function runMosquittoPub(cmd: string): Promise<void> {
-  await run(cmd.replace(/^mosquitto_pub/, `mosquitto_pub -h 127.0.0.1 -p ${hub.mqttPort}`));
+  // The demo broker's password, as npm start printed it.
+  const password = / -u demo -P (\S+) /.exec(hub.output())?.[1] ?? "";
+  expect(password, "npm start's demo MQTT password").not.toBe("");
+  await run(cmd.replace(/^mosquitto_pub/, `mosquitto_pub -h 127.0.0.1 -p ${hub.mqttPort}`).replace("<password>", password));
   const topic = /-t sensors\/([^/]+)\/([^/]+)\//.exec(cmd);
   await deviceReports(topic?.[1] ?? "", topic?.[2] ?? "");
+}
+
+async function runHashPassword(cmd: string): Promise<void> {
+  const password = /^echo '([^']*)'/.exec(cmd)?.[1] ?? "";
+  const hash = (await run(cmd)).stdout.trim();
+  expect(await verifyPassword(password, hash), hash).toBe(true);
+}
+
+/** A users file for a doc's `--broker-users FILE`: one user allowed every group, and its credential for mosquitto_pub. */
+async function docsBrokerUsers(): Promise<{ path: string; auth: string; remove(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), "docs-broker-users-"));
+  const path = join(dir, "broker-users.json");
+  writeFileSync(path, JSON.stringify({ "docs-sensor": { password: await hashPassword("docs-sensor-pw"), groups: ["*"] } }));
+  return { path, auth: "-u docs-sensor -P docs-sensor-pw ", remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 async function runBridge(cmd: string): Promise<void> {
@@ -199,29 +218,35 @@ async function runBridge(cmd: string): Promise<void> {
   for (const g of groups) local = local.replace(`${g}=<token>`, `${g}=${await signToken(secret, gatewaySubject(g, gateway))}`);
   const brokerPort = cmd.includes("--embedded-broker") ? await freePort() : (mosquitto?.port ?? 0);
   local = local.replace(/--embedded-broker(?! \d)/, `--embedded-broker ${brokerPort}`);
+  const users = /--broker-users (\S+)/.exec(local) ? await docsBrokerUsers() : null;
+  if (users) local = local.replace(/--broker-users \S+/, `--broker-users ${users.path}`);
   if (!local.includes("--hub ")) local += ` --hub ${hubUrl}`;
   // Not 9464, which may be taken on this machine.
   const opsPort = await freePort();
   local += ` --http-port ${opsPort}`;
   // A device of its own, so that an earlier example's readings cannot pass for this one's.
   const device = `docs-sensor-${++bridgeRuns}`;
-  await runServer(local, /"event":"bridge\.started"/, async () => {
-    for (const g of groups) {
-      // A broker drops what is published before the bridge's first SUBACK
-      // (no session yet), as it would for a user: published again until it arrives.
-      await waitFor(async () => {
-        await run(`mosquitto_pub -h 127.0.0.1 -p ${brokerPort} -q 1 -t sensors/${g}/${device}/temp -m 21.5`);
-        return deviceReports(g, device, 2000).then(
-          () => true,
-          () => false,
-        );
-      }, `a reading of ${g} through the bridge`);
-    }
-    const health = await fetch(`http://127.0.0.1:${opsPort}/healthz`);
-    expect(health.status).toBe(200);
-    const received = /^bridge_messages_received_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text());
-    expect(Number(received?.[1])).toBeGreaterThanOrEqual(groups.length);
-  });
+  try {
+    await runServer(local, /"event":"bridge\.started"/, async () => {
+      for (const g of groups) {
+        // A broker drops what is published before the bridge's first SUBACK
+        // (no session yet), as it would for a user: published again until it arrives.
+        await waitFor(async () => {
+          await run(`mosquitto_pub -h 127.0.0.1 -p ${brokerPort} ${users?.auth ?? ""}-q 1 -t sensors/${g}/${device}/temp -m 21.5`);
+          return deviceReports(g, device, 2000).then(
+            () => true,
+            () => false,
+          );
+        }, `a reading of ${g} through the bridge`);
+      }
+      const health = await fetch(`http://127.0.0.1:${opsPort}/healthz`);
+      expect(health.status).toBe(200);
+      const received = /^bridge_messages_received_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text());
+      expect(Number(received?.[1])).toBeGreaterThanOrEqual(groups.length);
+    });
+  } finally {
+    users?.remove();
+  }
 }
 
 async function runSim(cmd: string): Promise<void> {

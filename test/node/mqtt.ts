@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { connectAsync, type MqttClient } from "mqtt";
+import { hashPassword, type BrokerUser } from "../../bridge/broker-auth.ts";
 import { startBridge, type Bridge } from "../../bridge/bridge.ts";
 import { Logger } from "../../bridge/log.ts";
 import { DEFAULTS, type BridgeConfig } from "../../bridge/options.ts";
@@ -14,10 +15,25 @@ import { TEST_SECRET } from "../secret.ts";
 // The process launchers live beside the wrangler one, for the benchmark too.
 export { childBridge, hasMosquitto, sleep, startMosquitto, waitFor, waitForPort, type ChildBridge, type Mosquitto } from "../../scripts/mqtt-procs.ts";
 
+/** A broker user name and password. */
+export interface Credential {
+  username: string;
+  password: string;
+}
+
+/** The embedded broker's user in tests, allowed every group unless told otherwise. */
+export const SENSOR: Credential = { username: "test-sensor", password: "test-sensor-password" };
+
+/** A users map for the embedded broker: `SENSOR` (or `cred`) for `groups`. */
+export async function brokerUsers(groups: string[] = ["*"], cred: Credential = SENSOR): Promise<Map<string, BrokerUser>> {
+  return new Map([[cred.username, { passwordHash: await hashPassword(cred.password), groups }]]);
+}
+
 /** Publishes each line as one QoS 1 message with mosquitto_pub -l; resolves when it exits. */
-export function mosquittoPub(port: number, topic: string, lines: readonly string[]): Promise<void> {
+export function mosquittoPub(port: number, topic: string, lines: readonly string[], cred?: Credential): Promise<void> {
+  const auth = cred ? ["-u", cred.username, "-P", cred.password] : [];
   return new Promise((resolve, reject) => {
-    const child = spawn("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(port), "-q", "1", "-t", topic, "-l"], {
+    const child = spawn("mosquitto_pub", ["-h", "127.0.0.1", "-p", String(port), ...auth, "-q", "1", "-t", topic, "-l"], {
       stdio: ["pipe", "ignore", "pipe"],
     });
     let err = "";
@@ -28,8 +44,8 @@ export function mosquittoPub(port: number, topic: string, lines: readonly string
 }
 
 /** An MQTT.js publisher (MQTT 3.1.1, so it works with aedes as well). */
-export function publisher(url: string, clientId: string): Promise<MqttClient> {
-  return connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 200 });
+export function publisher(url: string, clientId: string, cred?: Credential): Promise<MqttClient> {
+  return connectAsync(url, { clientId, protocolVersion: 4, reconnectPeriod: 200, ...cred });
 }
 
 export function gatewayToken(group: string, gateway: string): Promise<string> {
@@ -41,12 +57,13 @@ export interface TestBridge {
   logs: string[];
 }
 
-/** The bridge in this process, with quick reconnects and its log lines collected. */
+/** The bridge in this process, with quick reconnects and its log lines collected; an embedded broker admits `SENSOR` unless told otherwise. */
 export async function inProcessBridge(over: Partial<BridgeConfig> & Pick<BridgeConfig, "hubUrl" | "gateway">, groups: string[]): Promise<TestBridge> {
   const tokens: Record<string, string> = {};
   for (const g of groups) tokens[g] = await gatewayToken(g, over.gateway);
   const logs: string[] = [];
-  const cfg: BridgeConfig = { ...DEFAULTS, httpPort: null, backoffMaxMs: 500, logLevel: "info", tokens, ...over };
+  const users = over.embeddedBroker !== undefined && over.embeddedBroker !== null ? await brokerUsers() : null;
+  const cfg: BridgeConfig = { ...DEFAULTS, httpPort: null, backoffMaxMs: 500, logLevel: "info", tokens, brokerUsers: users, ...over };
   const bridge = await startBridge(cfg, { log: new Logger({ level: "debug", write: (l) => logs.push(l) }) });
   return { bridge, logs };
 }
