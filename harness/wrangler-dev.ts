@@ -9,7 +9,8 @@ import { freePort } from "./ports.ts";
 import { sleep } from "./wait.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..");
-const WRANGLER = resolve(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+/** The wrangler CLI of this checkout. */
+export const WRANGLER = resolve(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
 export interface HubProcess {
   url: string;

@@ -21,7 +21,8 @@ import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { deviceSubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { spawn } from "node:child_process";
-import { ROOT, bundleWorker, processCpuSeconds, readWranglerConfig, startHub } from "./hub.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
+import { bundleWorker, processCpuSeconds, readWranglerConfig, startHub } from "./hub.ts";
 
 const USAGE = "usage: npm run bench:fanout -- [--rounds N] [--duration S] [--json]\n";
 const values = parseCli(USAGE, {

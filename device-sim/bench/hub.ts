@@ -8,12 +8,10 @@ import { spawn } from "node:child_process";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { freePort } from "../../harness/ports.ts";
-
-export const ROOT = resolve(import.meta.dirname, "..", "..");
-const WRANGLER = resolve(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+import { ROOT, WRANGLER } from "../../harness/wrangler-dev.ts";
 
 /** The parts of wrangler.jsonc the bench needs. */
 export interface WranglerConfig {

@@ -21,7 +21,8 @@ import { Simulation, simConfig, type SimConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import type { Summary } from "../report.ts";
 import { freePort } from "../../harness/ports.ts";
-import { ROOT, bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
+import { bundleWorker, readWranglerConfig, startHub } from "./hub.ts";
 
 const USAGE = "usage: npm run bench:sim -- [--duration S] [--sockets N] [--json]\n";
 const values = parseCli(USAGE, {
