@@ -1,6 +1,6 @@
 /**
  * The README's first simulator example against `wrangler dev` launched as
- * `npm start` launches it (scripts/wrangler-dev.ts), with wrangler's local
+ * `npm start` launches it (harness/wrangler-dev.ts), with wrangler's local
  * observability on (wrangler's default) and off (the project's default),
  * side by side: ack latency, reconnects, --verify, and the CPU seconds of
  * each process of the hub.
@@ -78,7 +78,7 @@ async function runMode(observability: boolean): Promise<void> {
     const after = cpuByName(pid);
     const s = r.summary;
     const logErrors = (hub.output().match(/tail session was canceled/g) ?? []).length;
-    console.log(`\nwrangler dev, local observability ${observability ? "ON (wrangler's default)" : "OFF (scripts/wrangler-dev.ts)"}`);
+    console.log(`\nwrangler dev, local observability ${observability ? "ON (wrangler's default)" : "OFF (harness/wrangler-dev.ts)"}`);
     console.log(`  acked ${s.ackedReadings} of ${s.generatedReadings} readings in ${s.ackedBatches} batches; ack p50 ${s.ackLatencyMs.p50} ms, p99 ${s.ackLatencyMs.p99} ms, max ${s.ackLatencyMs.max} ms`);
     console.log(`  reconnects ${s.reconnects}, connect errors ${s.connectErrors}, closes ${JSON.stringify(s.closesByCode)}, unacked at end ${s.unacked.batches} batches`);
     console.log(`  verify: ${r.verify ? (r.verify.ok ? "EXACT MATCH" : `${r.verify.differences.length} differences`) : "not run"}; exit ${r.exitCode}${r.reason ? ` (${r.reason})` : ""}`);

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedBroker } from "../../bridge/embedded-broker.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
-import { freePort } from "../../scripts/wrangler-dev.ts";
+import { freePort } from "../../harness/ports.ts";
 import { buckets, operatorGet, startTestHub, uniqueGroup, type Bucket, type TestHub } from "./hub.ts";
 import { parseTemplates } from "../../bridge/mapping.ts";
 import { DEFAULTS } from "../../bridge/options.ts";

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { Reading } from "../../schema/protocol.ts";
-import { waitFor } from "../../scripts/mqtt-procs.ts";
+import { waitFor } from "../../harness/wait.ts";
 import { buckets, deviceClient, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
 
 let t: TestHub;

@@ -1,7 +1,7 @@
 /**
  * MQTT test fixtures: publishers (mosquitto_pub and MQTT.js) and the bridge
  * in-process; Mosquitto and the bridge as child processes come from
- * scripts/mqtt-procs.ts.
+ * harness/mqtt-procs.ts.
  */
 import { spawn } from "node:child_process";
 import { connectAsync, type MqttClient } from "mqtt";
@@ -13,7 +13,9 @@ import { gatewaySubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
 
 // The process launchers live beside the wrangler one, for the benchmark too.
-export { childBridge, hasMosquitto, sleep, startMosquitto, waitFor, waitForPort, type ChildBridge, type Mosquitto } from "../../scripts/mqtt-procs.ts";
+export { childBridge, hasMosquitto, startMosquitto, type ChildBridge, type Mosquitto } from "../../harness/mqtt-procs.ts";
+export { waitForPort } from "../../harness/ports.ts";
+export { sleep, waitFor } from "../../harness/wait.ts";
 
 /** A broker user name and password. */
 export interface Credential {

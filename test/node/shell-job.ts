@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "../../scripts/mqtt-procs.ts";
+import { waitFor } from "../../harness/wait.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { freePort } from "../../harness/ports.ts";
 

@@ -5,10 +5,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, freePort } from "./wrangler-dev.ts";
+import { freePort, waitForPort } from "./ports.ts";
+import { waitFor } from "./wait.ts";
+import { ROOT } from "./wrangler-dev.ts";
 
 /** True when the mosquitto broker and clients are installed (CI installs them from .ci/apt-packages). */
 export function hasMosquitto(): boolean {
@@ -27,24 +28,6 @@ export interface Mosquitto {
   pid: number;
   log(): string;
   stop(): Promise<void>;
-}
-
-/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
-export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port}`);
 }
 
 /**
@@ -94,19 +77,6 @@ export async function startMosquitto(security: (dir: string) => string[] = () =>
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` until it holds; throws with `what` after the timeout. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 export interface ChildBridge {
