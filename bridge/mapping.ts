@@ -10,7 +10,7 @@
 import { decodeCbor } from "../schema/cbor.ts";
 import { DEFAULT_LIMITS, type Limits } from "../schema/limits.ts";
 import { ID_PATTERN, METRIC_PATTERN, type Reading } from "../schema/protocol.ts";
-import { isMap, validateDeviceFrame } from "../schema/validate.ts";
+import { isMap, validateDeviceBatch } from "../schema/validate.ts";
 
 export const DEFAULT_TOPICS: readonly string[] = ["sensors/{group}/{device}/{metric}", "sensors/{group}/{device}"];
 
@@ -231,7 +231,7 @@ export function decodePayload(
   if (readings.length > limits.maxReadingsPerBatch) {
     return fail("too_many_readings", `${readings.length} readings exceed ${limits.maxReadingsPerBatch}`);
   }
-  const v = validateDeviceFrame({ type: "batch", seq: 1, readings }, { now: receivedAt, limits });
+  const v = validateDeviceBatch({ type: "batch", seq: 1, readings }, { now: receivedAt, limits });
   if (!v.ok) return fail(v.code === "timestamp_out_of_range" ? "bad_timestamp" : "bad_payload", v.message);
   return { ok: true, readings: v.frame.readings };
 }

@@ -10,44 +10,26 @@
  * an object per reading; the hub walks a validated batch with
  * {@link forEachReading}.
  */
-import { ErrorCode, ID_PATTERN, MAX_SEQ, METRIC_PATTERN, type GatewayReading, type Reading } from "./protocol.ts";
-import type { Rejection, TimeWindow, Validated } from "./validate.ts";
-import { isMap } from "./validate.ts";
+import {
+  ErrorCode,
+  ID_PATTERN,
+  METRIC_PATTERN,
+  type CompactBatchFrame,
+  type CompactSeries,
+  type GatewayCompactBatchFrame,
+  type GatewayReading,
+  type Offsets,
+  type Reading,
+  type Values,
+} from "./protocol.ts";
+import { RefusedTypedArray } from "./cbatch-tags.ts";
+import { isMap, isSeq, reject, type TimeWindow, type Validated } from "./validated.ts";
 
-/** RFC 8746 tags a compact batch may use. */
-export const CbatchTag = {
-  Uint8: 64,
-  Uint16LE: 69,
-  Uint32LE: 70,
-  Float32LE: 85,
-  Float64LE: 86,
-} as const;
+export { CbatchTag, type CompactBatchFrame, type CompactSeries, type GatewayCompactBatchFrame, type Offsets, type Values } from "./protocol.ts";
 
-/** Offsets of one series: a plain array of integers or an unsigned typed array. */
-export type Offsets = readonly number[] | Uint8Array | Uint16Array | Uint32Array;
-/** Values of one series: a plain array of numbers or a float typed array. */
-export type Values = readonly number[] | Float32Array | Float64Array;
-
-/** One validated series; `device` is set on gateway sockets. */
-export interface CompactSeries {
-  metric: string;
-  device?: string;
-  dt: Offsets;
-  values: Values;
-}
-
-/** A validated compact batch. */
-export interface CompactBatchFrame {
-  type: "cbatch";
-  seq: number;
-  t0: number;
-  series: CompactSeries[];
-  /** Readings in all series together. */
-  readings: number;
-}
-
-function reject(code: ErrorCode, message: string, seq?: number): Rejection {
-  return seq === undefined ? { ok: false, code, message } : { ok: false, code, message, seq };
+/** Why a typed array was refused at decode, for the error message. */
+function refusal(v: unknown): string {
+  return v instanceof RefusedTypedArray ? `; ${v.reason}` : "";
 }
 
 function isOffsets(v: unknown): v is Offsets {
@@ -65,11 +47,13 @@ function isValues(v: unknown): v is Values {
  * integers whose running sum from `t0` stays inside the time window) and
  * values (finite). One bad series rejects the whole frame.
  */
+export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, gateway: true): Validated<GatewayCompactBatchFrame>;
+export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, gateway: false): Validated<CompactBatchFrame>;
+export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, gateway: boolean): Validated<CompactBatchFrame>;
+// The gateway overload's series all carry `device`: checked below for every series.
 export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, gateway: boolean): Validated<CompactBatchFrame> {
   const seq = v.seq;
-  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1 || seq > MAX_SEQ) {
-    return reject(ErrorCode.BadSeq, "seq must be an integer from 1 to 2^53-1");
-  }
+  if (!isSeq(seq)) return reject(ErrorCode.BadSeq, "seq must be an integer from 1 to 2^53-1");
   const t0 = v.t0;
   if (typeof t0 !== "number" || !Number.isSafeInteger(t0)) return reject(ErrorCode.BadTimestamp, "t0 must be integer milliseconds", seq);
   const raw = v.series;
@@ -81,8 +65,8 @@ export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, 
     if (!isMap(s)) return reject(ErrorCode.BadSeries, `series ${i} is not a map`, seq);
     const dt = s.dt;
     const values = s.values;
-    if (!isOffsets(dt)) return reject(ErrorCode.BadSeries, `series ${i}: dt must be an array of integers or a uint8/uint16/uint32 typed array (tags 64, 69, 70)`, seq);
-    if (!isValues(values)) return reject(ErrorCode.BadSeries, `series ${i}: values must be an array of numbers or a float32/float64 typed array (tags 85, 86)`, seq);
+    if (!isOffsets(dt)) return reject(ErrorCode.BadSeries, `series ${i}: dt must be an array of integers or a uint8/uint16/uint32 typed array (tags 64, 69, 70)${refusal(dt)}`, seq);
+    if (!isValues(values)) return reject(ErrorCode.BadSeries, `series ${i}: values must be an array of numbers or a float32/float64 typed array (tags 85, 86)${refusal(values)}`, seq);
     if (dt.length === 0 || dt.length !== values.length) {
       return reject(ErrorCode.BadSeries, `series ${i}: dt has ${dt.length} offsets and values ${values.length} numbers; both must be the same, above 0`, seq);
     }
@@ -104,6 +88,8 @@ export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, 
     if (gateway && (typeof device !== "string" || !ID_PATTERN.test(device))) {
       return reject(ErrorCode.BadDevice, `series ${i}: device must match [A-Za-z0-9_.-]{1,64}`, seq);
     }
+    // As a device's v1 reading may not name a device: it speaks only for itself.
+    if (!gateway && device !== undefined) return reject(ErrorCode.BadSeries, `series ${i}: a device's series names no device`, seq);
     const dt = s.dt as Offsets;
     const values = s.values as Values;
     let ts = t0;
@@ -131,7 +117,14 @@ export function validateCompactBatch(v: Record<string, unknown>, w: TimeWindow, 
     }
     series[i] = gateway ? { metric, device: device as string, dt, values } : { metric, dt, values };
   }
-  return { ok: true, frame: { type: "cbatch", seq, t0, series, readings } };
+  return { ok: true, frame: { type: "cbatch", seq, t0, series } };
+}
+
+/** Readings in all series of a validated batch together. */
+export function compactCount(b: CompactBatchFrame): number {
+  let n = 0;
+  for (const s of b.series) n += s.dt.length;
+  return n;
 }
 
 /**

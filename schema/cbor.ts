@@ -13,6 +13,7 @@
  * `unknown` and must go through a validator in ./validate.ts.
  */
 import { Decoder, addExtension } from "cbor-x";
+import { decodeTypedArray, TYPED_ARRAY_TAGS } from "./cbatch-tags.ts";
 
 /** Values the encoder accepts. */
 export type CborValue =
@@ -251,7 +252,8 @@ const decoder = new Decoder(decoderOptions);
  * object, built as an Error with a stack trace). cbor-x's tag table is
  * global to the module, so they are refused here, once, for every decoder
  * in the process: such a frame is malformed. The RFC 8746 typed-array tags
- * stay: compact batches use them (docs/protocol.md, "cbatch").
+ * stay, decoded by ./cbatch-tags.ts: compact batches use them
+ * (docs/protocol.md, "Compact batches").
  */
 export const REFUSED_TAGS = [27, 28, 29, 55799] as const;
 /** cbor-x wants an encodable class with each extension; nothing ever makes one. */
@@ -266,6 +268,17 @@ for (const tag of REFUSED_TAGS) {
     decode: () => {
       throw new Error(`CBOR tag ${tag} is not allowed`);
     },
+  });
+}
+
+for (const tag of TYPED_ARRAY_TAGS) {
+  addExtension({
+    Class: RefusedTag,
+    tag,
+    encode: () => {
+      throw new Error(`CBOR tag ${tag} is not written`);
+    },
+    decode: (content: unknown) => decodeTypedArray(tag, content),
   });
 }
 

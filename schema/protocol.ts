@@ -55,7 +55,9 @@ export const ErrorCode = {
   BadDevice: "bad_device",
   /**
    * `cbatch` only: a series is not a map, its `dt` or `values` is not an
-   * array or a typed array of an allowed tag, or their lengths differ or are 0.
+   * array or a typed array of an allowed tag (or the typed array's bytes are
+   * not a whole number of elements), their lengths differ or are 0, or a
+   * device's series names a device.
    */
   BadSeries: "bad_series",
   /** The hub could not commit the batch; nothing was applied, send it again. */
@@ -143,8 +145,62 @@ export interface GatewayBatchFrame {
   readings: GatewayReading[];
 }
 
-export type DeviceToHubFrame = BatchFrame;
-export type GatewayToHubFrame = GatewayBatchFrame;
+/**
+ * RFC 8746 typed-array tags a compact batch may use
+ * (https://www.rfc-editor.org/rfc/rfc8746): unsigned offsets, float values,
+ * little-endian. Every other typed-array tag is refused with `bad_series`.
+ */
+export const CbatchTag = {
+  Uint8: 64,
+  Uint16LE: 69,
+  Uint32LE: 70,
+  Float32LE: 85,
+  Float64LE: 86,
+} as const;
+
+/** Offsets of one series: a plain array of integers or an unsigned typed array. */
+export type Offsets = readonly number[] | Uint8Array | Uint16Array | Uint32Array;
+/** Values of one series: a plain array of numbers or a float typed array. */
+export type Values = readonly number[] | Float32Array | Float64Array;
+
+/**
+ * One series of a compact batch: readings of one metric (of one device,
+ * from a gateway). Reading k is at `t0 + dt[0] + ... + dt[k]` with value
+ * `values[k]`.
+ */
+export interface CompactSeries {
+  metric: string;
+  /** Gateway sockets only: the device the series belongs to. */
+  device?: string;
+  dt: Offsets;
+  values: Values;
+}
+
+/** A gateway's series always names its device. */
+export interface GatewayCompactSeries extends CompactSeries {
+  device: string;
+}
+
+/**
+ * Device to hub: a compact batch (`cbatch`), readings sent as columns.
+ * Same seq, limits, acks and errors as a `batch` (docs/protocol.md,
+ * "Compact batches").
+ */
+export interface CompactBatchFrame {
+  type: "cbatch";
+  seq: number;
+  /** Base timestamp, ms since the Unix epoch. */
+  t0: number;
+  series: CompactSeries[];
+}
+
+/** Gateway to hub: a compact batch whose every series names its device. */
+export interface GatewayCompactBatchFrame extends CompactBatchFrame {
+  series: GatewayCompactSeries[];
+}
+
+export type DeviceToHubFrame = BatchFrame | CompactBatchFrame;
+export type GatewayToHubFrame = GatewayBatchFrame | GatewayCompactBatchFrame;
 export type HubToDeviceFrame = HelloFrame | AckFrame | ErrorFrame;
 
 /** Minute bucket start (ms) for a timestamp (ms). */

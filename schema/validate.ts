@@ -1,74 +1,64 @@
 /**
  * Validators: the only way from decoded `unknown` to a typed frame.
  */
+import { validateCompactBatch } from "./cbatch.ts";
 import {
   ErrorCode,
   ID_PATTERN,
-  MAX_SEQ,
   METRIC_PATTERN,
   PROTOCOL_VERSION,
   type BatchFrame,
+  type DeviceToHubFrame,
   type ErrorFrame,
   type GatewayBatchFrame,
   type GatewayReading,
+  type GatewayToHubFrame,
   type HubToDeviceFrame,
   type Reading,
 } from "./protocol.ts";
-import type { Limits } from "./limits.ts";
+import { isMap, isSeq, reject, type Rejection, type TimeWindow, type Validated } from "./validated.ts";
 
-/** A rejected frame: the error frame the hub sends back. */
-export interface Rejection {
-  ok: false;
-  code: ErrorCode;
-  message: string;
-  /** The frame's seq, when it could be read. */
-  seq?: number;
-}
-
-export type Validated<T> = { ok: true; frame: T } | Rejection;
+export { isMap, type Rejection, type TimeWindow, type Validated } from "./validated.ts";
 
 /**
- * True for a decoded top-level item the hub treats as a map: a plain object.
- * Arrays, byte strings and Maps are objects too, and so is what cbor-x makes
- * of a tagged item (a Date, Set, Error, typed array or Tag); none is a map.
+ * Validates a decoded device frame, by its `type`: a `batch` (v1) or a
+ * compact `cbatch` (./cbatch.ts); anything else is `unknown_type`. Unknown
+ * extra fields are ignored so newer devices can add fields without breaking
+ * older hubs.
  */
-export function isMap(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== "object" || v === null) return false;
-  const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function isSeq(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 1 && v <= MAX_SEQ;
-}
-
-/** Clock window a batch is checked against. */
-export interface TimeWindow {
-  now: number;
-  limits: Pick<Limits, "maxReadingsPerBatch" | "maxFutureMs" | "maxPastMs">;
-}
-
-function reject(code: ErrorCode, message: string, seq?: number): Rejection {
-  return seq === undefined ? { ok: false, code, message } : { ok: false, code, message, seq };
+export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): Validated<DeviceToHubFrame> {
+  const type = v.type;
+  if (type === "batch") return validateDeviceBatch(v, w);
+  if (type === "cbatch") return validateCompactBatch(v, w, false);
+  return unknownType(type);
 }
 
 /**
- * Validates a decoded device frame. Today the only frame a device sends is a
- * batch; anything else is `unknown_type`. Unknown extra fields are ignored so
- * newer devices can add fields without breaking older hubs.
+ * Validates a decoded gateway frame: as a device's, with every reading (or
+ * series) naming its device. One bad reading rejects the whole batch, as on
+ * a device socket.
  */
-export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): Validated<BatchFrame> {
+export function validateGatewayFrame(v: Record<string, unknown>, w: TimeWindow): Validated<GatewayToHubFrame> {
+  const type = v.type;
+  if (type === "batch") return validateGatewayBatch(v, w);
+  if (type === "cbatch") return validateCompactBatch(v, w, true);
+  return unknownType(type);
+}
+
+function unknownType(type: unknown): Rejection {
+  if (typeof type !== "string") return reject(ErrorCode.BadFrame, "frame has no text field 'type'");
+  return reject(ErrorCode.UnknownType, `unknown frame type '${type.slice(0, 32)}'`);
+}
+
+/** Validates a decoded v1 `batch` from a device; any other `type` is refused as by {@link validateDeviceFrame}. */
+export function validateDeviceBatch(v: Record<string, unknown>, w: TimeWindow): Validated<BatchFrame> {
   const r = validateBatch(v, w, false);
   // Every reading was checked to be [safe integer, valid metric, finite number].
   return r.ok ? { ok: true, frame: { type: "batch", seq: r.seq, readings: r.readings as Reading[] } } : r;
 }
 
-/**
- * Validates a decoded gateway frame: a device batch whose readings also
- * name their device, `[ts, metric, value, device]`. One bad reading rejects
- * the whole batch, as on a device socket.
- */
-export function validateGatewayFrame(v: Record<string, unknown>, w: TimeWindow): Validated<GatewayBatchFrame> {
+/** Validates a decoded v1 `batch` from a gateway: readings `[ts, metric, value, device]`. */
+export function validateGatewayBatch(v: Record<string, unknown>, w: TimeWindow): Validated<GatewayBatchFrame> {
   const r = validateBatch(v, w, true);
   // As above, plus a fourth element that matches the id pattern.
   return r.ok ? { ok: true, frame: { type: "batch", seq: r.seq, readings: r.readings as GatewayReading[] } } : r;
@@ -80,9 +70,7 @@ function validateBatch(
   w: TimeWindow,
   gateway: boolean,
 ): { ok: true; seq: number; readings: unknown[] } | Rejection {
-  const type = v.type;
-  if (typeof type !== "string") return reject(ErrorCode.BadFrame, "frame has no text field 'type'");
-  if (type !== "batch") return reject(ErrorCode.UnknownType, `unknown frame type '${type.slice(0, 32)}'`);
+  if (v.type !== "batch") return unknownType(v.type);
   const seq = v.seq;
   if (!isSeq(seq)) return reject(ErrorCode.BadSeq, "seq must be an integer from 1 to 2^53-1");
   const readings = v.readings;

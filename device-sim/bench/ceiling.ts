@@ -65,7 +65,7 @@ function runStage(input: CeilingInput, stage: Stage): StageResult {
         const v = validateDeviceFrame(decoded.value, { now, limits });
         if (!v.ok) throw new Error(`bench frame rejected: ${v.code} ${v.message}`);
         if (stage >= 2) {
-          addBatch(collapsed, { kind: "device", id: devices[i] ?? "d" }, v.frame.seq, v.frame.readings);
+          addBatch(collapsed, { kind: "device", id: devices[i] ?? "d" }, v.frame.seq, v.frame.type === "batch" ? v.frame.readings : v.frame);
           if (++inCommit >= input.batchesPerCommit) {
             sink += collapsed.rows;
             collapsed = emptyCollapsed();

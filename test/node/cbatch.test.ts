@@ -12,7 +12,7 @@ import { encodeCompactBatch, type ValueEncoding } from "../../schema/cbatch-enco
 import { decodeCbor, encodeCbor } from "../../schema/cbor.ts";
 import { DEFAULT_LIMITS } from "../../schema/limits.ts";
 import { ErrorCode, type GatewayReading, type Reading } from "../../schema/protocol.ts";
-import { isMap, validateDeviceFrame, validateGatewayFrame, type Validated } from "../../schema/validate.ts";
+import { isMap, validateDeviceBatch, validateGatewayBatch, type Validated } from "../../schema/validate.ts";
 
 const NOW = 1_764_590_400_000; // 2025-12-01T12:00:00Z: a fixed clock, injected into every check
 const W = { now: NOW, limits: DEFAULT_LIMITS };
@@ -160,7 +160,7 @@ describe("encodeCompactBatch", () => {
       fc.property(fc.array(reading, { minLength: 1, maxLength: 300 }), fc.constantFrom(...encodings), (rs, values) => {
         const readings = rs as Reading[];
         const fromCompact = compactToReadings(ok(encodeCompactBatch(9, readings, { values })));
-        const plain = validateDeviceFrame({ type: "batch", seq: 9, readings }, W);
+        const plain = validateDeviceBatch({ type: "batch", seq: 9, readings }, W);
         if (!plain.ok) throw new Error(plain.message);
         expect(sortedForSum(fromCompact)).toEqual(sortedForSum(plain.frame.readings));
         expect(aggregate(sortedForSum(fromCompact))).toEqual(aggregate(sortedForSum(plain.frame.readings)));
@@ -184,7 +184,7 @@ describe("encodeCompactBatch", () => {
       ["b", "temp", 1],
     ]);
     expect(sortedForSum(compactToGatewayReadings(frame))).toEqual(sortedForSum(rs));
-    const plain = validateGatewayFrame({ type: "batch", seq: 3, readings: rs }, W);
+    const plain = validateGatewayBatch({ type: "batch", seq: 3, readings: rs }, W);
     expect(plain.ok).toBe(true);
   });
 

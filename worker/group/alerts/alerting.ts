@@ -54,7 +54,7 @@ export class Alerting {
    * Evaluates one applied batch, reading by reading, and returns the alerts
    * it raised or cleared (already written through `w`).
    */
-  evaluate(device: string, readings: readonly Reading[], now: number, w: AlertWriter): Alert[] {
+  evaluate(device: string, readings: Iterable<Reading>, now: number, w: AlertWriter): Alert[] {
     const changes: Alert[] = [];
     const offline = this.active.get(key(OFFLINE, device));
     if (offline) {

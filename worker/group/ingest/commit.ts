@@ -13,10 +13,11 @@
  */
 import { encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
-import { ErrorCode, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
+import { compactToReadings } from "../../../schema/cbatch.ts";
+import { ErrorCode, type CompactBatchFrame, type CompactSeries, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
 import { log } from "../../log.ts";
 import { byKind, type Peer } from "../peer.ts";
-import { addBatch, emptyCollapsed, type Collapsed, type PeerReadings } from "./collapse.ts";
+import { addBatch, emptyCollapsed, readingCount, type Collapsed, type PeerReadings } from "./collapse.ts";
 import type { Store } from "./store.ts";
 
 /** Where acks go: the socket the batch came on. */
@@ -32,10 +33,14 @@ interface Pending {
   readings: PeerReadings | null;
 }
 
-/** One device's applied readings of a commit (a gateway batch gives one per device it names). */
+/**
+ * One device's applied readings of a commit (a gateway batch gives one per
+ * device it names). An iterable, so a compact batch's readings are only
+ * built when something (an alert rule) reads them.
+ */
 export interface DeviceReadings {
   device: string;
-  readings: readonly Reading[];
+  readings: Iterable<Reading>;
 }
 
 /**
@@ -82,7 +87,7 @@ export class GroupCommit<Note> {
     } else {
       this.accepted[peer.kind].set(peer.id, seq);
       this.pending.push({ to, peer, seq, readings });
-      this.pendingReadings += readings.length;
+      this.pendingReadings += readingCount(readings);
     }
     this.schedule();
   }
@@ -151,6 +156,10 @@ function appliedByDevice(batch: readonly Pending[]): DeviceReadings[] {
   const out: DeviceReadings[] = [];
   for (const p of batch) {
     if (!p.readings) continue;
+    if ("series" in p.readings) {
+      appliedCompact(out, p.peer.kind === "device" ? p.peer.id : undefined, p.readings);
+      continue;
+    }
     if (p.peer.kind === "device") {
       out.push({ device: p.peer.id, readings: p.readings as readonly Reading[] });
       continue;
@@ -164,6 +173,26 @@ function appliedByDevice(batch: readonly Pending[]): DeviceReadings[] {
     for (const [device, readings] of byDevice) out.push({ device, readings });
   }
   return out;
+}
+
+/** A compact batch's readings per device (`device` for a device's batch, else each series' own), built on first read. */
+function appliedCompact(out: DeviceReadings[], device: string | undefined, b: CompactBatchFrame): void {
+  if (device !== undefined) {
+    out.push({ device, readings: lazyReadings(b) });
+    return;
+  }
+  const byDevice = new Map<string, CompactSeries[]>();
+  for (const s of b.series) {
+    const d = s.device ?? "";
+    let list = byDevice.get(d);
+    if (!list) byDevice.set(d, (list = []));
+    list.push(s);
+  }
+  for (const [d, series] of byDevice) out.push({ device: d, readings: lazyReadings({ ...b, series }) });
+}
+
+function lazyReadings(b: CompactBatchFrame): Iterable<Reading> {
+  return { [Symbol.iterator]: () => compactToReadings(b)[Symbol.iterator]() };
 }
 
 function send(to: AckTarget, frame: { type: string; seq: number; dup?: true; code?: string; message?: string }): void {

@@ -11,6 +11,7 @@ import { CloseCode, type PeerToHubFrame } from "../../../schema/protocol.ts";
 import { isMap, validateDeviceFrame, validateGatewayFrame, type Rejection, type TimeWindow, type Validated } from "../../../schema/validate.ts";
 import type { ByKind, Peer } from "../peer.ts";
 import { handleBatch } from "./handlers/batch.ts";
+import { handleCompactBatch } from "./handlers/cbatch.ts";
 import type { PeerReadings } from "./collapse.ts";
 
 /** The socket a frame came on. */
@@ -34,9 +35,10 @@ export interface FrameContext {
 /** One signature for every frame type. */
 export type FrameHandler<F extends PeerToHubFrame> = (cx: FrameContext, from: PeerSender, frame: F) => void;
 
-type HandlerTable = { [T in PeerToHubFrame["type"]]: FrameHandler<Extract<PeerToHubFrame, { type: T }>> };
+type FrameOf = { [T in PeerToHubFrame["type"]]: Extract<PeerToHubFrame, { type: T }> };
+type HandlerTable = { [T in keyof FrameOf]: FrameHandler<FrameOf[T]> };
 
-const HANDLERS: HandlerTable = { batch: handleBatch };
+const HANDLERS: HandlerTable = { batch: handleBatch, cbatch: handleCompactBatch };
 
 /** The validator of each peer kind: the only way from a decoded map to a typed frame. */
 const VALIDATORS: ByKind<(v: Record<string, unknown>, w: TimeWindow) => Validated<PeerToHubFrame>> = {
@@ -53,8 +55,13 @@ export function dispatchFrame(cx: FrameContext, limits: Limits, from: PeerSender
     cx.reject(from, result);
     return;
   }
-  const frame = result.frame;
-  HANDLERS[frame.type](cx, from, frame);
+  handle(cx, from, result.frame);
+}
+
+/** Generic over the type, so the compiler pairs each frame with its own handler. */
+function handle<T extends keyof FrameOf>(cx: FrameContext, from: PeerSender, frame: FrameOf[T] & { type: T }): void {
+  const handler: FrameHandler<FrameOf[T]> = HANDLERS[frame.type];
+  handler(cx, from, frame);
 }
 
 /**
