@@ -11,6 +11,7 @@
 import { isValidId } from "../schema/protocol.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../schema/token.ts";
 import { readDevSecret } from "../harness/dev-secret.ts";
+import { OptionError, orExit } from "../lib/options.ts";
 
 const USAGE = `usage:
   npm run token -- device <group> <device>
@@ -20,17 +21,11 @@ const USAGE = `usage:
 Signs with HUB_SECRET from the environment (or, when unset, from .dev.vars).`;
 
 function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`);
-  process.exit(2);
+  throw new OptionError(message);
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [kind, ...rest] = argv;
-  if (kind === undefined || kind === "--help" || kind === "-h") {
-    process.stdout.write(`${USAGE}\n`);
-    if (kind === undefined) process.exit(2);
-    return;
-  }
+/** The token's subject and the secret to sign it with; OptionError on anything wrong. */
+function parse(kind: string, rest: string[]): { subject: string; secret: string } {
   let subject: string;
   if (kind === "device") {
     const [group, device] = rest;
@@ -56,6 +51,17 @@ async function main(argv: string[]): Promise<void> {
     if (!secret) fail("HUB_SECRET is not set (and there is no .dev.vars; `npm start` creates one)");
     process.stderr.write("note: HUB_SECRET not set; using the development secret from .dev.vars\n");
   }
+  return { subject, secret };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [kind, ...rest] = argv;
+  if (kind === undefined || kind === "--help" || kind === "-h") {
+    process.stdout.write(`${USAGE}\n`);
+    if (kind === undefined) process.exit(2);
+    return;
+  }
+  const { subject, secret } = orExit(() => parse(kind, rest), `\n${USAGE}\n`);
   process.stdout.write(`${await signToken(secret, subject)}\n`);
 }
 
