@@ -2,7 +2,9 @@
  * Interop: a device written in Python with cbor2 and websocket-client (Debian's
  * python3-cbor2 and python3-websocket, installed by .ci/run) against a real
  * `wrangler dev` hub. Proves the wire protocol is plain CBOR that another
- * language's library writes and reads, not whatever our own encoder emits.
+ * language's library writes and reads, not whatever our own encoder emits:
+ * v1 batches, and compact batches (`cbatch`) with cbor2's tagged typed
+ * arrays, alone and mixed with v1 batches on one connection.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -77,5 +79,39 @@ describe.skipIf(!ready && !process.env.CI)("a Python device (cbor2, websocket-cl
     expect(again.lastSeq).toBe(22);
     const { body } = await operatorGet(t.url, `/v1/groups/${group}/devices`, group);
     expect(body).toMatchObject({ devices: [{ id: "py-1", lastSeq: 22, readings: 660 }] });
+  });
+
+  it("sends cbatch frames (every offset width, float64 and float32) and mixed cbatch/batch, each applied exactly as the same v1 batches", async () => {
+    // Readings `step` ms apart over three metrics, from six hours ago: a series
+    // steps 3 x `step`, so 10 ms gives uint8 offsets (tag 64), 100 ms uint16
+    // (69) and 30 s uint32 (70). Values are quarters: float32 holds them exactly.
+    const t0 = Date.now() - 6 * 3600_000;
+    const runs: { frames: string; values: string; step: number }[] = [
+      { frames: "cbatch", values: "f64", step: 10 },
+      { frames: "cbatch", values: "f32", step: 100 },
+      { frames: "cbatch", values: "f64", step: 30_000 },
+      { frames: "both", values: "f64", step: 10 },
+    ];
+    const reference = new Map<number, Awaited<ReturnType<typeof buckets>>>();
+    for (const step of new Set(runs.map((r) => r.step))) {
+      const group = uniqueGroup("py-v1");
+      const token = await signToken(TEST_SECRET, deviceSubject(group, "py-1"));
+      const run = await runDevice([t.url, group, "py-1", token, "20", "30", "batch", String(t0), "f64", String(step)]);
+      expect(run.errors).toEqual([]);
+      reference.set(step, await buckets(t.url, group));
+    }
+    for (const r of runs) {
+      const name = `${r.frames} ${r.values} every ${r.step} ms`;
+      const group = uniqueGroup("py-cb");
+      const token = await signToken(TEST_SECRET, deviceSubject(group, "py-1"));
+      const run = await runDevice([t.url, group, "py-1", token, "20", "30", r.frames, String(t0), r.values, String(r.step)]);
+      expect(run.errors, name).toEqual([]);
+      expect(run.acked, name).toBe(20);
+      const got = await buckets(t.url, group);
+      expect(got.reduce((n, b) => n + b.count, 0), name).toBe(600);
+      expect(got, name).toEqual(reference.get(r.step));
+      const { body } = await operatorGet(t.url, `/v1/groups/${group}/devices`, group);
+      expect(body, name).toMatchObject({ devices: [{ id: "py-1", lastSeq: 20, readings: 600 }] });
+    }
   });
 });
