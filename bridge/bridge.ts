@@ -66,8 +66,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.log = opts.log ?? new Logger({ level: cfg.logLevel });
     this.templates = parseTemplates(cfg.topics, cfg.group);
     this.matcher = new TopicMatcher(this.templates);
-    const host = broker && (broker.host === "0.0.0.0" || broker.host === "::") ? "127.0.0.1" : broker?.host;
-    this.mqttUrl = broker ? `mqtt://${host}:${broker.port}` : cfg.mqttUrl;
+    this.mqttUrl = broker ? broker.bridgeUrl : cfg.mqttUrl;
     const token = opts.token ?? ((g: string) => cfg.tokens[g] ?? null);
     this.forwarder = new Forwarder<Delivery>({
       hubUrl: cfg.hubUrl,
@@ -236,6 +235,7 @@ export async function startBridge(cfg: BridgeConfig, opts: StartOptions = {}): P
       : await startEmbeddedBroker({
           port: cfg.embeddedBroker,
           host: cfg.embeddedHost,
+          tls: cfg.embeddedTlsCert !== null && cfg.embeddedTlsKey !== null ? { cert: cfg.embeddedTlsCert, key: cfg.embeddedTlsKey } : null,
           users: cfg.brokerUsers ?? new Map(),
           allowAnonymous: cfg.brokerAllowAnonymous,
           templates: parseTemplates(cfg.topics, cfg.group),

@@ -39,6 +39,9 @@ export interface BridgeConfig {
   /** Port of the in-process broker; null: none. */
   embeddedBroker: number | null;
   embeddedHost: string;
+  /** PEM files: with both, the embedded broker speaks MQTT over TLS only (the bridge itself connects on a loopback port of its own). */
+  embeddedTlsCert: string | null;
+  embeddedTlsKey: string | null;
   /** Who may use the embedded broker (a users file, or inline in the config file). */
   brokerUsers: ReadonlyMap<string, BrokerUser> | null;
   /** Let clients without a user name into the embedded broker, for every group (loopback only). */
@@ -68,6 +71,8 @@ export const DEFAULTS: Readonly<BridgeConfig> = {
   httpPort: 9464,
   embeddedBroker: null,
   embeddedHost: "127.0.0.1",
+  embeddedTlsCert: null,
+  embeddedTlsKey: null,
   brokerUsers: null,
   brokerAllowAnonymous: false,
   logLevel: "info",
@@ -108,6 +113,8 @@ const SPECS: readonly Spec[] = [
   { key: "httpPort", flag: "http-port", env: "BRIDGE_HTTP_PORT", kind: "port", arg: "PORT|off", help: "port of /healthz and /metrics (0: any free port)" },
   { key: "embeddedBroker", flag: "embedded-broker", env: "BRIDGE_EMBEDDED_BROKER", kind: "port", arg: "[PORT]", help: "run an in-process MQTT broker (aedes) on PORT (default 1883) and bridge from it" },
   { key: "embeddedHost", flag: "embedded-host", env: "BRIDGE_EMBEDDED_HOST", kind: "string", arg: "HOST", help: "address of the embedded broker (0.0.0.0 for sensors on the network)" },
+  { key: "embeddedTlsCert", flag: "embedded-tls-cert", env: "BRIDGE_EMBEDDED_TLS_CERT", kind: "nullable", arg: "FILE", help: "PEM certificate (chain): the embedded broker speaks MQTT over TLS only" },
+  { key: "embeddedTlsKey", flag: "embedded-tls-key", env: "BRIDGE_EMBEDDED_TLS_KEY", kind: "nullable", arg: "FILE", help: "PEM private key of that certificate" },
   { key: "brokerUsers", flag: "broker-users", env: "BRIDGE_BROKER_USERS", kind: "users", arg: "FILE", help: "users of the embedded broker: JSON of user -> { password: scrypt hash, groups } (docs/bridge.md)" },
   { key: "brokerAllowAnonymous", flag: "broker-allow-anonymous", env: "BRIDGE_BROKER_ALLOW_ANONYMOUS", kind: "bool", arg: "", help: "let clients without a user name publish to every group (embedded broker on a loopback address only)" },
   { key: "logLevel", flag: "log-level", env: "BRIDGE_LOG_LEVEL", kind: "level", arg: "LEVEL", help: "debug, info, warn or error" },
@@ -309,6 +316,9 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
  */
 export function checkBrokerAccess(cfg: BridgeConfig): void {
   if (cfg.embeddedBroker === null) return;
+  if ((cfg.embeddedTlsCert === null) !== (cfg.embeddedTlsKey === null)) {
+    throw new OptionError("--embedded-tls-cert and --embedded-tls-key go together");
+  }
   if (cfg.brokerAllowAnonymous && !LOOPBACK.test(cfg.embeddedHost)) {
     throw new OptionError(`--broker-allow-anonymous is for a loopback --embedded-host only, not '${cfg.embeddedHost}': give sensors credentials with --broker-users FILE`);
   }

@@ -151,6 +151,7 @@ describe("embedded broker access", () => {
     expect(() => parseOptions(["--embedded-broker", "--broker-allow-anonymous", "--embedded-host", "0.0.0.0"], {})).toThrow(/loopback/);
     expect(parseOptions(["--embedded-broker", "--broker-allow-anonymous", "--embedded-host", "::1"], {}).config.brokerAllowAnonymous).toBe(true);
     expect(() => parseOptions([], { BRIDGE_BROKER_ALLOW_ANONYMOUS: "maybe" })).toThrow(/true or false/);
+    expect(() => parseOptions(["--embedded-broker", "--broker-allow-anonymous", "--embedded-tls-cert", "c.pem"], {})).toThrow(/go together/);
     expect(usage()).toContain("hash-password");
   });
 

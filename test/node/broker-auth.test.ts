@@ -8,7 +8,8 @@
  * and nothing refused reaches the hub.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorWithSubackPacket, connect, connectAsync, type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -158,6 +159,38 @@ describe.skipIf(!available && !process.env.CI)("embedded broker: credentials and
       expect(taken).toBe(0);
     } finally {
       attacker.end(true);
+    }
+  });
+});
+
+describe.skipIf(!available && !process.env.CI)("embedded broker over TLS", () => {
+  it("takes mqtts:// with a credential, refuses plain MQTT on its port, and the bridge forwards", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "broker-tls-"));
+    const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+    const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], { encoding: "utf8" });
+    expect(made.status, made.stderr).toBe(0);
+    const group = uniqueGroup("tls");
+    const { bridge } = await inProcessBridge({ hubUrl: t.url, gateway: "gw-tls", embeddedBroker: await freePort(), embeddedTlsCert: cert, embeddedTlsKey: key }, [group]);
+    try {
+      await waitFor(() => bridge.health().mqtt.connected, "the bridge's MQTT connection");
+      const port = bridge.brokerPort ?? 0;
+      // Plain MQTT on the TLS port: the server drops the connection at the failed handshake, before any CONNACK.
+      const plain = connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, ...SENSOR });
+      const outcome = await new Promise<string>((resolve) => {
+        plain.once("connect", () => resolve("connected"));
+        plain.once("close", () => resolve("closed"));
+      });
+      plain.end(true);
+      expect(outcome).toBe("closed");
+      const tls = { ca: readFileSync(cert), rejectUnauthorized: true };
+      expect(await tryConnect(`mqtts://127.0.0.1:${port}`, { clientId: "anon-tls", ...tls })).toBe(5);
+      const pub = await connectAsync(`mqtts://127.0.0.1:${port}`, { protocolVersion: 4, clientId: `${group}-pub`, ...tls, ...SENSOR });
+      await pub.publishAsync(`sensors/${group}/tls-sensor/temp`, "21.5", { qos: 1 });
+      await pub.endAsync();
+      await waitFor(async () => (await devices(group)).includes("tls-sensor"), "the reading on the hub");
+    } finally {
+      await bridge.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -203,12 +203,29 @@ async function runHashPassword(cmd: string): Promise<void> {
   expect(await verifyPassword(password, hash), hash).toBe(true);
 }
 
-/** A users file for a doc's `--broker-users FILE`: one user allowed every group, and its credential for mosquitto_pub. */
-async function docsBrokerUsers(): Promise<{ path: string; auth: string; remove(): void }> {
-  const dir = mkdtempSync(join(tmpdir(), "docs-broker-users-"));
-  const path = join(dir, "broker-users.json");
-  writeFileSync(path, JSON.stringify({ "docs-sensor": { password: await hashPassword("docs-sensor-pw"), groups: ["*"] } }));
-  return { path, auth: "-u docs-sensor -P docs-sensor-pw ", remove: () => rmSync(dir, { recursive: true, force: true }) };
+/**
+ * The files a doc's embedded-broker command names, made for it: a users
+ * file (one user, every group) and, for TLS, a self-signed certificate; the
+ * command with their paths, and the mosquitto_pub flags that go with them.
+ */
+async function embeddedBrokerFiles(cmd: string): Promise<{ cmd: string; pubFlags: string; remove(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), "docs-broker-"));
+  let pubFlags = "";
+  if (/--broker-users \S+/.test(cmd)) {
+    const path = join(dir, "broker-users.json");
+    writeFileSync(path, JSON.stringify({ "docs-sensor": { password: await hashPassword("docs-sensor-pw"), groups: ["*"] } }));
+    cmd = cmd.replace(/--broker-users \S+/, `--broker-users ${path}`);
+    pubFlags += "-u docs-sensor -P docs-sensor-pw ";
+  }
+  if (/--embedded-tls-cert \S+/.test(cmd)) {
+    const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+    const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert], { encoding: "utf8" });
+    expect(made.status, made.stderr).toBe(0);
+    cmd = cmd.replace(/--embedded-tls-cert \S+/, `--embedded-tls-cert ${cert}`).replace(/--embedded-tls-key \S+/, `--embedded-tls-key ${key}`);
+    // The chain is checked; the name is not, since the certificate is made here for an IP address.
+    pubFlags += `--cafile ${cert} --insecure `;
+  }
+  return { cmd, pubFlags, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 async function runBridge(cmd: string): Promise<void> {
@@ -218,9 +235,10 @@ async function runBridge(cmd: string): Promise<void> {
   let local = localize(cmd);
   for (const g of groups) local = local.replace(`${g}=<token>`, `${g}=${await signToken(secret, gatewaySubject(g, gateway))}`);
   const brokerPort = cmd.includes("--embedded-broker") ? await freePort() : (mosquitto?.port ?? 0);
-  local = local.replace(/--embedded-broker(?! \d)/, `--embedded-broker ${brokerPort}`);
-  const users = /--broker-users (\S+)/.exec(local) ? await docsBrokerUsers() : null;
-  if (users) local = local.replace(/--broker-users \S+/, `--broker-users ${users.path}`);
+  // Any port the doc names, and any address: tests listen on free ports of 127.0.0.1 only.
+  local = local.replace(/--embedded-broker( \d+)?/, `--embedded-broker ${brokerPort}`).replace(/--embedded-host \S+/, "--embedded-host 127.0.0.1");
+  const files = cmd.includes("--embedded-broker") ? await embeddedBrokerFiles(local) : null;
+  if (files) local = files.cmd;
   if (!local.includes("--hub ")) local += ` --hub ${hubUrl}`;
   // Not 9464, which may be taken on this machine.
   const opsPort = await freePort();
@@ -233,7 +251,7 @@ async function runBridge(cmd: string): Promise<void> {
         // A broker drops what is published before the bridge's first SUBACK
         // (no session yet), as it would for a user: published again until it arrives.
         await waitFor(async () => {
-          await run(`mosquitto_pub -h 127.0.0.1 -p ${brokerPort} ${users?.auth ?? ""}-q 1 -t sensors/${g}/${device}/temp -m 21.5`);
+          await run(`mosquitto_pub -h 127.0.0.1 -p ${brokerPort} ${files?.pubFlags ?? ""}-q 1 -t sensors/${g}/${device}/temp -m 21.5`);
           return deviceReports(g, device, 2000).then(
             () => true,
             () => false,
@@ -246,7 +264,7 @@ async function runBridge(cmd: string): Promise<void> {
       expect(Number(received?.[1])).toBeGreaterThanOrEqual(groups.length);
     });
   } finally {
-    users?.remove();
+    files?.remove();
   }
 }
 
