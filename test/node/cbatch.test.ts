@@ -2,8 +2,13 @@
  * Compact batches in schema/: the encoder against the validator, byte-level
  * frames built by hand for every tag and width, each refusal with its code,
  * and property tests that a `cbatch` carries exactly the readings of the
- * `batch` it replaces.
+ * `batch` it replaces. And docs/protocol.md's worked example and its
+ * Python and C encoders, run and compared byte for byte.
  */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { encode as cborgEncode } from "cborg";
 import { describe, expect, it } from "vitest";
@@ -12,6 +17,8 @@ import { encodeCompactBatch, type ValueEncoding } from "../../schema/cbatch-enco
 import { decodeCbor, encodeCbor } from "../../schema/cbor.ts";
 import { DEFAULT_LIMITS } from "../../schema/limits.ts";
 import { ErrorCode, type GatewayReading, type Reading } from "../../schema/protocol.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
+import { codeBlocks } from "./docs-commands.ts";
 import { isMap, validateDeviceBatch, validateGatewayBatch, type Validated } from "../../schema/validate.ts";
 
 const NOW = 1_764_590_400_000; // 2025-12-01T12:00:00Z: a fixed clock, injected into every check
@@ -98,6 +105,18 @@ describe("cbatch frames built byte by byte", () => {
       [NOW - 60_000, "temp", 0.1],
       [NOW - 60_000 + 1, "temp", -3],
     ]);
+  });
+
+  it("reads typed arrays right at any alignment, from a plain array or from a pooled Node Buffer (whose slice() shares memory)", () => {
+    const frame = rawFrame(typed(69, [1, 0, 2, 0]), typed(86, [...f64(1.5), ...f64(-2.25)]));
+    const want = [[NOW - 60_000 + 1, "temp", 1.5], [NOW - 60_000 + 3, "temp", -2.25]];
+    for (let shift = 0; shift < 8; shift++) {
+      const plain = new Uint8Array(frame.length + shift);
+      plain.set(frame, shift);
+      const pooled = Buffer.from(Buffer.from(frame).toString("hex"), "hex");
+      const inBuffer = Buffer.concat([Buffer.alloc(shift), frame]).subarray(shift);
+      for (const bytes of [plain.subarray(shift), pooled, inBuffer]) expect(compactToReadings(ok(bytes)), `shift ${shift}`).toEqual(want);
+    }
   });
 
   it("refuses each malformed frame with its code and applies nothing", () => {
@@ -210,5 +229,69 @@ describe("encodeCompactBatch", () => {
     // uint8 offsets (250 < 256): tag 64 appears once per series.
     const frame = ok(bytes);
     expect(frame.series.every((s) => s.dt instanceof Uint8Array)).toBe(true);
+  });
+});
+
+describe("docs/protocol.md's worked example and encoders", () => {
+  const t0 = 1_764_590_400_000;
+  const readings: Reading[] = [[t0, "temp", 21.5], [t0 + 100, "hum", 40.5], [t0 + 250, "temp", 21.75], [t0 + 500, "temp", 22], [t0 + 1100, "hum", 41]];
+  const blocks = (lang: string) => codeBlocks(ROOT, lang).filter((b) => b.where.startsWith("docs/protocol.md"));
+  /** The annotated dump: each line's hex before the two-space gap that starts its note. */
+  const dump = (): string => {
+    const block = blocks("text").find((b) => b.code.startsWith("a4 "));
+    if (!block) throw new Error("no worked example (a text block starting with a4) in docs/protocol.md");
+    return block.code.split("\n").map((l) => (l.trim().split(/\s{2,}/)[0] ?? "").replace(/ /g, "")).join("");
+  };
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+  it("the hex dump is what encodeCompactBatch writes for the five readings, and the hub reads them back", () => {
+    expect(dump()).toBe(hex(encodeCompactBatch(8, readings)));
+    const d = decodeCbor(Buffer.from(dump(), "hex"));
+    if (!d.ok || !isMap(d.value)) throw new Error("the dump is not a CBOR map");
+    const r = validateCompactBatch(d.value, { now: t0 + 60_000, limits: DEFAULT_LIMITS }, false);
+    if (!r.ok) throw new Error(r.message);
+    expect(sortedForSum(compactToReadings(r.frame))).toEqual(sortedForSum(readings));
+  });
+
+  const python = "/usr/bin/python3";
+  const hasCbor2 = existsSync(python) && spawnSync(python, ["-c", "import cbor2"]).status === 0;
+  it.skipIf(!hasCbor2 && !process.env.CI)("the Python (cbor2) encoder writes the dump's bytes", () => {
+    const block = blocks("python").find((b) => b.code.includes("def cbatch("));
+    if (!block) throw new Error("no Python cbatch encoder in docs/protocol.md");
+    // The block ends with an expression, as in a REPL; printed here.
+    const lines = block.code.trimEnd().split("\n");
+    const last = lines.pop() ?? "";
+    const r = spawnSync(python, ["-c", `${lines.join("\n")}\nprint(${last})`], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(dump());
+  });
+
+  const cc = ["/usr/bin/cc", "/usr/bin/gcc"].find((p) => existsSync(p));
+  it.skipIf(!cc)("the C encoder compiles without warnings and writes the dump's bytes", () => {
+    const block = blocks("c").find((b) => b.code.includes("cbatch_encode("));
+    if (!block) throw new Error("no C cbatch encoder in docs/protocol.md");
+    const dir = mkdtempSync(join(tmpdir(), "cbatch-c-"));
+    try {
+      const main = `
+#include <stdio.h>
+int main(void) {
+  const uint32_t tdt[] = {0, 250, 250}, hdt[] = {100, 1000};
+  const float tv[] = {21.5f, 21.75f, 22.0f}, hv[] = {40.5f, 41.0f};
+  const struct series s[] = {{"temp", 3, tdt, tv}, {"hum", 2, hdt, hv}};
+  uint8_t buf[512];
+  size_t n = cbatch_encode(buf, 8, 1764590400000ULL, s, 2);
+  for (size_t i = 0; i < n; i++) printf("%02x", buf[i]);
+  printf("\\n");
+  return 0;
+}
+`;
+      writeFileSync(join(dir, "cbatch.c"), `${block.code}\n${main}`);
+      const built = spawnSync(cc ?? "cc", ["-std=c99", "-Wall", "-Wextra", "-Werror", "-o", join(dir, "cbatch"), join(dir, "cbatch.c")], { encoding: "utf8" });
+      expect(built.status, built.stderr).toBe(0);
+      const ran = spawnSync(join(dir, "cbatch"), { encoding: "utf8" });
+      expect(ran.stdout.trim()).toBe(dump());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
