@@ -5,7 +5,7 @@
  * text and the checks, so they cannot drift apart.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { OptionError, parseFlags } from "../lib/options.ts";
 import { DEFAULT_LIMITS } from "../schema/limits.ts";
 import { isValidId } from "../schema/protocol.ts";
 import { parseBrokerUsers, type BrokerUser } from "./broker-auth.ts";
@@ -120,7 +120,8 @@ const SPECS: readonly Spec[] = [
   { key: "logLevel", flag: "log-level", env: "BRIDGE_LOG_LEVEL", kind: "level", arg: "LEVEL", help: "debug, info, warn or error" },
 ];
 
-export class OptionError extends Error {}
+// The one OptionError of every CLI (lib/options.ts); the bridge CLI and its tests take it from here.
+export { OptionError };
 
 export function usage(): string {
   const lines = ["usage: npm run bridge -- [options]", "", "Options (flag, environment variable, config file key):"];
@@ -259,12 +260,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     help: { type: "boolean", short: "h" },
   };
   for (const s of SPECS) options[s.flag] = s.kind === "bool" ? { type: "boolean" } : { type: "string", multiple: s.kind === "list" || s.kind === "tokens" };
-  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
-  try {
-    ({ values } = parseArgs({ args, options, allowPositionals: false, strict: true }));
-  } catch (err) {
-    throw new OptionError(err instanceof Error ? err.message : String(err));
-  }
+  const values: Record<string, string | boolean | (string | boolean)[] | undefined> = parseFlags({ args, options, allowPositionals: false, strict: true }).values;
   if (values.help === true) return { config: { ...DEFAULTS }, help: true };
 
   const cfg: BridgeConfig = { ...DEFAULTS, topics: [...DEFAULTS.topics], tokens: {} };
