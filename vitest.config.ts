@@ -8,6 +8,11 @@ ensureDashboardBuilt();
 
 export default defineConfig({
   test: {
+    // Vitest's default is one worker less than the cores: one on a two-core
+    // machine, so every file of every project would run in turn. Three let
+    // the projects overlap (the node and browser projects still run their
+    // own files one at a time: each starts wrangler dev, Chromium or a fleet).
+    maxWorkers: 3,
     projects: [
       {
         // Inside the real workerd runtime, with the Worker from wrangler.jsonc.
