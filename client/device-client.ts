@@ -13,9 +13,10 @@
  */
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
-import { decodeCbor, encodeCbor, type CborValue } from "../schema/cbor.ts";
+import { decodeCbor, type CborValue } from "../schema/cbor.ts";
 import { CloseCode, type Reading } from "../schema/protocol.ts";
 import { validateHubFrame } from "../schema/validate.ts";
+import { encodeBatchFrame } from "./batch-frame.ts";
 import type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
 
 export type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
@@ -62,6 +63,8 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
       ackTimeoutMs: 30_000,
       keepAliveMs: 0,
       reconnectWhenReplaced: false,
+      frames: "cbatch",
+      values: "lossless",
       ...opts,
     };
     this.nextSeq = this.opts.lastSeq + 1;
@@ -351,7 +354,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
       if (!e) break;
       if (e.seq === 0) e.seq = this.nextSeq++;
       e.sentAt = now;
-      ws.send(encodeCbor({ type: "batch", seq: e.seq, readings: e.readings }, 64 + e.readings.length * 24));
+      ws.send(encodeBatchFrame(e.seq, e.readings, this.opts));
       this.inFlight++;
     }
     this.armAckTimer();
@@ -394,3 +397,4 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     }, wait);
   }
 }
+

@@ -2,6 +2,7 @@
  * Options and events of the device client (device-client.ts), apart so the client
  * itself stays readable. Import them from device-client.ts or the index.
  */
+import type { ValueEncoding } from "../schema/cbatch-encode.ts";
 import type { CborValue } from "../schema/cbor.ts";
 import type { Reading } from "../schema/protocol.ts";
 
@@ -41,6 +42,21 @@ export interface DeviceClientOptions<R extends readonly CborValue[] = Reading> {
    * late, after the client had given up on it.
    */
   reconnectWhenReplaced?: boolean;
+  /**
+   * Frame type of batches: `cbatch` (the default), readings as columns, a
+   * fifth of the bytes (docs/protocol.md, "Compact batches"); or `batch`, v1,
+   * for a hub that predates compact batches. A batch a compact frame cannot
+   * carry (a reading that is not [integer ts, metric text, number]) goes as
+   * `batch`, so the hub answers it with the same error either way.
+   */
+  frames?: "cbatch" | "batch";
+  /**
+   * How a compact batch writes values: `lossless` (the default) uses float32
+   * only for a series whose every value survives it exactly; `float32`
+   * always does, rounding values (allow it only where float32 precision is
+   * enough); `float64` never does.
+   */
+  values?: ValueEncoding;
   /** Send a text `ping` this often while connected (0: never). Default 0. */
   keepAliveMs?: number;
   /**

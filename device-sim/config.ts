@@ -41,6 +41,14 @@ export interface SimConfig {
   /** New connections per second while the fleet comes up. */
   connectRate: number;
   progress: boolean;
+  /** Frame type of batches (default `cbatch`; `batch` for a hub that predates compact batches). */
+  frames?: "cbatch" | "batch";
+  /**
+   * Generate values as float32 (rounded where they are made, so records and
+   * --verify see what the hub stores): compact batches then carry 4 bytes a
+   * value instead of 8. Default false: values as float64.
+   */
+  float32?: boolean;
   /** Generation tick, ms (default 20); benchmarks pacing a rate precisely use less. */
   tickMs?: number;
   /**

@@ -88,6 +88,7 @@ export class Simulation {
         // Each simulated device has one owner, this process: a 4001 can only
         // come from one of its own connection attempts the hub saw late.
         reconnectWhenReplaced: true,
+        frames: this.cfg.frames ?? "cbatch",
       },
       // Expectations cost a map update per reading; keep them only when something reads them.
       { stats: this.stats, expected: this.cfg.verify || this.cfg.statePath ? this.expected : null, policy: this.cfg.policy, faults: this.cfg.faults },
@@ -311,10 +312,15 @@ export class Simulation {
   private sample(g: Generator, ts: number, now: number): void {
     for (let m = 0; m < g.metrics.length; m++) {
       const metric = g.metrics[m] ?? "";
-      const value = g.signals[m]?.sample(ts) ?? 0;
+      const value = this.round(g.signals[m]?.sample(ts) ?? 0);
       this.recorder?.write(g.sim.group, g.sim.device, ts, metric, value);
       g.sim.push(ts, metric, value, now);
     }
+  }
+
+  /** A value as generated: float32 with --float32 (the client's lossless encoding then sends 4 bytes), else as is. */
+  private round(v: number): number {
+    return this.cfg.float32 ? Math.fround(v) : v;
   }
 
   private fillWindow(g: Generator): void {
@@ -374,7 +380,7 @@ export class Simulation {
   private async emitRows(rows: ReplayData["rows"], shift: number, now: number): Promise<void> {
     for (const r of rows) {
       const sim = await this.addDevice(r.group, r.device, 0);
-      sim.push(r.ts + shift, r.metric, r.value, now);
+      sim.push(r.ts + shift, r.metric, this.round(r.value), now);
     }
     if (!Number.isFinite(this.cfg.speed)) {
       // As fast as possible, but never faster than the hub acks: wait for the backlog to clear.

@@ -41,6 +41,9 @@ Batching and buffering
   --max-in-flight N      unacked batches per socket (default 32)
   --buffer N             offline buffer per device, in batches (default 1000)
   --connect-rate R       new connections per second while the fleet comes up (default 2000/s)
+  --frames F             cbatch (compact columns, the default) or batch (protocol v1, for a
+                         hub without compact batches)
+  --float32              generate values as float32: 4 bytes a value on the wire instead of 8
 
 Faults (rates are per device)
   --drop-rate R          drop the connection, e.g. 2/min
@@ -120,6 +123,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
       "max-in-flight": { type: "string", default: "32" },
       buffer: { type: "string", default: "1000" },
       "connect-rate": { type: "string", default: "2000/s" },
+      frames: { type: "string", default: "cbatch" },
+      float32: { type: "boolean", default: false },
       "drop-rate": { type: "string" },
       "offline-rate": { type: "string" },
       "offline-for": { type: "string", default: "10s" },
@@ -202,6 +207,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
   const lateFraction = o["late-fraction"] === undefined ? 0 : Number(o["late-fraction"]);
   if (!(lateFraction >= 0 && lateFraction <= 1)) throw new OptionError("--late-fraction must be between 0 and 1");
 
+  if (o.frames !== "cbatch" && o.frames !== "batch") throw new OptionError(`--frames must be cbatch or batch, got '${o.frames}'`);
+
   const durationMs = o.duration !== undefined ? duration("--duration", o.duration) : o.readings !== undefined || replay ? null : 30_000;
   const config: SimConfig = {
     url: url.toString().replace(/\/$/, ""),
@@ -236,6 +243,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
     preflight: true,
     connectRate: need(parseRate(o["connect-rate"] ?? ""), "--connect-rate must be a rate like 2000/s"),
     progress: o["no-progress"] !== true,
+    frames: o.frames,
+    float32: o.float32 === true,
   };
   return { config, json: o.json === true, help };
 }

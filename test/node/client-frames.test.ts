@@ -1,0 +1,132 @@
+/**
+ * What the device client puts on the wire, against a real `wrangler dev`:
+ * compact batches by default (values lossless), v1 batches on request,
+ * float32 only when allowed, the gateway client likewise, and a reading
+ * only v1 can carry sent as v1 so the hub names the same error. The frames
+ * are read off `ws`'s real send (a spy that calls through). And the
+ * simulator's --frames and --float32, verified against the hub.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import WebSocket from "ws";
+import { GatewayClient } from "../../bridge/gateway-client.ts";
+import { decodeCbor, type CborValue } from "../../schema/cbor.ts";
+import type { GatewayReading, Reading } from "../../schema/protocol.ts";
+import { TEST_SECRET } from "../secret.ts";
+import { gatewayToken } from "../tokens.ts";
+import { buckets, deviceClient, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { runSim, summaryOf } from "./sim-cli.ts";
+
+let t: TestHub;
+beforeAll(async () => {
+  t = await startTestHub();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Types of the binary frames every socket of this process sends from now on. */
+function frameTypes(): string[] {
+  const types: string[] = [];
+  const send = WebSocket.prototype.send;
+  vi.spyOn(WebSocket.prototype, "send").mockImplementation(function (this: WebSocket, data: unknown, ...rest: unknown[]) {
+    if (data instanceof Uint8Array) {
+      const d = decodeCbor(data);
+      const type = d.ok && typeof d.value === "object" && d.value !== null ? (d.value as { type?: unknown }).type : undefined;
+      types.push(typeof type === "string" ? type : "?");
+    }
+    return (send as (...a: unknown[]) => void).call(this, data, ...rest);
+  });
+  return types;
+}
+
+// Ten minutes ago, 1 s apart: never ahead of the hub's clock.
+const BASE = Date.now() - 10 * 60_000;
+const values = [21.53, 20, 19.875, 0.1];
+const readings = (metric: string): Reading[] => values.map((v, i) => [BASE + i * 1000, metric, v]);
+
+describe("device client frames", () => {
+  it("sends cbatch by default, values exact; frames: batch sends v1; values: float32 rounds", async () => {
+    const cases: { name: string; extra: object; type: string; stored: number[] }[] = [
+      { name: "default", extra: {}, type: "cbatch", stored: values },
+      { name: "frames: batch", extra: { frames: "batch" }, type: "batch", stored: values },
+      { name: "values: float32", extra: { values: "float32" }, type: "cbatch", stored: values.map(Math.fround) },
+    ];
+    for (const c of cases) {
+      const group = uniqueGroup("frames");
+      const types = frameTypes();
+      const client = (await deviceClient(t.url, group, "dev-1", c.extra)).start();
+      client.send(readings("temp"));
+      client.send(readings("hum"));
+      await client.idle();
+      await client.close();
+      vi.restoreAllMocks();
+      expect(types, c.name).toEqual([c.type, c.type]);
+      const bs = await buckets(t.url, group);
+      expect(bs.reduce((n, b) => n + b.count, 0), c.name).toBe(8);
+      // A metric's readings fall in one or two minute buckets; their sums add up to the stored values' (float32's rounding shows at 1e-7).
+      for (const metric of ["temp", "hum"]) {
+        const sum = bs.filter((b) => b.metric === metric).reduce((s, b) => s + b.sum, 0);
+        expect(sum, `${c.name} ${metric}`).toBeCloseTo(c.stored.reduce((s, v) => s + v, 0), 12);
+      }
+    }
+  });
+
+  it("sends a batch with a reading a cbatch cannot hold as v1, refused with the v1 code", async () => {
+    const group = uniqueGroup("frames-bad");
+    const types = frameTypes();
+    const client = (await deviceClient(t.url, group, "dev-1")).start();
+    const codes: string[] = [];
+    client.on("reject", (_seq, code) => codes.push(code));
+    client.send([[BASE, "temp", 1]]);
+    client.send([[BASE, "bad metric", 1]]);
+    (client as unknown as { send(r: readonly CborValue[][]): boolean }).send([[BASE, "temp"]]);
+    await client.idle();
+    await client.close();
+    expect(types).toEqual(["cbatch", "cbatch", "batch"]);
+    expect(codes).toEqual(["bad_metric", "bad_reading"]);
+  });
+
+  it("the gateway client sends cbatch too, each device's readings where they belong", async () => {
+    const group = uniqueGroup("frames-gw");
+    const types = frameTypes();
+    const gw = new GatewayClient({ url: t.url, group, gateway: "bridge-1", token: await gatewayToken(group, "bridge-1") }).start();
+    const rs: GatewayReading[] = [
+      [BASE, "temp", 1.5, "a"],
+      [BASE + 10, "temp", 2.5, "b"],
+      [BASE + 20, "temp", 3.5, "a"],
+    ];
+    gw.send(rs);
+    await gw.idle();
+    await gw.close();
+    expect(types).toEqual(["cbatch"]);
+    const bs = await buckets(t.url, group);
+    expect(bs.map((b) => [b.device, b.count, b.sum])).toEqual([
+      ["a", 2, 5],
+      ["b", 1, 2.5],
+    ]);
+  });
+});
+
+describe("npm run sim --frames / --float32", () => {
+  const hub = () => ({ url: t.url, secret: TEST_SECRET });
+  it("--frames batch (v1) and --float32 (compact, float32 values) both verify exactly", async () => {
+    for (const args of [["--frames", "batch"], ["--float32"]]) {
+      const prefix = uniqueGroup("simf");
+      const r = await runSim(["--prefix", prefix, "--groups", "1", "--devices", "3", "--rate", "20/s", "--duration", "2s", "--verify", "--json", ...args], { hub: hub() });
+      const s = summaryOf(r);
+      expect(r.code, r.stderr).toBe(0);
+      expect(s.verify?.ok, args.join(" ")).toBe(true);
+      expect(s.ackedReadings).toBeGreaterThan(100);
+      if (args[0] === "--float32") for (const b of await buckets(t.url, `${prefix}-1`)) expect([Math.fround(b.min), Math.fround(b.max)]).toEqual([b.min, b.max]);
+    }
+  });
+
+  it("--frames other than cbatch or batch exits 2", async () => {
+    const r = await runSim(["--frames", "json"], { hub: hub() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--frames must be cbatch or batch/);
+  });
+});
