@@ -3,6 +3,7 @@
  * sockets could not tell), what the hub held before the run, and the exit
  * code with its one-line reason. See docs/simulator.md, "Exit codes".
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Expected } from "./expected.ts";
 import type { HubRest } from "./hub-rest.ts";
 import type { SimDevice } from "./sim-device.ts";
@@ -50,7 +51,7 @@ export async function settleByLastSeq(hub: HubRest, devices: readonly SimDevice[
     // A second look after a moment: a batch that was still on its way
     // through the runtime when a socket was cut may commit just after the
     // first read. Once the sockets are closed, nothing else can arrive.
-    if (pass === 1) await new Promise((r) => setTimeout(r, 1000));
+    if (pass === 1) await sleep(1000);
     for (const [group, list] of byGroup) {
       const seqs = await hub.lastSeqs(group);
       for (const d of list) settled += d.client.settleThrough(seqs.get(d.device) ?? 0);

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { HELP_FLAG, numberOption, orExit, parseCli } from "../lib/options.ts";
 import { Simulation, simConfig } from "../device-sim/engine.ts";
 import { fleetFromOptions } from "../device-sim/fleet.ts";
+import { sleep, waitFor } from "../harness/wait.ts";
 import { startHub, type HubProcess } from "../harness/wrangler-dev.ts";
 
 const USAGE = "usage: npm run chaos [-- --readings N] [-- --kills K] [-- --json]\n";
@@ -50,13 +51,13 @@ let killed = 0;
 const killer = (async () => {
   while (killed < kills) {
     // A random moment 0.5 to 3 s after the hub came back.
-    await new Promise((r) => setTimeout(r, 500 + Math.random() * 2500));
+    await sleep(500 + Math.random() * 2500);
     await hub.crash();
     killed++;
     log(`kill ${killed}: SIGKILL to wrangler and workerd at ${sim.stats.ackedReadings} acked readings; restarting`);
     hub = await startHub({ persistTo: stateDir, vars: { HUB_SECRET: secret }, port, crashable: true });
   }
-  while (sim.stats.generatedReadings < readings) await new Promise((r) => setTimeout(r, 100));
+  await waitFor(() => sim.stats.generatedReadings >= readings, `${readings} generated readings`, Infinity, 100);
   sim.requestStop();
 })();
 

@@ -9,6 +9,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { DeviceClient } from "../client/index.ts";
+import { waitFor } from "../harness/wait.ts";
 import { HubClient } from "../schema/client.ts";
 import type { Reading } from "../schema/protocol.ts";
 import { deviceSubject, operatorSubject, signToken } from "../schema/token.ts";
@@ -114,11 +115,7 @@ const T = 60_000;
  * protocol and is not subject to it.
  */
 export async function waitForExpression(page: Page, expression: string, timeoutMs = T): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await page.evaluate(expression))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(async () => Boolean(await page.evaluate(expression)), expression, timeoutMs, 100);
 }
 
 async function attrAtLeast(page: Page, selector: string, attr: string, n: number): Promise<void> {

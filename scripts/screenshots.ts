@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { HELP_FLAG, parseCli } from "../lib/options.ts";
+import { sleep } from "../harness/wait.ts";
 import { launchBrowser, type BrowserHandle } from "../test/browser/harness.ts";
 import { ensureDashboardBuilt } from "./build-dashboard.ts";
 import { capturePages, seedHub, type Seeded } from "./screenshot-pages.ts";
@@ -52,7 +53,7 @@ try {
   hub = await startHub({ persistTo: stateDir, vars: { HUB_SECRET: secret }, logLevel: "warn" });
   console.log(`hub on ${hub.url}; seeding and running the demo fleet for ${WARM_UP_MS / 1000} s`);
   seeded = await seedHub(hub.url, secret);
-  await new Promise((r) => setTimeout(r, WARM_UP_MS));
+  await sleep(WARM_UP_MS);
   browser = await launchBrowser();
   const shots = await capturePages(browser.browser, hub.url, seeded.token, outDir);
   let problems = 0;

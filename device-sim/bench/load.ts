@@ -10,6 +10,7 @@
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
 import { ReadingSource } from "./readings.ts";
+import { waitFor } from "../../harness/wait.ts";
 
 export interface FleetOptions {
   url: string;
@@ -95,11 +96,7 @@ export class Fleet {
         if (this.driving || c.pending > 0) this.disconnects++;
       });
     }
-    const deadline = Date.now() + 15_000;
-    while (this.sim.simDevices().some((d) => d.client.state !== "open")) {
-      if (Date.now() > deadline) throw new Error("devices did not all get their hello within 15 s");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => this.sim.simDevices().every((d) => d.client.state === "open"), "every device's hello", 15_000, 20);
   }
 
   /** Batches handed to clients and not yet settled. */
