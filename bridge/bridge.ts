@@ -75,6 +75,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       batchMs: cfg.batchMs,
       batchReadings: cfg.batchReadings,
       hubWindow: cfg.hubWindow,
+      frames: cfg.frames,
+      float32: cfg.float32,
       backoffInitialMs: 100,
       backoffMaxMs: cfg.backoffMaxMs,
       ackTimeoutMs: 30_000,

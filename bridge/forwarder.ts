@@ -24,6 +24,9 @@ export interface ForwarderOptions<H> {
   batchReadings: number;
   /** Batches in flight (sent, not acked) per group socket. */
   hubWindow: number;
+  /** Frame type of batches; float32 values (rounded) or lossless. */
+  frames: "cbatch" | "batch";
+  float32: boolean;
   backoffInitialMs: number;
   backoffMaxMs: number;
   ackTimeoutMs: number;
@@ -78,6 +81,8 @@ class Lane<H> {
       backoffMaxMs: f.backoffMaxMs,
       ackTimeoutMs: f.ackTimeoutMs,
       keepAliveMs: 20_000,
+      frames: f.frames,
+      values: f.float32 ? "float32" : "lossless",
     });
     this.client.on("ack", (_seq, dup, _latency, readings, batch) => this.onAck(batch, dup, readings));
     this.client.on("reject", (seq, code, message, batch) => this.onReject(seq, code, message, batch));

@@ -47,6 +47,10 @@ export interface BridgeConfig {
   /** Let clients without a user name into the embedded broker, for every group (loopback only). */
   brokerAllowAnonymous: boolean;
   logLevel: LogLevel;
+  /** Frame type of batches to the hub: compact columns (default) or protocol v1, for a hub that predates them. */
+  frames: "cbatch" | "batch";
+  /** Send values as float32 (rounded), only where the sensors' precision allows it. */
+  float32: boolean;
 }
 
 export const DEFAULTS: Readonly<BridgeConfig> = {
@@ -76,9 +80,11 @@ export const DEFAULTS: Readonly<BridgeConfig> = {
   brokerUsers: null,
   brokerAllowAnonymous: false,
   logLevel: "info",
+  frames: "cbatch",
+  float32: false,
 };
 
-type Kind = "string" | "nullable" | "int" | "list" | "tokens" | "version" | "level" | "port" | "id" | "users" | "bool";
+type Kind = "string" | "nullable" | "int" | "list" | "tokens" | "version" | "level" | "port" | "id" | "users" | "bool" | "frames";
 
 interface Spec {
   key: keyof BridgeConfig;
@@ -117,6 +123,8 @@ const SPECS: readonly Spec[] = [
   { key: "embeddedTlsKey", flag: "embedded-tls-key", env: "BRIDGE_EMBEDDED_TLS_KEY", kind: "nullable", arg: "FILE", help: "PEM private key of that certificate" },
   { key: "brokerUsers", flag: "broker-users", env: "BRIDGE_BROKER_USERS", kind: "users", arg: "FILE", help: "users of the embedded broker: JSON of user -> { password: scrypt hash, groups } (docs/bridge.md)" },
   { key: "brokerAllowAnonymous", flag: "broker-allow-anonymous", env: "BRIDGE_BROKER_ALLOW_ANONYMOUS", kind: "bool", arg: "", help: "let clients without a user name publish to every group (embedded broker on a loopback address only)" },
+  { key: "frames", flag: "frames", env: "BRIDGE_FRAMES", kind: "frames", arg: "cbatch|batch", help: "batches to the hub as compact columns (cbatch, default) or protocol v1 (batch, for an older hub)" },
+  { key: "float32", flag: "float32", env: "BRIDGE_FLOAT32", kind: "bool", arg: "", help: "send values as float32, rounded: 4 bytes a value instead of 8 where sensors' precision allows it" },
   { key: "logLevel", flag: "log-level", env: "BRIDGE_LOG_LEVEL", kind: "level", arg: "LEVEL", help: "debug, info, warn or error" },
 ];
 
@@ -202,6 +210,9 @@ function convert(s: Spec, raw: unknown, where: string): BridgeConfig[keyof Bridg
     }
     case "level":
       if (typeof raw !== "string" || !isLogLevel(raw)) return bad(where, "expected debug, info, warn or error");
+      return raw;
+    case "frames":
+      if (raw !== "cbatch" && raw !== "batch") return bad(where, "expected cbatch or batch");
       return raw;
     case "list": {
       const items: unknown[] = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : bad(where, "expected a list of text");

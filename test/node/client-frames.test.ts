@@ -9,11 +9,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { GatewayClient } from "../../bridge/gateway-client.ts";
+import { parseOptions } from "../../bridge/options.ts";
 import { decodeCbor, type CborValue } from "../../schema/cbor.ts";
 import type { GatewayReading, Reading } from "../../schema/protocol.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { gatewayToken } from "../tokens.ts";
 import { buckets, deviceClient, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { freePort } from "../../harness/ports.ts";
+import { waitFor } from "../../harness/wait.ts";
+import { inProcessBridge, publisher, SENSOR } from "./mqtt.ts";
 import { runSim, summaryOf } from "./sim-cli.ts";
 
 let t: TestHub;
@@ -128,5 +132,39 @@ describe("npm run sim --frames / --float32", () => {
     const r = await runSim(["--frames", "json"], { hub: hub() });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--frames must be cbatch or batch/);
+  });
+});
+
+describe("the MQTT bridge's gateway batches", () => {
+  it("take --frames / BRIDGE_FRAMES (cbatch or batch) and --float32 / BRIDGE_FLOAT32", () => {
+    expect(parseOptions([], {}).config).toMatchObject({ frames: "cbatch", float32: false });
+    expect(parseOptions(["--frames", "batch", "--float32"], {}).config).toMatchObject({ frames: "batch", float32: true });
+    expect(parseOptions([], { BRIDGE_FRAMES: "batch", BRIDGE_FLOAT32: "true" }).config).toMatchObject({ frames: "batch", float32: true });
+    expect(() => parseOptions(["--frames", "json"], {})).toThrow(/--frames.*cbatch or batch|cbatch or batch/);
+  });
+
+  it("go as cbatch by default (values exact), v1 with frames batch, rounded to float32 only with float32", async () => {
+    const cases = [
+      { name: "default", over: {}, type: "cbatch", stored: 21.53 },
+      { name: "frames: batch", over: { frames: "batch" as const }, type: "batch", stored: 21.53 },
+      { name: "float32", over: { float32: true }, type: "cbatch", stored: Math.fround(21.53) },
+    ];
+    for (const c of cases) {
+      const group = uniqueGroup("brf");
+      const types = frameTypes();
+      const { bridge } = await inProcessBridge({ hubUrl: t.url, gateway: "gw-frames", embeddedBroker: await freePort(), clientId: `${group}-bridge`, ...c.over }, [group]);
+      try {
+        await waitFor(() => bridge.health().mqtt.connected, "the bridge's MQTT connection");
+        const pub = await publisher(`mqtt://127.0.0.1:${bridge.brokerPort ?? 0}`, `${group}-pub`, SENSOR);
+        await pub.publishAsync(`sensors/${group}/boiler/temp`, JSON.stringify({ value: 21.53, ts: BASE }), { qos: 1 });
+        await pub.endAsync();
+        await waitFor(() => bridge.counters.hubAcked === 1, "the message to be acked", 30_000);
+      } finally {
+        await bridge.stop();
+      }
+      vi.restoreAllMocks();
+      expect(types.filter((x) => x === "cbatch" || x === "batch"), c.name).toEqual([c.type]);
+      expect((await buckets(t.url, group)).map((b) => [b.device, b.count, b.sum]), c.name).toEqual([["boiler", 1, c.stored]]);
+    }
   });
 });
