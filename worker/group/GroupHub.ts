@@ -33,7 +33,7 @@ import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
 import { Registration } from "../registry.ts";
 import { Alerts } from "./alerts/alerts.ts";
-import { Connections, closeSafely, isSendableCloseCode } from "./connections/connections.ts";
+import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { Store, type AggregateFilter, type Bucket } from "./ingest/store.ts";
@@ -61,7 +61,7 @@ export class GroupHub extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(() => this.store.migrate());
     // Answered by the runtime without waking the object, so keep-alives cost nothing.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
-    this.connections = new Connections(ctx, this.limits);
+    this.connections = new Connections(ctx, this.limits, readConnectionTiming({ ...env }));
     this.revocations = new Revocations(this.store.db);
     this.registration = new Registration(env, ctx);
     const live = (this.live = new Live({ db: this.store.db, kv: ctx.storage.kv }, {
@@ -147,10 +147,34 @@ export class GroupHub extends DurableObject<Env> {
     try {
       if (!conn) closeSafely(ws, CloseCode.InternalError, "unknown session");
       else if (conn.kind === "dashboard") this.live.onMessage(ws, message);
-      else this.ingest.onMessage(conn, message);
+      else if (this.speaksForPeer(conn)) this.ingest.onMessage(conn, message);
     } catch (err) {
       log.error("group.webSocketMessage", err, { group: this.name, peer: conn?.kind === "peer" ? peerName(conn.peer) : conn?.kind });
       closeSafely(ws, CloseCode.InternalError, "internal error");
+    }
+  }
+
+  /**
+   * Checked on every frame, before it is decoded: a socket that was
+   * replaced, or whose peer is revoked (the set is cached and updated by the
+   * revocation route in this same object), speaks for nobody. Its frame is
+   * dropped and counted (live totals `rejected.replaced` / `rejected.revoked`,
+   * and the device's rejection count), and the socket is ended if it was not yet.
+   */
+  private speaksForPeer(conn: PeerConnection): boolean {
+    if (conn.ended === null && !this.revocations.isRevoked(conn.peer.kind, conn.peer.id)) return true;
+    if (conn.ended === null) this.endSocket(conn.ws, "revoked");
+    this.live.rejected(conn.peer, conn.ended ?? "revoked", Date.now());
+    this.ingest.schedule();
+    return false;
+  }
+
+  /** Ends a peer's socket (replaced or revoked) and takes its device offline if it has no other. */
+  private endSocket(ws: WebSocket, reason: "replaced" | "revoked"): void {
+    const conn = this.connections.get(ws);
+    this.connections.end(ws, reason);
+    if (conn?.kind === "peer" && conn.peer.kind === "device" && !this.connections.isConnected(conn.peer)) {
+      this.live.setOnline(conn.peer.id, false, Date.now());
     }
   }
 
@@ -217,10 +241,7 @@ export class GroupHub extends DurableObject<Env> {
   revoke(kind: PeerKind, id: string): Revocation {
     return this.rpc("revoke", () => {
       const r = this.revocations.revoke(kind, id, Date.now());
-      for (const ws of this.connections.ofPeer({ kind, id })) {
-        closeSafely(ws, CloseCode.Revoked, `this ${kind} has been revoked`);
-        this.forget(ws);
-      }
+      for (const ws of this.connections.ofPeer({ kind, id })) this.endSocket(ws, "revoked");
       return r;
     });
   }

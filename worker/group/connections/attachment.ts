@@ -9,8 +9,16 @@
 import { isValidId } from "../../../schema/protocol.ts";
 import type { Peer, PeerKind } from "../peer.ts";
 
+/**
+ * Why a peer's socket no longer speaks for its peer: a newer socket
+ * replaced it (4001), or the peer was revoked (4003). Kept in the
+ * attachment, so a wake from hibernation never brings such a socket back as
+ * valid while its client ignores the close.
+ */
+export type EndReason = "replaced" | "revoked";
+
 /** Who is on a socket: a device or gateway, or a dashboard. */
-export type SocketRole = { kind: "peer"; peer: Peer; connectedAt: number } | { kind: "dashboard"; connectedAt: number };
+export type SocketRole = { kind: "peer"; peer: Peer; connectedAt: number; ended?: EndReason } | { kind: "dashboard"; connectedAt: number };
 
 /** The attachment written today. */
 export interface AttachmentV1 {
@@ -20,15 +28,18 @@ export interface AttachmentV1 {
   id: string;
   /** Connect time, ms. */
   connectedAt: number;
+  /** Set once the socket was replaced or its peer revoked (absent in attachments written before). */
+  ended?: EndReason;
 }
 
 /** Largest attachment the runtime stores. */
 export const MAX_ATTACHMENT_BYTES = 2048;
 
 export function toAttachment(role: SocketRole): AttachmentV1 {
-  return role.kind === "peer"
-    ? { v: 1, kind: role.peer.kind, id: role.peer.id, connectedAt: role.connectedAt }
-    : { v: 1, kind: "dashboard", id: "", connectedAt: role.connectedAt };
+  if (role.kind === "dashboard") return { v: 1, kind: "dashboard", id: "", connectedAt: role.connectedAt };
+  const a: AttachmentV1 = { v: 1, kind: role.peer.kind, id: role.peer.id, connectedAt: role.connectedAt };
+  if (role.ended) a.ended = role.ended;
+  return a;
 }
 
 /**
@@ -45,7 +56,10 @@ export function fromAttachment(a: unknown): SocketRole | null {
     if (typeof at !== "number") return null;
     if (r.kind === "dashboard") return { kind: "dashboard", connectedAt: at };
     if ((r.kind === "device" || r.kind === "gateway") && typeof r.id === "string" && isValidId(r.id)) {
-      return { kind: "peer", peer: { kind: r.kind, id: r.id }, connectedAt: at };
+      const role: SocketRole = { kind: "peer", peer: { kind: r.kind, id: r.id }, connectedAt: at };
+      if (r.ended === "replaced" || r.ended === "revoked") role.ended = r.ended;
+      else if (r.ended !== undefined) return null;
+      return role;
     }
     return null;
   }

@@ -8,8 +8,9 @@
 import type { Limits } from "../../../schema/limits.ts";
 import { CloseCode } from "../../../schema/protocol.ts";
 import { jsonError } from "../../http/json.ts";
-import { peerTag, type Peer } from "../peer.ts";
-import { fromAttachment, isCurrent, toAttachment, type SocketRole } from "./attachment.ts";
+import { log } from "../../log.ts";
+import { peerName, peerTag, type Peer } from "../peer.ts";
+import { fromAttachment, isCurrent, toAttachment, type EndReason, type SocketRole } from "./attachment.ts";
 
 /** Tag of dashboard (live) sockets. */
 const DASHBOARD_TAG = "live";
@@ -43,10 +44,16 @@ abstract class OpenSocket {
 export class PeerConnection extends OpenSocket {
   readonly kind = "peer";
   readonly peer: Peer;
+  /**
+   * Set when the socket was replaced or its peer revoked: from then on it
+   * speaks for nobody, whatever its client does (see `Connections.end`).
+   */
+  ended: EndReason | null;
 
-  constructor(ws: WebSocket, peer: Peer, connectedAt: number) {
+  constructor(ws: WebSocket, peer: Peer, connectedAt: number, ended: EndReason | null = null) {
     super(ws, connectedAt);
     this.peer = peer;
+    this.ended = ended;
   }
 }
 
@@ -58,7 +65,7 @@ export class DashboardConnection extends OpenSocket {
 export type Connection = PeerConnection | DashboardConnection;
 
 function connectionOf(ws: WebSocket, role: SocketRole): Connection {
-  return role.kind === "peer" ? new PeerConnection(ws, role.peer, role.connectedAt) : new DashboardConnection(ws, role.connectedAt);
+  return role.kind === "peer" ? new PeerConnection(ws, role.peer, role.connectedAt, role.ended ?? null) : new DashboardConnection(ws, role.connectedAt);
 }
 
 /** Closes a socket; a socket that is already closing is left as it is. */
@@ -75,15 +82,44 @@ export function isSendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
+/** Close code of each way a peer's socket ends. */
+const END_CLOSE: Readonly<Record<EndReason, { code: number; reason: (p: Peer) => string }>> = {
+  replaced: { code: CloseCode.Replaced, reason: (p) => `replaced by a newer connection for this ${p.kind}` },
+  revoked: { code: CloseCode.Revoked, reason: (p) => `this ${p.kind} has been revoked` },
+};
+
+/** Connection timing; injectable so tests need not wait for production values. */
+export interface ConnectionTiming {
+  /**
+   * How long a replaced or revoked socket has to complete its close
+   * handshake before the hub closes it again and logs the client
+   * (REPLACED_GRACE_MS). Its frames are dropped from the first moment either way.
+   */
+  replacedGraceMs: number;
+}
+
+export const DEFAULT_CONNECTION_TIMING: Readonly<ConnectionTiming> = { replacedGraceMs: 5000 };
+
+/** The connection timing from env vars; a var that is set but not a positive integer throws, as limits do. */
+export function readConnectionTiming(env: Readonly<Record<string, unknown>>): ConnectionTiming {
+  const raw = env.REPLACED_GRACE_MS;
+  if (raw === undefined || raw === "") return { ...DEFAULT_CONNECTION_TIMING };
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error("REPLACED_GRACE_MS must be a positive integer");
+  return { replacedGraceMs: n };
+}
+
 export class Connections {
   private readonly ctx: DurableObjectState;
   private readonly limits: Pick<Limits, "maxPeerSockets" | "maxDashboardSockets">;
+  private readonly timing: ConnectionTiming;
   /** A cache of what the runtime stores with each socket; may be lost with the object. */
   private readonly known = new Map<WebSocket, Connection>();
 
-  constructor(ctx: DurableObjectState, limits: Pick<Limits, "maxPeerSockets" | "maxDashboardSockets">) {
+  constructor(ctx: DurableObjectState, limits: Pick<Limits, "maxPeerSockets" | "maxDashboardSockets">, timing: ConnectionTiming = DEFAULT_CONNECTION_TIMING) {
     this.ctx = ctx;
     this.limits = limits;
+    this.timing = timing;
   }
 
   /**
@@ -101,8 +137,40 @@ export class Connections {
       if (!isCurrent(stored)) ws.serializeAttachment(toAttachment(role));
       c = connectionOf(ws, role);
       this.known.set(ws, c);
+      // Sockets accepted before `ended` was written carry no mark: one with
+      // a newer socket of the same peer beside it was replaced all the same.
+      if (c.kind === "peer" && c.ended === null && this.ofPeer(c.peer).some((o) => o !== ws && attachedAt(o) > role.connectedAt)) {
+        this.end(ws, "replaced");
+      }
     }
     return c;
+  }
+
+  /**
+   * Ends a peer's socket: marks it (in memory and in its attachment, so a
+   * wake does not bring it back as valid), sends the close, and closes it
+   * again after the grace if its client ignores that. The runtime has no
+   * way to abort a socket whose client never answers a close, so from here
+   * on the socket is worthless instead: its frames are dropped before
+   * decoding, it is not online and it does not count against the limit.
+   */
+  end(ws: WebSocket, reason: EndReason): void {
+    const c = this.get(ws);
+    if (c?.kind !== "peer" || c.ended !== null) return;
+    c.ended = reason;
+    try {
+      ws.serializeAttachment(toAttachment({ kind: "peer", peer: c.peer, connectedAt: c.connectedAt, ended: reason }));
+    } catch {
+      // already closed: nothing will come from it
+    }
+    const { code } = END_CLOSE[reason];
+    const text = END_CLOSE[reason].reason(c.peer);
+    closeSafely(ws, code, text);
+    setTimeout(() => {
+      if (ws.readyState === WebSocket.CLOSED) return;
+      log.warn("group.socket_ignored_close", { peer: peerName(c.peer), reason });
+      closeSafely(ws, code, `${text}: close ignored`);
+    }, this.timing.replacedGraceMs);
   }
 
   /**
@@ -117,16 +185,25 @@ export class Connections {
         ? tooMany(`this group accepts at most ${this.limits.maxDashboardSockets} dashboard sockets`)
         : null;
     }
-    const peers = this.ctx.getWebSockets().length - dashboards;
-    if (peers >= this.limits.maxPeerSockets && this.ofPeer(peer).length === 0) {
+    if (this.livePeerSockets() >= this.limits.maxPeerSockets && !this.isConnected(peer)) {
       return tooMany(`this group accepts at most ${this.limits.maxPeerSockets} device and gateway sockets`);
     }
     return null;
   }
 
-  /** Closes a peer's older sockets (4001): one socket per peer. */
+  /** Ends a peer's older sockets (4001): one socket per peer. */
   replace(peer: Peer): void {
-    for (const ws of this.ofPeer(peer)) closeSafely(ws, CloseCode.Replaced, `replaced by a newer connection for this ${peer.kind}`);
+    for (const ws of this.ofPeer(peer)) this.end(ws, "replaced");
+  }
+
+  /** Device and gateway sockets that still speak for their peer (ended ones do not count). */
+  private livePeerSockets(): number {
+    let n = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const c = this.get(ws);
+      if (c?.kind === "peer" && c.ended === null) n++;
+    }
+    return n;
   }
 
   /** Accepts a new hibernatable socket for a peer; the response goes back to the client. */
@@ -168,14 +245,18 @@ export class Connections {
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
       const c = this.get(ws);
-      if (c?.kind === "peer" && c.peer.kind === "device") online.add(c.peer.id);
+      if (c?.kind === "peer" && c.ended === null && c.peer.kind === "device") online.add(c.peer.id);
     }
     return online;
   }
 
-  /** Whether a peer has an open socket other than `except`. */
+  /** Whether a peer has an open socket, other than `except`, that still speaks for it. */
   isConnected(peer: Peer, except?: WebSocket): boolean {
-    return this.ofPeer(peer).some((ws) => ws !== except);
+    return this.ofPeer(peer).some((ws) => {
+      if (ws === except) return false;
+      const c = this.get(ws);
+      return c?.kind === "peer" && c.ended === null;
+    });
   }
 
   /** Drops a socket that is gone; returns what it was. */
@@ -184,6 +265,12 @@ export class Connections {
     this.known.delete(ws);
     return c;
   }
+}
+
+/** Connect time from a socket's attachment, without caching its connection. */
+function attachedAt(ws: WebSocket): number {
+  const role = fromAttachment(ws.deserializeAttachment());
+  return role?.connectedAt ?? 0;
 }
 
 function tooMany(message: string): Response {
