@@ -5,7 +5,7 @@
  * hibernate.
  *
  * Flow control is by acknowledgement: a socket gets a new frame only after
- * it acked the previous one. A slow dashboard therefore skips summaries and
+ * it acked the previous one, by that frame's exact seq. A slow dashboard therefore skips summaries and
  * later receives one frame with everything that changed meanwhile; the hub
  * never queues a backlog for it. (The runtime does not expose a hibernatable
  * socket's send buffer, so the hub cannot watch bufferedAmount.)
@@ -141,7 +141,12 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       return;
     }
     const s = this.socketState(ws);
-    if (typeof seq === "number" && s.awaiting !== null && seq >= s.awaiting) {
+    // Only the awaited seq releases the next frame. Accepting any seq at or
+    // above it let a socket ack blindly (say 2^31) without reading and get a
+    // new summary per ack, queuing bytes without bound (issue #12). Other
+    // acks (duplicates, or acks of frames sent before a wake reset the
+    // counter) are ignored: a legitimate dashboard acks what it received.
+    if (typeof seq === "number" && s.awaiting !== null && seq === s.awaiting) {
       s.awaiting = null;
       // It may have skipped summaries while it was behind: catch it up.
       if (s.lastEpoch < this.state.epoch - 1 || this.alertLog.some((a) => a.epoch > s.lastEpoch)) this.markDirty();

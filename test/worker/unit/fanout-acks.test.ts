@@ -1,0 +1,77 @@
+/**
+ * Issue #12, finding 6: only the ack the hub waits for counts. A dashboard
+ * socket that acks blindly (a huge seq, without reading) must not get a
+ * new summary per ack: the bytes the hub sends it stay at one frame until
+ * it acks that frame's seq, or the ack timeout closes it.
+ */
+import { describe, expect, it } from "vitest";
+import { BUCKET_MS, type Reading } from "../../../schema/protocol.ts";
+import { addBatch, emptyCollapsed } from "../../../worker/group/ingest/collapse.ts";
+import { LiveFanout, type DashboardSocket } from "../../../worker/group/live/fanout.ts";
+import { LiveState } from "../../../worker/group/live/live-state.ts";
+
+const T0 = 1_700_000_000_000 - (1_700_000_000_000 % BUCKET_MS);
+
+class CountingSocket implements DashboardSocket {
+  frames = 0;
+  bytes = 0;
+  lastSeq = 0;
+  closed: number | null = null;
+  send(data: string): void {
+    this.frames++;
+    this.bytes += data.length;
+    this.lastSeq = (JSON.parse(data) as { seq: number }).seq;
+  }
+  close(code: number): void {
+    this.closed = code;
+  }
+}
+
+function setup() {
+  const blind = new CountingSocket();
+  const honest = new CountingSocket();
+  const state = new LiveState(2);
+  state.load({ devices: [], latest: [], rejects: [], online: new Set() });
+  const fanout = new LiveFanout({ name: () => "g", dashboards: () => [blind, honest] }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 });
+  for (const s of [blind, honest]) fanout.sendSnapshot(s, { group: "g", alerts: [], rules: { rules: [], offlineAfterMs: 0 } }, T0);
+  const data = (now: number) => {
+    const c = emptyCollapsed();
+    addBatch(c, { kind: "device", id: "d" }, 1, [[now, "t", 1] satisfies Reading]);
+    state.applyCommit(c, now);
+  };
+  const ack = (s: CountingSocket, seq: number) => fanout.onMessage(s, JSON.stringify({ type: "ack", seq }));
+  return { blind, honest, fanout, data, ack };
+}
+
+describe("live acks", () => {
+  it("ignores acks of any seq but the one awaited: a blind 2^31 ack gets no further frame", () => {
+    const { blind, honest, fanout, data, ack } = setup();
+    const snapshotBytes = blind.bytes;
+    for (let i = 1; i <= 200; i++) {
+      ack(blind, 2 ** 31);
+      ack(blind, 0);
+      ack(honest, honest.lastSeq);
+      data(T0 + i * 100);
+      fanout.send(T0 + i * 100);
+    }
+    // The honest socket got a summary each round; the blind one nothing past its snapshot.
+    expect(honest.frames).toBe(201);
+    expect(blind.frames).toBe(1);
+    expect(blind.bytes).toBe(snapshotBytes);
+    expect(blind.closed).toBeNull();
+  });
+
+  it("still catches a socket up once it acks the awaited seq, then awaits the new one", () => {
+    const { blind, fanout, data, ack } = setup();
+    data(T0 + 100);
+    fanout.send(T0 + 100);
+    ack(blind, blind.lastSeq);
+    fanout.send(T0 + 200);
+    expect(blind.frames).toBe(2);
+    // An old seq (a duplicate ack) does not release the new frame.
+    ack(blind, blind.lastSeq - 1);
+    data(T0 + 300);
+    fanout.send(T0 + 300);
+    expect(blind.frames).toBe(2);
+  });
+});
