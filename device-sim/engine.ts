@@ -144,11 +144,10 @@ export class Simulation {
     }, cfg.tickMs ?? TICK_MS);
   }
 
-  private restClient: HubRest | null = null;
-
-  private async rest(): Promise<HubRest> {
-    this.restClient ??= await HubRest.create(this.cfg.url, this.cfg.secret, this.cfg.httpTimeoutMs ?? 60_000);
-    return this.restClient;
+  /** One REST client per run, made on first use (a promise, so two first uses share it). */
+  private restClient: Promise<HubRest> | null = null;
+  private rest(): Promise<HubRest> {
+    return (this.restClient ??= HubRest.create(this.cfg.url, this.cfg.secret, this.cfg.httpTimeoutMs ?? 60_000));
   }
 
   /** The preflight and --verify's baseline; an outcome when the run must not start. */
