@@ -10,7 +10,7 @@ import { cpus, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { setTimeout as sleep } from "node:timers/promises";
-import { encodeCbor } from "../../schema/cbor.ts";
+import { encodeBatchFrame } from "../../client/batch-frame.ts";
 import { HubClient } from "../../schema/client.ts";
 import { operatorSubject, signToken } from "../../schema/token.ts";
 import type { CeilingInput, CeilingResult } from "./ceiling.ts";
@@ -235,7 +235,8 @@ export interface PacedResult {
   latencyMs: Latency;
 }
 
-export async function measureCeiling(run: BenchRun, config: WranglerConfig): Promise<CeilingResult> {
+/** The Node ceiling for frames of one type, each exactly what DeviceClient puts on the wire. */
+export async function measureCeiling(run: BenchRun, config: WranglerConfig, type: "cbatch" | "batch" = "cbatch"): Promise<CeilingResult> {
   const { devices: deviceCount, batch, readingsPerBatch } = run.opts;
   const frames: Uint8Array[] = [];
   const devices: string[] = [];
@@ -243,8 +244,7 @@ export async function measureCeiling(run: BenchRun, config: WranglerConfig): Pro
   for (let d = 0; d < deviceCount; d++) {
     const source = new ReadingSource(d + 1);
     for (let seq = 1; seq <= Math.max(4, Math.ceil(2000 / deviceCount)); seq++) {
-      // Exactly what DeviceClient puts on the wire.
-      frames.push(encodeCbor({ type: "batch", seq, readings: source.batch(batch, now) }, 64 + batch * 24));
+      frames.push(encodeBatchFrame(seq, source.batch(batch, now), { frames: type, values: "lossless", endpoint: "devices" }));
       devices.push(`dev-${d}`);
     }
   }
@@ -303,9 +303,9 @@ export async function withHub<T>(
   }
 }
 
-export async function withFleet<T>(run: BenchRun, hub: Hub, secret: string, group: string, fn: (fleet: Fleet) => Promise<T>): Promise<T> {
+export async function withFleet<T>(run: BenchRun, hub: Hub, secret: string, group: string, fn: (fleet: Fleet) => Promise<T>, frames: "cbatch" | "batch" = "cbatch"): Promise<T> {
   const { devices, batch, inFlight } = run.opts;
-  const fleet = new Fleet({ url: hub.url, group, secret, devices, batchSize: batch, maxInFlight: inFlight });
+  const fleet = new Fleet({ url: hub.url, group, secret, devices, batchSize: batch, maxInFlight: inFlight, frames });
   run.cleanups.push(() => fleet.close());
   await fleet.connect();
   try {

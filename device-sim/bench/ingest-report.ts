@@ -6,6 +6,7 @@ import type { CeilingResult } from "./ceiling.ts";
 import { fmtCore, fmtCpu, fmtInt, fmtMs, fmtX } from "./ingest-format.ts";
 import type { CommitModeResult, PacedResult, ProfileSummary, Verification, Window } from "./ingest-measure.ts";
 import type { HotFunction } from "./profile.ts";
+import type { WireBytes } from "./wire-bytes.ts";
 
 export const TARGET_READINGS_PER_S = 1_000_000;
 export const TARGET_P99_MS = 25;
@@ -28,6 +29,15 @@ export interface Result {
   ceiling: CeilingResult & { otherCores: number | null };
   groupCommit: CommitModeResult & { paced: PacedResult };
   perMessage: CommitModeResult;
+  /**
+   * Compact (`cbatch`, what DeviceClient sends: the group-commit hub above)
+   * against v1 `batch` frames (a third hub, same settings), in the same run.
+   */
+  frames: {
+    bytesPerReading: WireBytes;
+    cbatch: FrameFigures;
+    batch: FrameFigures & { ceiling: CeilingResult & { otherCores: number | null }; run: CommitModeResult };
+  };
   ratios: {
     groupCommitOverPerMessage: number;
     groupCommitOverCeiling: number;
@@ -41,6 +51,15 @@ export interface Result {
     p99AckMsAtHalfLoad: { target: number; measured: number; met: boolean; otherCores: number | null };
   };
   ok: boolean;
+}
+
+/** One frame type's figures at group-commit saturation. */
+export interface FrameFigures {
+  saturationReadingsPerSec: number;
+  hubNsPerReading: number | null;
+  ceilingNsPerReading: number;
+  /** Hub CPU per reading over the Node ceiling's, both for this frame type. */
+  hubOverCeiling: number | null;
 }
 
 function table(rows: string[][]): string {
@@ -76,6 +95,7 @@ export function summary(r: Result): string {
     ["group commit saturation", gc.saturation],
     ["half load", gc.paced.achieved],
     ["per-message saturation", pm.saturation],
+    ["v1 batch saturation", r.frames.batch.run.saturation],
   ];
   const disturbed = windows
     .filter(([, w]) => (w.cpu.other ?? 0) > DISTURBED_CORES)
@@ -97,6 +117,7 @@ ${table([
   row(`saturation, group commit (${gc.groupCommitMs} ms)`, gc.saturation),
   row("saturation, one commit per message", pm.saturation),
   row("half load, paced", gc.paced.achieved),
+  row(`saturation, group commit, v1 batch frames`, r.frames.batch.run.saturation),
 ])}
 
 ${table([
@@ -105,6 +126,8 @@ ${table([
   ["decode + validate", fmtInt(r.ceiling.decodeValidate.readingsPerSec), fmtInt(r.ceiling.decodeValidate.nsPerReading)],
   ["decode + validate + collapse", fmtInt(r.ceiling.full.readingsPerSec), fmtInt(ceilingNs)],
 ])}
+
+${framesText(r)}
 
 Ack latency at half load (${fmtInt(lat.count)} batches): p50 ${fmtMs(lat.p50)} ms, p90 ${fmtMs(lat.p90)} ms, p99 ${fmtMs(lat.p99)} ms, max ${fmtMs(lat.max)} ms
 
@@ -120,6 +143,7 @@ Targets
 Correctness (aggregates vs acked readings)
   group commit:           ${verify(gc.verification)}
   one commit per message: ${verify(pm.verification)}
+  v1 batch frames:        ${verify(r.frames.batch.run.verification)}
 ${
   disturbed.length === 0
     ? ""
@@ -127,7 +151,25 @@ ${
 Note: other processes used CPU during ${disturbed.join(", ")};
 readings/s there is lower than on a quiet machine. CPU ns/reading and the ratios are less affected.
 `
-}${profileText("group commit", gc.profile)}${profileText("one commit per message", pm.profile)}`;
+}${profileText("group commit", gc.profile)}${profileText("one commit per message", pm.profile)}${profileText("v1 batch frames", r.frames.batch.run.profile)}`;
+}
+
+/** Compact against v1 frames: bytes on the wire, saturation, hub CPU and its ratio to the Node ceiling. */
+function framesText(r: Result): string {
+  const f = r.frames;
+  const b = f.bytesPerReading;
+  const ns = (n: number | null): string => (n === null || !Number.isFinite(n) ? "?" : fmtInt(n));
+  const x = (n: number | null): string => (n === null ? "?" : fmtX(n));
+  return `Frames (${r.machine.cpuModel}; ${fmtInt(b.readingsPerBatch)} readings/batch of the 4-sensor signal)
+${table([
+  ["bytes/reading on the wire", "batch", "cbatch f64", "cbatch f32", "JSON (reference)"],
+  ["", b.batch.toFixed(1), b.cbatchFloat64.toFixed(1), b.cbatchFloat32.toFixed(1), b.json.toFixed(1)],
+])}
+${table([
+  ["group commit saturation", "readings/s", "hub CPU ns/reading", "Node ceiling ns/reading", "hub / ceiling"],
+  ["cbatch (DeviceClient's default)", fmtInt(f.cbatch.saturationReadingsPerSec), ns(f.cbatch.hubNsPerReading), ns(f.cbatch.ceilingNsPerReading), x(f.cbatch.hubOverCeiling)],
+  ["batch (v1)", fmtInt(f.batch.saturationReadingsPerSec), ns(f.batch.hubNsPerReading), ns(f.batch.ceilingNsPerReading), x(f.batch.hubOverCeiling)],
+])}`;
 }
 
 function profileText(label: string, p: ProfileSummary | undefined): string {

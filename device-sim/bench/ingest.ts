@@ -7,10 +7,13 @@
  *   npm run bench:ingest -- --json            the result as JSON on stdout
  *
  * One run measures, side by side:
- *   1. the CPU ceiling: decode + validate + collapse in Node, no sockets or SQLite;
+ *   1. the CPU ceiling: decode + validate + collapse in Node, no sockets or SQLite,
+ *      for compact (`cbatch`, what DeviceClient sends) and v1 `batch` frames;
  *   2. saturation with group commit (wrangler.jsonc's GROUP_COMMIT_MS);
  *   3. ack latency at half of that rate, paced;
  *   4. saturation with group commit off (GROUP_COMMIT_MS=0: one commit per message);
+ *   5. saturation with group commit, the devices sending v1 `batch` frames;
+ *   6. bytes per reading on the wire by frame type (and JSON as a reference);
  * then checks that each hub's aggregates hold exactly the readings it acked.
  * Progress goes to stderr; only 127.0.0.1 is contacted; temp dirs and the
  * workerd process are removed on exit. docs/benchmarks.md has the figures.
@@ -27,6 +30,7 @@ import { fmtInt, fmtMs } from "./ingest-format.ts";
 import { CEILING_STAGE_S, PACED_LEAD_IN_S, latencyStats, measureCeiling, otherCoresSince, runWindow, saturate, verify, withFleet, withHub, type BenchRun } from "./ingest-measure.ts";
 import { USAGE, parseIngestOptions, type IngestOptions } from "./ingest-options.ts";
 import { TARGET_P99_MS, TARGET_READINGS_PER_S, summary, type Result } from "./ingest-report.ts";
+import { wireBytesPerReading } from "./wire-bytes.ts";
 
 const parsed = orExit(() => parseIngestOptions(process.argv.slice(2)), USAGE);
 if (parsed === null) {
@@ -79,7 +83,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 // The bench stops by itself even if the hub hangs.
-const watchdogMs = (90 + 4 * DURATION_S + 2 * WARMUP_S) * 1000;
+const watchdogMs = (120 + 5 * DURATION_S + 3 * WARMUP_S) * 1000;
 const watchdog = setTimeout(() => {
   stopCode = 3;
   process.stderr.write(`bench did not finish within ${watchdogMs / 1000} s; aborting\n`);
@@ -120,6 +124,11 @@ async function main(): Promise<Result> {
   progress(
     `CPU ceiling: decode ${fmtInt(ceiling.decode.readingsPerSec)}/s, +validate ${fmtInt(ceiling.decodeValidate.readingsPerSec)}/s, +collapse ${fmtInt(ceiling.full.readingsPerSec)}/s`,
   );
+  progress(`CPU ceiling, v1 batch frames`);
+  const beforeV1 = { node: process.cpuUsage(), machine: machineCpuSeconds(), wall: performance.now() };
+  const ceilingV1Result = await measureCeiling(run, config, "batch");
+  const ceilingV1 = { ...ceilingV1Result, otherCores: otherCoresSince(beforeV1) };
+  progress(`CPU ceiling, v1 batch: +collapse ${fmtInt(ceilingV1.full.readingsPerSec)}/s`);
 
   progress(`hub 1: group commit on (GROUP_COMMIT_MS=${groupCommitMs}), ${DEVICES} devices x ${BATCH} readings/batch`);
   const gc = await withHub(run, entry, config, secret, baseVars, (hub) =>
@@ -153,7 +162,31 @@ async function main(): Promise<Result> {
     }),
   );
 
+  progress(`hub 3: group commit on, devices sending v1 batch frames`);
+  const v1 = await withHub(run, entry, config, secret, baseVars, (hub) =>
+    withFleet(
+      run,
+      hub,
+      secret,
+      "bench-v1-batch",
+      async (fleet) => {
+        const { window: saturation, profile } = await saturate(run, fleet, hub, "v1 batch");
+        const verification = await verify(hub, fleet, secret);
+        progress(`verify: acked ${fmtInt(verification.ackedReadings)}, aggregates ${fmtInt(verification.aggregateCount)} -> ${verification.ok ? "OK" : "MISMATCH"}`);
+        return profile ? { groupCommitMs, saturation, verification, profile } : { groupCommitMs, saturation, verification };
+      },
+      "batch",
+    ),
+  );
+  const bytes = wireBytesPerReading(opts.readingsPerBatch);
+
   const gcRate = gc.saturation.readingsPerSec;
+  const perFrame = (w: typeof gc.saturation, c: typeof ceiling) => ({
+    saturationReadingsPerSec: w.readingsPerSec,
+    hubNsPerReading: w.hubNsPerReading,
+    ceilingNsPerReading: c.full.nsPerReading,
+    hubOverCeiling: w.hubNsPerReading === null ? null : w.hubNsPerReading / c.full.nsPerReading,
+  });
   const p99 = gc.paced.latencyMs.p99;
   return {
     date: new Date().toISOString(),
@@ -179,6 +212,11 @@ async function main(): Promise<Result> {
     ceiling,
     groupCommit: gc,
     perMessage: pm,
+    frames: {
+      bytesPerReading: bytes,
+      cbatch: perFrame(gc.saturation, ceiling),
+      batch: { ...perFrame(v1.saturation, ceilingV1), ceiling: ceilingV1, run: v1 },
+    },
     ratios: {
       groupCommitOverPerMessage: gcRate / pm.saturation.readingsPerSec,
       groupCommitOverCeiling: gcRate / ceiling.full.readingsPerSec,
@@ -194,7 +232,7 @@ async function main(): Promise<Result> {
       },
       p99AckMsAtHalfLoad: { target: TARGET_P99_MS, measured: p99, met: p99 <= TARGET_P99_MS, otherCores: gc.paced.achieved.cpu.other },
     },
-    ok: gc.verification.ok && pm.verification.ok,
+    ok: gc.verification.ok && pm.verification.ok && v1.verification.ok,
   };
 }
 

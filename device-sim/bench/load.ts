@@ -19,6 +19,8 @@ export interface FleetOptions {
   devices: number;
   batchSize: number;
   maxInFlight: number;
+  /** Frame type the devices send (default `cbatch`, as DeviceClient does). */
+  frames?: "cbatch" | "batch";
 }
 
 /** Counters over a measurement window. */
@@ -63,6 +65,7 @@ export class Fleet {
           // Fine-grained ticks so a paced rate is spread evenly, not sent in bursts.
           tickMs: 1,
           batchSource: (i) => new ReadingSource(i + 1),
+          frames: opts.frames ?? "cbatch",
         },
       ),
     );
