@@ -54,8 +54,12 @@ export function decodeTypedArray(tag: number, content: unknown): TypedArray | Re
   if (content.byteLength % width !== 0) return new RefusedTypedArray(tag, `tag ${tag} holds ${content.byteLength} bytes, not a multiple of ${width}`);
   const n = content.byteLength / width;
   if (!LITTLE_ENDIAN && width > 1) return kind.readLE(new DataView(content.buffer, content.byteOffset, content.byteLength), n);
-  // A view when aligned (no copy); otherwise a copy, which is aligned. Not
-  // content.slice(): on a Node Buffer that is a view of the same memory.
+  // A view when aligned (no copy); otherwise a copy into a fresh, aligned
+  // ArrayBuffer. Not content.slice(): on a Node Buffer that is a view of the
+  // same memory; and not a small typed array's .buffer, which V8 must first
+  // move off its heap (that made this the decoder's slowest step).
   if (content.byteOffset % width === 0) return kind.view(content.buffer, content.byteOffset, n);
-  return kind.view(Uint8Array.prototype.slice.call(content).buffer, 0, n);
+  const copy = new ArrayBuffer(content.byteLength);
+  new Uint8Array(copy).set(content);
+  return kind.view(copy, 0, n);
 }
