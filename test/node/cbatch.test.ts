@@ -18,6 +18,7 @@ import { decodeCbor, encodeCbor } from "../../schema/cbor.ts";
 import { DEFAULT_LIMITS } from "../../schema/limits.ts";
 import { ErrorCode, type GatewayReading, type Reading } from "../../schema/protocol.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
+import { raw } from "../worker/cbatch-cases.ts";
 import { codeBlocks } from "./docs-commands.ts";
 import { isMap, validateDeviceBatch, validateGatewayBatch, type Validated } from "../../schema/validate.ts";
 
@@ -144,6 +145,17 @@ describe("cbatch frames built byte by byte", () => {
         expect(r.seq, name).toBe(7);
       }
     }
+  });
+
+  it("names the first reading outside the window, in a typed series checked by its ends", () => {
+    // rawFrame's t0 is a minute ago: with 60 s offsets, reading 6 is the first past now + 5 min.
+    const late = check(rawFrame(Uint8Array.from(raw.typed(69, raw.le16(Array<number>(20).fill(60_000)))), Uint8Array.from(raw.typed(85, raw.f32le(Array<number>(20).fill(1))))));
+    expect(late).toMatchObject({ ok: false, code: ErrorCode.TimestampOutOfRange, message: expect.stringContaining("reading 6 at") });
+    // Up to the edge of the window (now + 5 min exactly) is accepted.
+    const edge = check(rawFrame(Uint8Array.from(raw.typed(70, raw.le32([360_000]))), Uint8Array.from(raw.typed(85, raw.f32le([1])))));
+    expect(edge.ok).toBe(true);
+    const past = check(rawFrame(Uint8Array.from(raw.typed(70, raw.le32([360_001]))), Uint8Array.from(raw.typed(85, raw.f32le([1])))));
+    expect(past).toMatchObject({ ok: false, code: ErrorCode.TimestampOutOfRange, message: expect.stringContaining("reading 0 at") });
   });
 
   it("refuses bad frame-level fields", () => {
