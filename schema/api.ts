@@ -27,6 +27,7 @@ export const PATHS = {
   rates: "/v1/groups/{group}/rates",
   revocations: "/v1/groups/{group}/revocations",
   revocation: "/v1/groups/{group}/revocations/{kind}/{id}",
+  peerSeq: "/v1/groups/{group}/peers/{kind}/{id}/seq",
 } as const;
 
 /** {@link ID_PATTERN} as error messages quote it. */
@@ -50,6 +51,8 @@ export const GatewaySocketParams = z.extend(GroupParams, { gateway: pathId("gate
 export const PeerKind = doc(z.enum(["device", "gateway"]), { id: "PeerKind" });
 export type PeerKind = z.infer<typeof PeerKind>;
 export const RevocationParams = z.extend(GroupParams, { kind: PeerKind, id: pathId("id", "device or gateway id") });
+/** A device or gateway of a group, as in `/peers/{kind}/{id}`. */
+export const PeerParams = RevocationParams;
 
 /** A pattern that also accepts the empty string: an empty query parameter means "absent". */
 function orEmpty(re: RegExp): RegExp {
@@ -235,3 +238,23 @@ export type RevocationsResponse = z.infer<typeof RevocationsResponse>;
 /** `DELETE /v1/groups/{group}/revocations/{kind}/{id}`: the revocation was lifted. */
 export const RevocationLifted = doc(z.object({ kind: PeerKind, id: z.string(), revoked: z.literal(false) }), { id: "RevocationLifted" });
 export type RevocationLifted = z.infer<typeof RevocationLifted>;
+
+/** `PUT /v1/groups/{group}/peers/{kind}/{id}/seq`: the lastSeq an operator sets (any seq from 0 to 2^53 - 1). */
+export const SeqResetBody = doc(
+  z.object({ lastSeq: described(z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER)), "the peer's new highest applied seq") }),
+  { id: "SeqResetBody" },
+);
+export type SeqResetBody = z.infer<typeof SeqResetBody>;
+/** One audited seq reset. */
+export const SeqReset = doc(
+  z.object({
+    at: described(z.int(), "hub time of the reset, ms"),
+    by: described(z.string(), "who asked: the operator credential's kind, and the Access email when there is one"),
+    oldSeq: z.int(),
+    newSeq: z.int(),
+  }),
+  { id: "SeqReset" },
+);
+/** A peer's stored seq and its resets, newest first. */
+export const PeerSeqResponse = doc(z.object({ kind: PeerKind, id: z.string(), lastSeq: z.int(), resets: z.array(SeqReset) }), { id: "PeerSeq" });
+export type PeerSeqResponse = z.infer<typeof PeerSeqResponse>;

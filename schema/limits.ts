@@ -23,6 +23,13 @@ export interface Limits {
   maxPeerSockets: number;
   /** Dashboard (live) sockets one group accepts at once. */
   maxDashboardSockets: number;
+  /**
+   * Largest batch seq accepted (0: up to 2^53 - 1). Far above any seq a
+   * device reaches by counting, or by numbering with millisecond
+   * timestamps, and far below 2^53 - 1: a seq above it is refused with
+   * `bad_seq` and changes nothing (docs/protocol.md, "Resetting a seq").
+   */
+  maxSeq: number;
 }
 
 /** Defaults used when a var is absent. */
@@ -37,6 +44,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   peerBurstReadings: 250_000,
   maxPeerSockets: 10_000,
   maxDashboardSockets: 1_000,
+  maxSeq: 2 ** 48,
 };
 
 /** Names of the vars in wrangler.jsonc, by limit. */
@@ -51,6 +59,7 @@ export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
   peerBurstReadings: "PEER_BURST_READINGS",
   maxPeerSockets: "MAX_PEER_SOCKETS",
   maxDashboardSockets: "MAX_DASHBOARD_SOCKETS",
+  maxSeq: "MAX_SEQ",
 };
 
 /**

@@ -115,3 +115,24 @@ export const revocations = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.kind, t.id] })],
 );
+
+/**
+ * Audit of operator seq resets (`PUT /v1/groups/{group}/peers/{kind}/{id}/seq`):
+ * who set which peer's lastSeq from what to what, and when. Rows are never
+ * updated or deleted.
+ */
+export const seqResets = sqliteTable(
+  "seq_resets",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    kind: text("kind").notNull(),
+    peer: text("peer").notNull(),
+    oldSeq: integer("old_seq").notNull(),
+    newSeq: integer("new_seq").notNull(),
+    /** Who asked: the kind of operator credential, and the Access email when there is one. */
+    by: text("by").notNull(),
+    /** Hub time, ms. */
+    at: integer("at").notNull(),
+  },
+  (t) => [index("seq_resets_peer").on(t.kind, t.peer, t.at)],
+);

@@ -19,6 +19,8 @@ const CONTRACT = [
   "get /v1/groups/{group}/revocations",
   "put /v1/groups/{group}/revocations/{kind}/{id}",
   "delete /v1/groups/{group}/revocations/{kind}/{id}",
+  "get /v1/groups/{group}/peers/{kind}/{id}/seq",
+  "put /v1/groups/{group}/peers/{kind}/{id}/seq",
 ];
 
 interface Operation {

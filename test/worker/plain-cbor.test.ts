@@ -7,6 +7,7 @@
  */
 import { decode, encode, type DecodeOptions } from "cborg";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS } from "../../schema/limits.ts";
 import { ErrorCode, PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import {
   aggregates,
@@ -157,13 +158,13 @@ describe("plain CBOR from another library (cborg)", () => {
       message: expect.stringMatching(/.+/),
     });
 
-    // The largest seq a device may use.
-    sock.send(encode({ type: "batch", seq: Number.MAX_SAFE_INTEGER, readings: [[t0 + 6000, "temp", 1]] }));
-    expect(await sock.nextStrict()).toStrictEqual({ type: "ack", seq: Number.MAX_SAFE_INTEGER });
+    // The largest seq a device may use (MAX_SEQ, 2^48 by default: an 8-byte integer).
+    sock.send(encode({ type: "batch", seq: DEFAULT_LIMITS.maxSeq, readings: [[t0 + 6000, "temp", 1]] }));
+    expect(await sock.nextStrict()).toStrictEqual({ type: "ack", seq: DEFAULT_LIMITS.maxSeq });
     sock.close();
 
     const again = await connectRaw(group, device);
-    expect(await again.nextStrict()).toStrictEqual({ type: "hello", v: PROTOCOL_VERSION, lastSeq: Number.MAX_SAFE_INTEGER });
+    expect(await again.nextStrict()).toStrictEqual({ type: "hello", v: PROTOCOL_VERSION, lastSeq: DEFAULT_LIMITS.maxSeq });
     again.close();
   });
 

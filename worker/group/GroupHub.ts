@@ -34,6 +34,7 @@ import { log } from "../log.ts";
 import { Registration } from "../registry.ts";
 import { Alerts } from "./alerts/alerts.ts";
 import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
+import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { Store, type AggregateFilter, type Bucket } from "./ingest/store.ts";
@@ -45,6 +46,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly store: Store;
   private readonly connections: Connections;
   private readonly revocations: Revocations;
+  private readonly seqs: PeerSeqs;
   private readonly ingest: Ingest<Alert[]>;
   private readonly live: Live;
   private readonly alerts: Alerts;
@@ -63,6 +65,7 @@ export class GroupHub extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     this.connections = new Connections(ctx, this.limits, readConnectionTiming({ ...env }));
     this.revocations = new Revocations(this.store.db);
+    this.seqs = new PeerSeqs(this.store.db);
     this.registration = new Registration(env, ctx);
     const live = (this.live = new Live({ db: this.store.db, kv: ctx.storage.kv }, {
       name: () => this.name,
@@ -249,6 +252,24 @@ export class GroupHub extends DurableObject<Env> {
   /** RPC for DELETE /v1/groups/{group}/revocations/{kind}/{id}. */
   restore(kind: PeerKind, id: string): boolean {
     return this.rpc("restore", () => this.revocations.restore(kind, id));
+  }
+
+  /** RPC for GET /v1/groups/{group}/peers/{kind}/{id}/seq; null if the peer never connected. */
+  peerSeq(kind: PeerKind, id: string): PeerSeq | null {
+    return this.rpc("peerSeq", () => {
+      this.ingest.flush();
+      return this.seqs.get({ kind, id });
+    });
+  }
+
+  /** RPC for PUT /v1/groups/{group}/peers/{kind}/{id}/seq: sets lastSeq (audited, and logged); null if the peer never connected. */
+  resetSeq(kind: PeerKind, id: string, lastSeq: number, by: string): PeerSeq | null {
+    return this.rpc("resetSeq", () => {
+      const peer = { kind, id };
+      const r = this.ingest.resetSeq(peer, () => this.seqs.reset(peer, lastSeq, by, Date.now()));
+      if (r) log.info("group.seq_reset", { group: this.name, peer: peerName(peer), by, old: r.resets[0]?.oldSeq, new: lastSeq });
+      return r;
+    });
   }
 
   /** RPC for GET /v1/groups/{group}/alerts. */

@@ -7,7 +7,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
-import { ID_RULE, PATHS } from "../../schema/api.ts";
+import { ID_RULE, PATHS, SeqResetBody } from "../../schema/api.ts";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
 import { log } from "../log.ts";
@@ -30,7 +30,7 @@ const PARAM_ERRORS: Record<string, [status: number, code: string, message: strin
   group: [400, "bad_group", `group id must match ${ID_RULE}`],
   device: [400, "bad_device", `device id must match ${ID_RULE}`],
   gateway: [400, "bad_gateway", `gateway id must match ${ID_RULE}`],
-  kind: [404, "not_found", "revocations are /revocations/device/{id} or /revocations/gateway/{id}"],
+  kind: [404, "not_found", "peer kinds are device and gateway: /revocations/device/{id}, /peers/gateway/{id}/seq"],
   id: [400, "bad_id", `id must match ${ID_RULE}`],
 };
 
@@ -207,6 +207,38 @@ route(ROUTES.restore, async (c, { params: { group, kind, id }, reply }) => {
   if (!(await isOperator(c, group))) return unauthorized();
   const lifted = await c.env.GROUPS.getByName(group).restore(kind, id);
   return lifted ? reply({ kind, id, revoked: false }) : jsonError(404, "not_revoked", `${kind} ${id} is not revoked`);
+});
+
+/** Largest seq reset body accepted, bytes. */
+const MAX_SEQ_BODY = 1024;
+
+/** Who made an operator request, for the audit: the credential's kind, with the Access email when there is one. */
+function callerOf(c: Ctx): string {
+  if (tokenOf(c) !== null) return "operator token";
+  const email = c.req.header("cf-access-authenticated-user-email");
+  return email ? `access:${email}` : "access";
+}
+
+route(ROUTES.peerSeq, async (c, { params: { group, kind, id }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const seq = await c.env.GROUPS.getByName(group).peerSeq(kind, id);
+  return seq ? reply({ kind, id, ...seq }) : jsonError(404, "not_found", `${kind} ${id} never connected to this group`);
+});
+
+route(ROUTES.resetSeq, async (c, { params: { group, kind, id }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const text = await c.req.raw.text();
+  if (text.length > MAX_SEQ_BODY) return jsonError(413, "too_large", `body is limited to ${MAX_SEQ_BODY} bytes`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return jsonError(400, "bad_body", "body is not JSON");
+  }
+  const checked = SeqResetBody.safeParse(body);
+  if (!checked.success) return jsonError(400, "bad_body", 'body must be {"lastSeq": N}, N an integer from 0 to 2^53 - 1');
+  const seq = await c.env.GROUPS.getByName(group).resetSeq(kind, id, checked.data.lastSeq, callerOf(c));
+  return seq ? reply({ kind, id, ...seq }) : jsonError(404, "not_found", `${kind} ${id} never connected to this group`);
 });
 
 app.notFound((c) => {

@@ -18,12 +18,15 @@ import {
   GroupsResponse,
   Health,
   PATHS,
+  PeerParams,
+  PeerSeqResponse,
   RatesResponse,
   RevocationEntry,
   RevocationLifted,
   RevocationParams,
   RevocationsResponse,
   RulesDoc,
+  SeqResetBody,
 } from "../../schema/api.ts";
 
 /** Who may call a route (docs/protocol.md, "Auth"). */
@@ -178,14 +181,33 @@ export const ROUTES = {
     ok: RevocationLifted,
     errors: [400, 401, 404],
   },
+  peerSeq: {
+    method: "get",
+    path: PATHS.peerSeq,
+    summary: "A device's or gateway's lastSeq and the audit of its resets, newest first",
+    caller: "operator",
+    params: PeerParams,
+    ok: PeerSeqResponse,
+    errors: [400, 401, 404],
+  },
+  resetSeq: {
+    method: "put",
+    path: PATHS.peerSeq,
+    summary: "Set a device's or gateway's lastSeq (audited: who, when, old and new value)",
+    caller: "operator",
+    params: PeerParams,
+    body: SeqResetBody,
+    ok: PeerSeqResponse,
+    errors: [400, 401, 404, 413],
+  },
 } as const satisfies Record<string, RouteSpec>;
 
 /** Why each error status is answered; every error body is `{error, message}`. */
 export const ERROR_REASONS: Record<number, string> = {
-  400: "bad_group, bad_device, bad_gateway, bad_id, bad_query or bad_rules",
+  400: "bad_group, bad_device, bad_gateway, bad_id, bad_query, bad_rules or bad_body",
   401: "unauthorized: missing or invalid token",
   403: "revoked: this device or gateway has been revoked; bad_origin: a live socket authenticated by Cloudflare Access from a page of another origin",
-  404: "not_found (no such revocation kind), or not_revoked",
+  404: "not_found (no such revocation or peer kind, or a peer that never connected), or not_revoked",
   405: "method_not_allowed; the Allow header lists the methods",
   413: "too_large: body over 64 KiB",
   426: "upgrade_required: this route only accepts WebSocket upgrades",

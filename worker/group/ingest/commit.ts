@@ -80,6 +80,11 @@ export class GroupCommit<Note> {
     return this.accepted[peer.kind].get(peer.id) ?? this.store.lastSeq(peer);
   }
 
+  /** Drops the cached highest seq of a peer (an operator reset its stored lastSeq); call after a flush. */
+  forget(peer: Peer): void {
+    this.accepted[peer.kind].delete(peer.id);
+  }
+
   /** Queues a validated batch for the next group commit; exactly-once by the peer's seq. */
   submit(to: AckTarget, peer: Peer, seq: number, readings: PeerReadings): void {
     if (seq <= this.highest(peer)) {

@@ -69,11 +69,32 @@ export class Ingest<Note> implements FrameContext {
   }
 
   /**
-   * Duplicates pass (they apply nothing); a refused batch gets `rate_limited`
-   * with `retryAfterMs`.
+   * An operator sets a peer's lastSeq: pending batches are committed first,
+   * `write` runs (it updates the stored seq), and the cached highest seq is
+   * dropped so the stored one counts from the next frame.
+   */
+  resetSeq<T>(peer: Peer, write: () => T): T {
+    this.commit.flush();
+    try {
+      return write();
+    } finally {
+      this.commit.forget(peer);
+    }
+  }
+
+  /**
+   * Duplicates pass (they apply nothing); a seq above `maxSeq` gets
+   * `bad_seq` (nothing changes); a refused batch gets `rate_limited` with
+   * `retryAfterMs`.
    */
   admit(from: PeerSender, seq: number, readings: number): boolean {
     if (seq <= this.commit.highest(from.peer)) return true;
+    // Checked here, not in the validator: it is a hub limit (a var), and a
+    // duplicate at any seq still gets its ack.
+    if (this.limits.maxSeq > 0 && seq > this.limits.maxSeq) {
+      this.reject(from, { ok: false, code: ErrorCode.BadSeq, message: `seq is above MAX_SEQ (${this.limits.maxSeq})`, seq });
+      return false;
+    }
     const r = this.throttle.check(peerTag(from.peer), seq, readings, this.now());
     if (r.ok) return true;
     const message = "over the rate limit: wait retryAfterMs, then resend this batch and the ones after it";
