@@ -258,29 +258,23 @@ const decoder = new Decoder(decoderOptions);
 export const REFUSED_TAGS = [27, 28, 29, 55799] as const;
 /** cbor-x wants an encodable class with each extension; nothing ever makes one. */
 class RefusedTag {}
+/** Installs the decoder of one tag; encodeCbor never writes tags, so the encode side only refuses. */
+function decodeTag(tag: number, decode: (content: unknown) => unknown): void {
+  addExtension({
+    Class: RefusedTag,
+    tag,
+    encode: () => {
+      throw new Error(`CBOR tag ${tag} is not written`);
+    },
+    decode,
+  });
+}
 for (const tag of REFUSED_TAGS) {
-  addExtension({
-    Class: RefusedTag,
-    tag,
-    encode: () => {
-      throw new Error(`CBOR tag ${tag} is not written`);
-    },
-    decode: () => {
-      throw new Error(`CBOR tag ${tag} is not allowed`);
-    },
+  decodeTag(tag, () => {
+    throw new Error(`CBOR tag ${tag} is not allowed`);
   });
 }
-
-for (const tag of TYPED_ARRAY_TAGS) {
-  addExtension({
-    Class: RefusedTag,
-    tag,
-    encode: () => {
-      throw new Error(`CBOR tag ${tag} is not written`);
-    },
-    decode: (content: unknown) => decodeTypedArray(tag, content),
-  });
-}
+for (const tag of TYPED_ARRAY_TAGS) decodeTag(tag, (content) => decodeTypedArray(tag, content));
 
 /** Result of {@link decodeCbor}. */
 export type DecodeResult = { ok: true; value: unknown } | { ok: false; message: string };
