@@ -185,6 +185,8 @@ export const Rule = doc(
     threshold: z.number(),
     device: described(z.optional(z.string().check(z.regex(ID_PATTERN))), "only this device"),
     forMs: described(z.int().check(z.minimum(0)), "how long the condition must hold before the alert is raised"),
+    hysteresis: described(z.optional(z.number().check(z.minimum(0))), "how far back past the threshold a value must go to clear the alert (> >= < <= only)"),
+    minIntervalMs: described(z.optional(z.int().check(z.minimum(0))), "least hub time between two changes of one alert once its burst is spent (default ALERT_MIN_INTERVAL_MS)"),
   }),
   { id: "Rule" },
 );
@@ -209,6 +211,7 @@ export const AlertEntry = doc(
     value: described(z.nullable(z.number()), "the reading that raised it, or the silence in ms (offline)"),
     raisedAt: z.number(),
     clearedAt: z.nullable(z.number()),
+    flapping: described(z.optional(z.literal(true)), "a change was held back: the value flaps around the threshold"),
   }),
   { id: "Alert" },
 );

@@ -16,6 +16,19 @@ export interface Rule {
   device?: string;
   /** How long the condition must hold (by reading timestamps) before the alert is raised. */
   forMs: number;
+  /**
+   * How far back past the threshold a value must go to clear the alert:
+   * the op is checked against threshold - hysteresis (`>`, `>=`) or
+   * threshold + hysteresis (`<`, `<=`), and the alert clears when that
+   * fails (`> 50` with 5 clears at 45 or below). Absent: 0.
+   */
+  hysteresis?: number;
+  /**
+   * Least hub time between two changes (raise or clear) of one alert once
+   * its burst is spent; absent: the group's ALERT_MIN_INTERVAL_MS. Hub
+   * time, since a device chooses its readings' timestamps.
+   */
+  minIntervalMs?: number;
 }
 
 export interface RulesDoc {
@@ -45,6 +58,15 @@ function msField(v: unknown, name: string, min: number): number | string {
   }
   if (v !== 0 && v < min) return `${name} must be 0 (off) or at least ${min}`;
   return v;
+}
+
+/** Ops with a direction, for which a rule may carry `hysteresis`. */
+const ORDERED_OPS: readonly RuleOp[] = [">", ">=", "<", "<="];
+
+/** The value past which an active alert of `rule` clears: the threshold moved back by the hysteresis. */
+export function clearThreshold(rule: Pick<Rule, "op" | "threshold" | "hysteresis">): number {
+  const h = rule.hysteresis ?? 0;
+  return rule.op === ">" || rule.op === ">=" ? rule.threshold - h : rule.op === "<" || rule.op === "<=" ? rule.threshold + h : rule.threshold;
 }
 
 /** Checks a decoded JSON body; the message names the offending field. */
@@ -77,6 +99,18 @@ export function validateRules(body: unknown): RulesResult {
     if (typeof forMs === "string") return { ok: false, message: forMs };
     const rule: Rule = { id: r.id, metric: r.metric, op: r.op, threshold: r.threshold, forMs };
     if (typeof r.device === "string") rule.device = r.device;
+    if (r.hysteresis !== undefined && r.hysteresis !== null) {
+      if (typeof r.hysteresis !== "number" || !Number.isFinite(r.hysteresis) || r.hysteresis < 0) {
+        return { ok: false, message: `${at}.hysteresis must be a finite number >= 0` };
+      }
+      if (!ORDERED_OPS.includes(r.op) && r.hysteresis !== 0) return { ok: false, message: `${at}.hysteresis applies to ${ORDERED_OPS.join(" ")} only` };
+      rule.hysteresis = r.hysteresis;
+    }
+    if (r.minIntervalMs !== undefined && r.minIntervalMs !== null) {
+      const min = msField(r.minIntervalMs, `${at}.minIntervalMs`, 0);
+      if (typeof min === "string") return { ok: false, message: min };
+      rule.minIntervalMs = min;
+    }
     rules.push(rule);
   }
   return { ok: true, doc: { rules, offlineAfterMs: offline } };
@@ -113,4 +147,10 @@ export interface Alert {
   value: number | null;
   raisedAt: number;
   clearedAt: number | null;
+  /**
+   * Present (true) once a change of this alert was held back because it
+   * came too soon after the last one: the device's value is flapping
+   * around the threshold. The alert keeps its state until a change is due.
+   */
+  flapping?: true;
 }

@@ -66,6 +66,10 @@ export const rules = sqliteTable("rules", {
   /** Only this device; null for every device. */
   device: text("device"),
   forMs: integer("for_ms").notNull(),
+  /** Null: 0. */
+  hysteresis: real("hysteresis"),
+  /** Null: the group's ALERT_MIN_INTERVAL_MS. */
+  minIntervalMs: integer("min_interval_ms"),
 });
 
 /** Group settings as key/value (today: offline_after_ms). */
@@ -88,6 +92,8 @@ export const alerts = sqliteTable(
     value: real("value"),
     raisedAt: integer("raised_at").notNull(),
     clearedAt: integer("cleared_at"),
+    /** 1 once a change was held back (flapping). */
+    flapping: integer("flapping").notNull().default(0),
   },
   (t) => [index("alerts_active").on(t.clearedAt), index("alerts_raised").on(t.raisedAt)],
 );

@@ -32,7 +32,7 @@ import type { Alert, RulesDoc } from "../../schema/rules.ts";
 import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
 import { Registration } from "../registry.ts";
-import { Alerts } from "./alerts/alerts.ts";
+import { Alerts, readAlertLimits } from "./alerts/alerts.ts";
 import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
 import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
@@ -72,10 +72,11 @@ export class GroupHub extends DurableObject<Env> {
       dashboards: () => this.connections.dashboards(),
       onlineDevices: () => this.connections.onlineDevices(),
     }, readLiveTiming({ ...env })));
-    const alerts = (this.alerts = new Alerts(this.store.db, {
-      name: () => this.name,
-      alarms: ctx.storage,
-    }));
+    const alerts = (this.alerts = new Alerts(
+      this.store.db,
+      { name: () => this.name, alarms: ctx.storage },
+      readAlertLimits({ ...env }),
+    ));
     this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
       name: () => this.name,
       hasPendingWork: () => live.hasPendingWork(),

@@ -56,6 +56,8 @@ export interface Alert {
   value: number | null;
   raisedAt: number;
   clearedAt: number | null;
+  /** The hub held a change of this alert back: the value flaps around the threshold. */
+  flapping?: true;
 }
 
 export type Bucket = AggregateBucket;
@@ -179,6 +181,7 @@ export function parseAlert(v: unknown): Alert | null {
     value: numOrNull(v.value),
     raisedAt,
     clearedAt: numOrNull(v.clearedAt),
+    ...(v.flapping === true ? { flapping: true as const } : {}),
   };
 }
 

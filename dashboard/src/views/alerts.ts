@@ -113,6 +113,8 @@ export class AlertsPanel {
       "li",
       { class: `alert ${g.active ? "alert-active" : "alert-cleared"} alert-${a.kind}`, "data-alert-id": a.id, "data-kind": a.kind, "data-count": raises },
       h("span", { class: `badge ${g.active ? "badge-alert" : "badge-quiet"}` }, g.active ? "active" : "cleared"),
+      // The hub held a change back: the value flaps around the threshold (docs/protocol.md, "Rules and alerts").
+      a.flapping ? h("span", { class: "badge badge-warn", "data-testid": "alert-flapping", title: "changes held back: the value flaps around the threshold" }, "flapping") : "",
       h(
         "div",
         { class: "alert-body" },

@@ -209,6 +209,10 @@ class MemoryAlerts implements AlertWriter {
     const a = this.rows.find((r) => r.id === id);
     if (a && a.clearedAt === null) a.clearedAt = at;
   }
+  markFlapping(id: number): void {
+    const a = this.rows.find((r) => r.id === id);
+    if (a) a.flapping = true;
+  }
 }
 
 describe("alerting", () => {

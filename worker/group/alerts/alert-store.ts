@@ -3,7 +3,7 @@
  * These are written rarely compared with aggregates, so plain query-builder
  * calls are fine here (no prepared statements).
  */
-import { and, desc, eq, isNull } from "drizzle-orm";
+import { and, desc, eq, isNotNull, isNull, lte } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RULE_OPS, type Alert, type Rule, type RuleOp, type RulesDoc } from "../../../schema/rules.ts";
 import { alerts, devices, rules, settings } from "../../../schema/tables.ts";
@@ -16,7 +16,7 @@ function toOp(s: string | null): RuleOp | null {
 }
 
 function toAlert(r: typeof alerts.$inferSelect): Alert {
-  return {
+  const a: Alert = {
     id: r.id,
     kind: r.kind === "offline" ? "offline" : "threshold",
     ruleId: r.ruleId,
@@ -28,6 +28,8 @@ function toAlert(r: typeof alerts.$inferSelect): Alert {
     raisedAt: r.raisedAt,
     clearedAt: r.clearedAt,
   };
+  if (r.flapping !== 0) a.flapping = true;
+  return a;
 }
 
 export class AlertStore implements AlertWriter {
@@ -45,6 +47,8 @@ export class AlertStore implements AlertWriter {
       if (!op) continue;
       const rule: Rule = { id: r.id, metric: r.metric, op, threshold: r.threshold, forMs: r.forMs };
       if (r.device !== null) rule.device = r.device;
+      if (r.hysteresis !== null) rule.hysteresis = r.hysteresis;
+      if (r.minIntervalMs !== null) rule.minIntervalMs = r.minIntervalMs;
       out.push(rule);
     }
     const offline = this.db.select().from(settings).where(eq(settings.key, OFFLINE_KEY)).get();
@@ -60,7 +64,7 @@ export class AlertStore implements AlertWriter {
     this.db.transaction(() => {
       this.db.delete(rules).run();
       for (const r of doc.rules) {
-        this.db.insert(rules).values({ id: r.id, metric: r.metric, op: r.op, threshold: r.threshold, device: r.device ?? null, forMs: r.forMs }).run();
+        this.db.insert(rules).values({ id: r.id, metric: r.metric, op: r.op, threshold: r.threshold, device: r.device ?? null, forMs: r.forMs, hysteresis: r.hysteresis ?? null, minIntervalMs: r.minIntervalMs ?? null }).run();
       }
       this.db
         .insert(settings)
@@ -102,6 +106,22 @@ export class AlertStore implements AlertWriter {
       .returning()
       .get();
     return toAlert(row);
+  }
+
+  markFlapping(id: number): void {
+    this.db.update(alerts).set({ flapping: 1 }).where(eq(alerts.id, id)).run();
+  }
+
+  /**
+   * Keeps at most `maxRows` alerts: deletes the oldest cleared ones beyond
+   * it (active alerts stay whatever their number). Returns how many went.
+   */
+  prune(maxRows: number): number {
+    if (maxRows <= 0) return 0;
+    const cutoff = this.db.select({ id: alerts.id }).from(alerts).orderBy(desc(alerts.id)).limit(1).offset(maxRows).get();
+    if (!cutoff) return 0;
+    const gone = this.db.delete(alerts).where(and(lte(alerts.id, cutoff.id), isNotNull(alerts.clearedAt))).returning({ id: alerts.id }).all();
+    return gone.length;
   }
 
   clearAlert(id: number, at: number): void {

@@ -8,7 +8,7 @@ import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import { log } from "../../log.ts";
 import type { DeviceReadings } from "../ingest/commit.ts";
 import { AlertStore } from "./alert-store.ts";
-import { Alerting } from "./alerting.ts";
+import { Alerting, type FlapLimits } from "./alerting.ts";
 
 /** What the alerts stage needs from its host. */
 export interface AlertsHost {
@@ -18,16 +18,46 @@ export interface AlertsHost {
   readonly alarms: Pick<DurableObjectStorage, "getAlarm" | "setAlarm">;
 }
 
+/** Alert budgets, as wrangler.jsonc vars (docs/protocol.md, "Rules and alerts"). */
+export interface AlertLimits extends FlapLimits {
+  /** Alert rows kept; past it the oldest cleared ones are pruned (ALERT_MAX_ROWS; 0: keep all). */
+  maxRows: number;
+}
+
+export const DEFAULT_ALERT_LIMITS: Readonly<AlertLimits> = { minIntervalMs: 10_000, burst: 4, maxRows: 10_000 };
+
+const ALERT_VARS: Readonly<Record<keyof AlertLimits, string>> = {
+  minIntervalMs: "ALERT_MIN_INTERVAL_MS",
+  burst: "ALERT_CHANGE_BURST",
+  maxRows: "ALERT_MAX_ROWS",
+};
+
+/** Alert limits from env vars; a var that is set but not a non-negative integer throws, as limits do. */
+export function readAlertLimits(env: Readonly<Record<string, unknown>>): AlertLimits {
+  const out = { ...DEFAULT_ALERT_LIMITS };
+  for (const key of Object.keys(ALERT_VARS) as (keyof AlertLimits)[]) {
+    const raw = env[ALERT_VARS[key]];
+    if (raw === undefined || raw === "") continue;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${ALERT_VARS[key]} must be a non-negative integer`);
+    out[key] = n;
+  }
+  return out;
+}
+
 export class Alerts {
   private readonly store: AlertStore;
-  private readonly alerting = new Alerting();
+  private readonly alerting: Alerting;
   private readonly host: AlertsHost;
+  private readonly limits: AlertLimits;
   private loaded = false;
   private alarmChecked = false;
 
-  constructor(db: DrizzleSqliteDODatabase, host: AlertsHost) {
+  constructor(db: DrizzleSqliteDODatabase, host: AlertsHost, limits: AlertLimits = DEFAULT_ALERT_LIMITS) {
     this.store = new AlertStore(db);
     this.host = host;
+    this.limits = limits;
+    this.alerting = new Alerting(limits);
   }
 
   /** Loads rules and active alerts from SQLite, once per wake. */
@@ -44,6 +74,8 @@ export class Alerts {
     const alerting = this.ensureLoaded();
     const changes: Alert[] = [];
     for (const b of batches) changes.push(...alerting.evaluate(b.device, b.readings, now, this.store));
+    // Raised alerts add rows: keep the table within its cap, in the same transaction.
+    if (changes.some((a) => a.clearedAt === null && a.raisedAt === now && !a.flapping)) this.store.prune(this.limits.maxRows);
     return changes;
   }
 
