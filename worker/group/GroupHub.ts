@@ -14,13 +14,15 @@
  *
  * In-memory caches, all of which may be lost at any time (hibernation,
  * eviction, restart), and how they come back:
- * - connections: which peer or dashboard is on each socket, re-read from the socket's attachment on first use.
+ * - connections: which peer or dashboard is on each socket, and whether a peer's socket was replaced or revoked,
+ *   re-read from the socket's attachment on first use (so an ended socket never comes back as valid).
  * - group commit: the highest seq per peer, re-read from SQLite; pending batches were never acked, so peers resend them.
  * - rate limit buckets: start full again (a peer may briefly send more, never loses anything).
  * - revocations: the revoked set, re-read from SQLite on first use.
  * - live: state, rates and per-socket summary progress, rebuilt from SQLite when a dashboard needs them
  *   (rates restart from zero; a socket without progress gets a full summary at the next change).
- * - alerts: rules and active alerts, re-read from SQLite; a `forMs` hold restarts from the next reading.
+ * - alerts: rules and active alerts, re-read from SQLite; a `forMs` hold restarts from the next reading,
+ *   and each alert's budget of changes (flapping) starts full.
  * - registry: whether the group was listed this wake; listing again is harmless.
  */
 import { DurableObject } from "cloudflare:workers";
