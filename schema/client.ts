@@ -6,24 +6,8 @@
  * before it is returned, and a non-2xx answer becomes a {@link HubError}.
  */
 import type * as z from "zod/mini";
-import {
-  AggregatesResponse,
-  AlertsResponse,
-  DevicesResponse,
-  ErrorBody,
-  GroupsResponse,
-  Health,
-  PATHS,
-  RatesResponse,
-  RevocationEntry,
-  RevocationLifted,
-  RevocationsResponse,
-  RulesDoc,
-  type AggregateFilter,
-  type DeviceInfo,
-  type GroupEntry,
-  type PeerKind,
-} from "./api.ts";
+import * as api from "./api.ts";
+import type { AggregateFilter, DeviceInfo, GroupEntry, PeerKind } from "./api.ts";
 import type { Alert, RulesDoc as Rules } from "./rules.ts";
 
 /** A refused request (`status` and the hub's error `code`), or an answer that was not understood (502 `bad_answer`). */
@@ -54,7 +38,7 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** A path template of {@link PATHS} with its `{name}` segments filled in, percent-encoded. */
+/** A path template of {@link api.PATHS} with its `{name}` segments filled in, percent-encoded. */
 export function pathOf(template: string, params: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
     const v = params[name];
@@ -71,39 +55,39 @@ export class HubClient {
   }
 
   /** `GET /v1/health`. */
-  health(o?: CallOptions): Promise<z.infer<typeof Health>> {
-    return this.call(Health, "GET", PATHS.health, o);
+  health(o?: CallOptions): Promise<z.infer<typeof api.Health>> {
+    return this.call(api.Health, "GET", api.PATHS.health, o);
   }
 
   /** `GET /v1/groups`: every group (all-groups operators only). */
   async groups(o?: CallOptions): Promise<GroupEntry[]> {
-    return (await this.call(GroupsResponse, "GET", PATHS.groups, o)).groups;
+    return (await this.call(api.GroupsResponse, "GET", api.PATHS.groups, o)).groups;
   }
 
   /** `GET /v1/groups/{group}/devices`, sorted by id. */
   async devices(group: string, o?: CallOptions): Promise<DeviceInfo[]> {
-    return (await this.call(DevicesResponse, "GET", pathOf(PATHS.devices, { group }), o)).devices;
+    return (await this.call(api.DevicesResponse, "GET", pathOf(api.PATHS.devices, { group }), o)).devices;
   }
 
   /** `GET /v1/groups/{group}/aggregates`; `truncated` says to narrow the filter. */
-  aggregates(group: string, filter: AggregateFilter = {}, o?: CallOptions): Promise<z.infer<typeof AggregatesResponse>> {
+  aggregates(group: string, filter: AggregateFilter = {}, o?: CallOptions): Promise<z.infer<typeof api.AggregatesResponse>> {
     const q = new URLSearchParams();
     if (filter.device !== undefined) q.set("device", filter.device);
     if (filter.metric !== undefined) q.set("metric", filter.metric);
     // The hub takes integer milliseconds; widen a fractional window rather than cut it.
     if (filter.from !== undefined) q.set("from", String(Math.floor(filter.from)));
     if (filter.to !== undefined) q.set("to", String(Math.ceil(filter.to)));
-    return this.call(AggregatesResponse, "GET", withQuery(pathOf(PATHS.aggregates, { group }), q), o);
+    return this.call(api.AggregatesResponse, "GET", withQuery(pathOf(api.PATHS.aggregates, { group }), q), o);
   }
 
   /** `GET /v1/groups/{group}/rules`. */
   rules(group: string, o?: CallOptions): Promise<Rules> {
-    return this.call(RulesDoc, "GET", pathOf(PATHS.rules, { group }), o);
+    return this.call(api.RulesDoc, "GET", pathOf(api.PATHS.rules, { group }), o);
   }
 
   /** `PUT /v1/groups/{group}/rules`: replaces the rules; answers the rules now in force. */
   putRules(group: string, doc: Rules, o?: CallOptions): Promise<Rules> {
-    return this.call(RulesDoc, "PUT", pathOf(PATHS.rules, { group }), o, doc);
+    return this.call(api.RulesDoc, "PUT", pathOf(api.PATHS.rules, { group }), o, doc);
   }
 
   /** `GET /v1/groups/{group}/alerts`, newest first. */
@@ -111,27 +95,35 @@ export class HubClient {
     const q = new URLSearchParams();
     if (filter.active) q.set("active", "true");
     if (filter.limit !== undefined) q.set("limit", String(filter.limit));
-    return (await this.call(AlertsResponse, "GET", withQuery(pathOf(PATHS.alerts, { group }), q), o)).alerts;
+    return (await this.call(api.AlertsResponse, "GET", withQuery(pathOf(api.PATHS.alerts, { group }), q), o)).alerts;
   }
 
   /** `GET /v1/groups/{group}/rates`: readings applied per 10-second slot. */
-  rates(group: string, o?: CallOptions): Promise<z.infer<typeof RatesResponse>> {
-    return this.call(RatesResponse, "GET", pathOf(PATHS.rates, { group }), o);
+  rates(group: string, o?: CallOptions): Promise<z.infer<typeof api.RatesResponse>> {
+    return this.call(api.RatesResponse, "GET", pathOf(api.PATHS.rates, { group }), o);
   }
 
   /** `GET /v1/groups/{group}/revocations`. */
-  async revocations(group: string, o?: CallOptions): Promise<z.infer<typeof RevocationEntry>[]> {
-    return (await this.call(RevocationsResponse, "GET", pathOf(PATHS.revocations, { group }), o)).revocations;
+  async revocations(group: string, o?: CallOptions): Promise<z.infer<typeof api.RevocationEntry>[]> {
+    return (await this.call(api.RevocationsResponse, "GET", pathOf(api.PATHS.revocations, { group }), o)).revocations;
   }
 
   /** `PUT /v1/groups/{group}/revocations/{kind}/{id}`: refuses the peer from now on. */
-  revoke(group: string, kind: PeerKind, id: string, o?: CallOptions): Promise<z.infer<typeof RevocationEntry>> {
-    return this.call(RevocationEntry, "PUT", pathOf(PATHS.revocation, { group, kind, id }), o);
+  revoke(group: string, kind: PeerKind, id: string, o?: CallOptions): Promise<z.infer<typeof api.RevocationEntry>> {
+    return this.call(api.RevocationEntry, "PUT", pathOf(api.PATHS.revocation, { group, kind, id }), o);
   }
 
   /** `DELETE /v1/groups/{group}/revocations/{kind}/{id}`; a {@link HubError} 404 `not_revoked` if there was none. */
-  restore(group: string, kind: PeerKind, id: string, o?: CallOptions): Promise<z.infer<typeof RevocationLifted>> {
-    return this.call(RevocationLifted, "DELETE", pathOf(PATHS.revocation, { group, kind, id }), o);
+  restore(group: string, kind: PeerKind, id: string, o?: CallOptions): Promise<z.infer<typeof api.RevocationLifted>> {
+    return this.call(api.RevocationLifted, "DELETE", pathOf(api.PATHS.revocation, { group, kind, id }), o);
+  }
+
+  /**
+   * `PUT /v1/groups/{group}/peers/{kind}/{id}/seq`: sets the peer's lastSeq
+   * (audited); a {@link HubError} 404 `not_found` if it never connected.
+   */
+  resetSeq(group: string, kind: PeerKind, id: string, lastSeq: number, o?: CallOptions): Promise<z.infer<typeof api.PeerSeqResponse>> {
+    return this.call(api.PeerSeqResponse, "PUT", pathOf(api.PATHS.peerSeq, { group, kind, id }), o, { lastSeq });
   }
 
   /**
@@ -141,10 +133,10 @@ export class HubClient {
   socketUrl(socket: { device: string } | { gateway: string } | { live: true }, group: string): string {
     const path =
       "device" in socket
-        ? pathOf(PATHS.deviceSocket, { group, device: socket.device })
+        ? pathOf(api.PATHS.deviceSocket, { group, device: socket.device })
         : "gateway" in socket
-          ? pathOf(PATHS.gatewaySocket, { group, gateway: socket.gateway })
-          : pathOf(PATHS.live, { group });
+          ? pathOf(api.PATHS.gatewaySocket, { group, gateway: socket.gateway })
+          : pathOf(api.PATHS.live, { group });
     const url = new URL(`${this.opts.url}${path}`);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const token = this.token();
@@ -175,7 +167,7 @@ export class HubClient {
       // not JSON: reported below as an error or a bad answer
     }
     if (!res.ok) {
-      const err = ErrorBody.safeParse(parsed);
+      const err = api.ErrorBody.safeParse(parsed);
       throw err.success ? new HubError(res.status, err.data.error, err.data.message) : new HubError(res.status, `http_${res.status}`, res.statusText);
     }
     const checked = schema.safeParse(parsed);
