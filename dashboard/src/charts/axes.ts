@@ -114,8 +114,8 @@ export function axisLayout(el: HTMLElement): AxisLayout[] {
   return layouts.get(el) ?? [];
 }
 
-/** A time x axis whose labels never overlap or leave the canvas. */
-export function timeAxis(): uPlot.Axis {
+/** What every axis shares: the theme's colours, the measured font, ticks and gap. */
+function themedAxis(): uPlot.Axis {
   const t = chartTheme();
   return {
     stroke: t.axis,
@@ -123,6 +123,13 @@ export function timeAxis(): uPlot.Axis {
     grid: { stroke: t.grid, width: 1 },
     ticks: { stroke: t.grid, size: TICK },
     gap: GAP,
+  };
+}
+
+/** A time x axis whose labels never overlap or leave the canvas. */
+export function timeAxis(): uPlot.Axis {
+  return {
+    ...themedAxis(),
     size: 12 + TICK + GAP + 8,
     // Ticks far enough apart for the usual labels; wider ones (with seconds)
     // are thinned out below, so no two labels ever overlap.
@@ -150,13 +157,8 @@ export function timeAxis(): uPlot.Axis {
 
 /** A value y axis sized to its widest label. */
 export function valueAxis(): uPlot.Axis {
-  const t = chartTheme();
   return {
-    stroke: t.axis,
-    font: AXIS_FONT,
-    grid: { stroke: t.grid, width: 1 },
-    ticks: { stroke: t.grid, size: TICK },
-    gap: GAP,
+    ...themedAxis(),
     size: (_u, values) => yAxisSize(values ?? []),
     values: (_u, splits) => numberLabels(splits),
   };
