@@ -63,20 +63,31 @@ export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
 };
 
 /**
- * Reads limits from an env-like record. A var that is missing falls back to
- * its default; one that is present but not a non-negative integer throws, so
- * a typo in wrangler.jsonc fails loudly instead of silently using a default.
+ * Reads integer settings from an env-like record: each key of `defaults`
+ * from its var in `vars`. A var that is missing falls back to its default;
+ * one that is present but not an integer of at least `min` throws, so a typo
+ * in wrangler.jsonc fails loudly instead of silently using a default.
  */
-export function readLimits(env: Readonly<Record<string, unknown>>): Limits {
-  const out = { ...DEFAULT_LIMITS };
-  for (const key of Object.keys(LIMIT_VARS) as (keyof Limits)[]) {
-    const raw = env[LIMIT_VARS[key]];
+export function readIntVars<T extends { [K in keyof T]: number }>(
+  env: Readonly<Record<string, unknown>>,
+  defaults: Readonly<T>,
+  vars: Readonly<Record<keyof T, string>>,
+  min = 0,
+): T {
+  const out = { ...defaults };
+  for (const key of Object.keys(vars) as (keyof T & string)[]) {
+    const raw = env[vars[key]];
     if (raw === undefined || raw === "") continue;
     const n = typeof raw === "number" ? raw : Number(raw);
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new Error(`${LIMIT_VARS[key]} must be a non-negative integer`);
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new Error(`${vars[key]} must be a ${min > 0 ? "positive" : "non-negative"} integer`);
     }
-    out[key] = n;
+    (out as Record<string, number>)[key] = n;
   }
   return out;
+}
+
+/** Hub limits from an env-like record (see {@link readIntVars}). */
+export function readLimits(env: Readonly<Record<string, unknown>>): Limits {
+  return readIntVars<Limits>(env, DEFAULT_LIMITS, LIMIT_VARS);
 }

@@ -4,6 +4,7 @@
  * rebuilt from SQLite on first use after a wake.
  */
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import { readIntVars } from "../../../schema/limits.ts";
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import { log } from "../../log.ts";
 import type { DeviceReadings } from "../ingest/commit.ts";
@@ -34,15 +35,7 @@ const ALERT_VARS: Readonly<Record<keyof AlertLimits, string>> = {
 
 /** Alert limits from env vars; a var that is set but not a non-negative integer throws, as limits do. */
 export function readAlertLimits(env: Readonly<Record<string, unknown>>): AlertLimits {
-  const out = { ...DEFAULT_ALERT_LIMITS };
-  for (const key of Object.keys(ALERT_VARS) as (keyof AlertLimits)[]) {
-    const raw = env[ALERT_VARS[key]];
-    if (raw === undefined || raw === "") continue;
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${ALERT_VARS[key]} must be a non-negative integer`);
-    out[key] = n;
-  }
-  return out;
+  return readIntVars<AlertLimits>(env, DEFAULT_ALERT_LIMITS, ALERT_VARS);
 }
 
 export class Alerts {

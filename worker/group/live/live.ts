@@ -6,6 +6,7 @@
  */
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { RatesResponse } from "../../../schema/api.ts";
+import { readIntVars } from "../../../schema/limits.ts";
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import type { Collapsed } from "../ingest/collapse.ts";
 import type { Peer } from "../peer.ts";
@@ -140,13 +141,5 @@ const TIMING_VARS: Readonly<Record<keyof LiveTiming, string>> = {
 
 /** The live timing from env vars; a var that is set but not a positive integer throws, as limits do. */
 export function readLiveTiming(env: Readonly<Record<string, unknown>>): LiveTiming {
-  const out = { ...DEFAULT_LIVE_TIMING };
-  for (const key of Object.keys(TIMING_VARS) as (keyof LiveTiming)[]) {
-    const raw = env[TIMING_VARS[key]];
-    if (raw === undefined || raw === "") continue;
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${TIMING_VARS[key]} must be a positive integer`);
-    out[key] = n;
-  }
-  return out;
+  return readIntVars<LiveTiming>(env, DEFAULT_LIVE_TIMING, TIMING_VARS, 1);
 }
