@@ -1,4 +1,4 @@
-import { SELF } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
 import type { AggregateBucket } from "../../schema/api.ts";
 import { withTimeout } from "../../harness/wait.ts";
@@ -210,4 +210,16 @@ export async function lastSeqOf(group: string, device: string): Promise<number> 
 /** Start (ms) of the minute bucket `minutesAgo` minutes before the current one. */
 export function bucketAgo(minutesAgo: number): number {
   return Math.floor(Date.now() / 60_000) * 60_000 - minutesAgo * 60_000;
+}
+
+/**
+ * Runs a group's alarm now with the named scheduler tasks made due first
+ * (`runDurableObjectAlarm` fires early, while tasks keep their own due times).
+ * Returns whether an alarm was set.
+ */
+export async function runTasksNow(stub: DurableObjectStub, ...tasks: string[]): Promise<boolean> {
+  await runInDurableObject(stub, (_obj, state) => {
+    for (const t of tasks) if (state.storage.kv.get(`sched:${t}`) !== undefined) state.storage.kv.put(`sched:${t}`, 0);
+  });
+  return runDurableObjectAlarm(stub);
 }

@@ -1,7 +1,7 @@
 /** Rules REST, threshold and offline alerts. */
-import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { connectDevice, getJson, operatorToken, uniqueGroup } from "./helpers.ts";
+import { connectDevice, getJson, operatorToken, runTasksNow, uniqueGroup } from "./helpers.ts";
 
 async function putRules(group: string, body: unknown): Promise<{ status: number; body: unknown }> {
   const res = await SELF.fetch(`http://hub.test/v1/groups/${group}/rules`, {
@@ -90,7 +90,7 @@ describe("rules", () => {
     await runInDurableObject(stub, (_obj, state) => {
       state.storage.sql.exec("UPDATE devices SET last_seen = ?", Date.now() - 60_000);
     });
-    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await runTasksNow(stub, "alerts.offline")).toBe(true);
     const token = await operatorToken(group);
     const active = ((await getJson(`/v1/groups/${group}/alerts?active=true`, token)).body as { alerts: AlertJson[] }).alerts;
     expect(active).toHaveLength(1);

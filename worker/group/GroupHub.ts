@@ -8,6 +8,7 @@
  *   ingest/       frame validation and dispatch, rate limit, group commit, SQLite
  *   live/         dashboards: live state and summary fan-out
  *   alerts/       rules, threshold and offline alerts
+ *   scheduler.ts  the one alarm, shared by every stage's timed tasks
  *
  * The object's name is the group's id (objects are reached by name, so
  * `ctx.id.name` holds it; `?group=` from the Worker is accepted as well).
@@ -34,7 +35,7 @@ import type { Alert, RulesDoc } from "../../schema/rules.ts";
 import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
 import { Registration } from "../registry.ts";
-import { Alerts, readAlertLimits } from "./alerts/alerts.ts";
+import { Alerts, OFFLINE_TASK, readAlertLimits } from "./alerts/alerts.ts";
 import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
 import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
@@ -42,6 +43,7 @@ import { Ingest } from "./ingest/ingest.ts";
 import { Store, type AggregateFilter, type Bucket } from "./ingest/store.ts";
 import { Live, readLiveTiming } from "./live/live.ts";
 import { peerName, type Peer, type PeerKind } from "./peer.ts";
+import { Scheduler } from "./scheduler.ts";
 
 export class GroupHub extends DurableObject<Env> {
   private readonly limits: Limits;
@@ -53,6 +55,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly live: Live;
   private readonly alerts: Alerts;
   private readonly registration: Registration;
+  private readonly scheduler: Scheduler;
   /** The group's id when `ctx.id.name` is not set (an object reached by id rather than by name). */
   private fallbackName = "";
 
@@ -69,6 +72,7 @@ export class GroupHub extends DurableObject<Env> {
     this.revocations = new Revocations(this.store.db);
     this.seqs = new PeerSeqs(this.store.db);
     this.registration = new Registration(env, ctx);
+    const scheduler = (this.scheduler = new Scheduler({ kv: ctx.storage.kv, alarms: ctx.storage, name: () => this.name }));
     const live = (this.live = new Live({ db: this.store.db, kv: ctx.storage.kv }, {
       name: () => this.name,
       dashboards: () => this.connections.dashboards(),
@@ -76,9 +80,16 @@ export class GroupHub extends DurableObject<Env> {
     }, readLiveTiming({ ...env })));
     const alerts = (this.alerts = new Alerts(
       this.store.db,
-      { name: () => this.name, alarms: ctx.storage },
+      { name: () => this.name, scheduler },
       readAlertLimits({ ...env }),
     ));
+    scheduler.register(OFFLINE_TASK, {
+      run(now) {
+        const { raised, next } = alerts.checkOffline(now);
+        live.noteAlerts(raised);
+        return next;
+      },
+    });
     this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
       name: () => this.name,
       hasPendingWork: () => live.hasPendingWork(),
@@ -214,10 +225,10 @@ export class GroupHub extends DurableObject<Env> {
     return conn;
   }
 
-  /** Offline alerts are checked by alarm, which also wakes a hibernating group. */
+  /** The one alarm runs every stage's due tasks (scheduler.ts); it also wakes a hibernating group. */
   override alarm(): void {
     try {
-      this.live.noteAlerts(this.alerts.alarm(Date.now()));
+      this.scheduler.alarm(Date.now());
     } catch (err) {
       log.error("group.alarm", err, { group: this.name });
     }

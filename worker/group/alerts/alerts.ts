@@ -6,7 +6,7 @@
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
-import { log } from "../../log.ts";
+import type { TaskRequester } from "../scheduler.ts";
 import type { DeviceReadings } from "../ingest/commit.ts";
 import { AlertStore } from "./alert-store.ts";
 import { Alerting, type FlapLimits } from "./alerting.ts";
@@ -15,9 +15,12 @@ import { Alerting, type FlapLimits } from "./alerting.ts";
 export interface AlertsHost {
   /** The group's id, for logs. */
   name(): string;
-  /** The object's alarm: offline checks run from it, which also wakes a hibernating group. */
-  readonly alarms: Pick<DurableObjectStorage, "getAlarm" | "setAlarm">;
+  /** Schedules the offline check (task OFFLINE_TASK), which also wakes a hibernating group. */
+  readonly scheduler: TaskRequester;
 }
+
+/** The scheduler task that checks for offline devices. */
+export const OFFLINE_TASK = "alerts.offline";
 
 /** Alert budgets, as wrangler.jsonc vars (docs/protocol.md, "Rules and alerts"). */
 export interface AlertLimits extends FlapLimits {
@@ -77,7 +80,7 @@ export class Alerts {
     const after = this.alerting.doc.offlineAfterMs;
     if (after > 0 && !this.alarmChecked) {
       this.alarmChecked = true;
-      void this.ensureAlarm(now + after);
+      this.host.scheduler.request(OFFLINE_TASK, now + after);
     }
   }
 
@@ -94,7 +97,7 @@ export class Alerts {
     this.store.writeRules(doc, now);
     this.loaded = false;
     this.alarmChecked = false;
-    if (doc.offlineAfterMs > 0) void this.ensureAlarm(now + doc.offlineAfterMs);
+    if (doc.offlineAfterMs > 0) this.host.scheduler.request(OFFLINE_TASK, now + doc.offlineAfterMs);
     return this.ensureLoaded().doc;
   }
 
@@ -102,22 +105,12 @@ export class Alerts {
     return this.store.listAlerts(activeOnly, limit);
   }
 
-  /** The offline check; returns the alerts it raised. */
-  alarm(now: number): Alert[] {
+  /** The offline check (task OFFLINE_TASK): the alerts it raised, and when to check next (null: no device to watch). */
+  checkOffline(now: number): { raised: Alert[]; next: number | null } {
     const alerting = this.ensureLoaded();
     const devices = this.store.lastSeenAll();
     const raised = alerting.checkOffline(devices, now, this.store);
     const next = alerting.nextOfflineCheck(devices);
-    if (next !== null) void this.host.alarms.setAlarm(Math.max(next, now + 1000));
-    return raised;
-  }
-
-  private async ensureAlarm(at: number): Promise<void> {
-    try {
-      const current = await this.host.alarms.getAlarm();
-      if (current === null || current > at) await this.host.alarms.setAlarm(at);
-    } catch (err) {
-      log.error("alerts.ensureAlarm", err, { group: this.host.name() });
-    }
+    return { raised, next: next === null ? null : Math.max(next, now + 1000) };
   }
 }
