@@ -40,6 +40,8 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   private stopped = false;
   private suspended = false;
   private throttledUntil = 0;
+  /** After a `rate_limited` or `overloaded` error without seq: no reconnect before this time. */
+  private reconnectNotBefore = 0;
   private corked = false;
   private throttleTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -234,9 +236,10 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     this.setState("backoff");
     const ceiling = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** Math.min(this.attempt, 20));
     this.attempt++;
+    const floor = Math.max(0, this.reconnectNotBefore - Date.now());
     // Full jitter (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/):
     // a fleet that lost the hub together must not come back in lockstep.
-    this.timer = setTimeout(() => this.connect(), Math.random() * ceiling);
+    this.timer = setTimeout(() => this.connect(), floor + Math.random() * ceiling);
   }
 
   private onFrame(bytes: Uint8Array): void {
@@ -304,6 +307,16 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   }
 
   private onError(seq: number | undefined, code: string, message: string, retryAfterMs?: number): void {
+    if (seq === undefined && (code === "rate_limited" || code === "overloaded")) {
+      // Over the work budget, or the group sheds load: the hub dropped
+      // frames unread and drops the rest of this socket's, so nothing sent
+      // since is known to be applied. Reconnect after the wait; `hello`
+      // says where to resume.
+      this.emit("reject", seq, code, message);
+      this.reconnectNotBefore = Date.now() + (retryAfterMs ?? 1000);
+      this.ws?.terminate();
+      return;
+    }
     if (seq !== undefined) {
       const i = this.queue.findIndex((e) => e.seq === seq);
       if (code === "rate_limited") {

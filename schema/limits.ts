@@ -30,6 +30,20 @@ export interface Limits {
    * `bad_seq` and changes nothing (docs/protocol.md, "Resetting a seq").
    */
   maxSeq: number;
+  /**
+   * Work one device or gateway may cost per second, in bytes: every frame
+   * costs its size plus `frameOverheadBytes`, charged before it is decoded,
+   * whether it turns out valid, a duplicate or garbage (0: no limit).
+   */
+  peerWorkBytesPerSec: number;
+  /** Work a device or gateway may cost in a burst (bucket size, in bytes; at least one largest frame). */
+  peerWorkBurstBytes: number;
+  /** What a frame costs besides its bytes: decoding, dispatch and an answer cost the hub about this much even for a tiny frame. */
+  frameOverheadBytes: number;
+  /** Work the whole group takes per second from its peers (in the same bytes); frames beyond it are shed before decoding (0: no limit). */
+  groupWorkBytesPerSec: number;
+  /** The group's work burst (bucket size, in bytes). */
+  groupWorkBurstBytes: number;
 }
 
 /** Defaults used when a var is absent. */
@@ -45,6 +59,11 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxPeerSockets: 10_000,
   maxDashboardSockets: 1_000,
   maxSeq: 2 ** 48,
+  peerWorkBytesPerSec: 4 * 1024 * 1024,
+  peerWorkBurstBytes: 16 * 1024 * 1024,
+  frameOverheadBytes: 4096,
+  groupWorkBytesPerSec: 32 * 1024 * 1024,
+  groupWorkBurstBytes: 64 * 1024 * 1024,
 };
 
 /** Names of the vars in wrangler.jsonc, by limit. */
@@ -60,6 +79,11 @@ export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
   maxPeerSockets: "MAX_PEER_SOCKETS",
   maxDashboardSockets: "MAX_DASHBOARD_SOCKETS",
   maxSeq: "MAX_SEQ",
+  peerWorkBytesPerSec: "PEER_WORK_BYTES_PER_SEC",
+  peerWorkBurstBytes: "PEER_WORK_BURST_BYTES",
+  frameOverheadBytes: "FRAME_OVERHEAD_BYTES",
+  groupWorkBytesPerSec: "GROUP_WORK_BYTES_PER_SEC",
+  groupWorkBurstBytes: "GROUP_WORK_BURST_BYTES",
 };
 
 /**

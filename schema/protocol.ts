@@ -65,8 +65,18 @@ export const ErrorCode = {
   /**
    * The device or gateway is over its rate limit. Nothing was applied; wait
    * `retryAfterMs`, then resend this batch and every later one, in order.
+   * Without `seq`, it is over its work budget (frames and bytes, counted
+   * before decoding): the frame was dropped unread and so is every later
+   * one on this socket; wait `retryAfterMs`, reconnect, and resend from the
+   * `hello`'s lastSeq.
    */
   RateLimited: "rate_limited",
+  /**
+   * The group is shedding load: the frame was dropped before it was read,
+   * nothing was applied. Without `seq` (the frame was not decoded); wait
+   * `retryAfterMs`, reconnect, and resend from the `hello`'s lastSeq.
+   */
+  Overloaded: "overloaded",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -92,6 +102,12 @@ export const CloseCode = {
   Revoked: 4003,
   /** A dashboard left a summary unacked too long (live socket only). */
   TooSlow: 4008,
+  /**
+   * A device or gateway kept sending after its work budget was spent (or
+   * after a `rate_limited` or `overloaded` error without `seq`, without
+   * reconnecting): reconnect after a pause.
+   */
+  TooMuchWork: 4029,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -138,6 +138,11 @@ export class GroupHub extends DurableObject<Env> {
     }
     const refusal = this.connections.refusal(peer);
     if (refusal) return refusal;
+    const waitMs = this.ingest.connectWait(peer);
+    if (waitMs > 0) {
+      const message = `this ${peer.kind} sent more work than its budget; reconnect in ${waitMs} ms`;
+      return jsonError(429, "rate_limited", message, { "retry-after": String(Math.ceil(waitMs / 1000)) });
+    }
     const now = Date.now();
     this.registration.note(this.name, now);
     const lastSeq = this.ingest.connect(peer, now);

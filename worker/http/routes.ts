@@ -79,7 +79,7 @@ export const ROUTES = {
     summary: "Device socket: CBOR frames over WebSocket (docs/protocol.md)",
     caller: "device",
     params: DeviceSocketParams,
-    errors: [400, 401, 403, 426],
+    errors: [400, 401, 403, 426, 429],
   },
   gatewaySocket: {
     method: "get",
@@ -87,7 +87,7 @@ export const ROUTES = {
     summary: "Gateway socket: CBOR frames for many devices over one WebSocket",
     caller: "gateway",
     params: GatewaySocketParams,
-    errors: [400, 401, 403, 426],
+    errors: [400, 401, 403, 426, 429],
   },
   devices: {
     method: "get",
@@ -211,6 +211,7 @@ export const ERROR_REASONS: Record<number, string> = {
   405: "method_not_allowed; the Allow header lists the methods",
   413: "too_large: body over 64 KiB",
   426: "upgrade_required: this route only accepts WebSocket upgrades",
+  429: "rate_limited: this device or gateway was closed for sending more work than its budget and is still in debt (with Retry-After)",
   503: "not_configured (no HUB_SECRET), or too_many_sockets on a socket route (with Retry-After)",
 };
 

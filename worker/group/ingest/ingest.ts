@@ -4,7 +4,7 @@
  * path; only the validator differs by kind (frames.ts).
  */
 import type { Limits } from "../../../schema/limits.ts";
-import { ErrorCode } from "../../../schema/protocol.ts";
+import { CloseCode, ErrorCode } from "../../../schema/protocol.ts";
 import type { Rejection } from "../../../schema/validate.ts";
 import { peerTag, type Peer } from "../peer.ts";
 import type { PeerReadings } from "./collapse.ts";
@@ -12,6 +12,7 @@ import { GroupCommit, type IngestHost } from "./commit.ts";
 import { dispatchFrame, rejectionFrame, type FrameContext, type PeerSender } from "./frames.ts";
 import type { Store } from "./store.ts";
 import { Throttle } from "./throttle.ts";
+import { WorkBudget } from "./work.ts";
 
 /** What the ingest stage needs from its host, besides the group commit's hooks. */
 export interface IngestStageHost<Note> extends IngestHost<Note> {
@@ -22,6 +23,7 @@ export interface IngestStageHost<Note> extends IngestHost<Note> {
 export class Ingest<Note> implements FrameContext {
   private readonly commit: GroupCommit<Note>;
   private readonly throttle: Throttle;
+  private readonly work: WorkBudget;
   private readonly store: Store;
   private readonly limits: Limits;
   private readonly host: IngestStageHost<Note>;
@@ -34,10 +36,20 @@ export class Ingest<Note> implements FrameContext {
     this.clock = clock;
     this.commit = new GroupCommit(store, limits, host);
     this.throttle = new Throttle(limits);
+    this.work = new WorkBudget(limits, clock());
   }
 
   now(): number {
     return this.clock();
+  }
+
+  /**
+   * Whether a peer may connect now: 0, or how long it must wait (ms) because
+   * it is still in debt on its work budget (work.ts). Answered before
+   * `connect`, so a peer that was closed for flooding cannot start again at once.
+   */
+  connectWait(peer: Peer): number {
+    return this.work.connect(peerTag(peer), this.now());
   }
 
   /**
@@ -53,9 +65,35 @@ export class Ingest<Note> implements FrameContext {
     return this.store.lastSeq(peer);
   }
 
-  /** Every message on a device or gateway socket. */
+  /**
+   * Every message on a device or gateway socket. Its work is charged
+   * before it is decoded (work.ts); a frame over the peer's or the group's
+   * budget is dropped unread and counted.
+   */
   onMessage(from: PeerSender, message: string | ArrayBuffer): void {
-    dispatchFrame(this, this.limits, from, message);
+    const bytes = typeof message === "string" ? message.length : message.byteLength;
+    const verdict = this.work.charge(peerTag(from.peer), bytes, this.now());
+    switch (verdict.kind) {
+      case "ok":
+        dispatchFrame(this, this.limits, from, message);
+        return;
+      case "refuse": {
+        const text =
+          verdict.code === ErrorCode.Overloaded
+            ? "the group is shedding load: this frame and later ones on this socket were dropped unread; wait retryAfterMs, reconnect and resend from hello's lastSeq"
+            : "over the work budget (frames and bytes): this frame and later ones on this socket were dropped unread; wait retryAfterMs, reconnect and resend from hello's lastSeq";
+        from.send(rejectionFrame({ ok: false, code: verdict.code, message: text }, verdict.retryAfterMs));
+        this.report(from.peer, verdict.code);
+        return;
+      }
+      case "drop":
+        this.report(from.peer, ErrorCode.RateLimited);
+        return;
+      case "close":
+        from.close(CloseCode.TooMuchWork, "over the work budget: reconnect after a pause");
+        this.report(from.peer, ErrorCode.RateLimited);
+        return;
+    }
   }
 
   /** Commits pending batches now, so reads see every acked batch. */
