@@ -121,8 +121,9 @@ export class GroupSession {
         this.store.applySummary(frame);
         if (this.store.status.state !== "live") this.store.setStatus({ state: "live" });
       }
-      // Flow control: the hub sends the next frame only after this ack.
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+      // Flow control: the hub sends the next frame only after this ack; `delta`
+      // asks for frames with only the latest values that changed.
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", seq: frame.seq, delta: true }));
     };
     ws.onclose = () => {
       window.clearInterval(this.pingTimer);

@@ -84,6 +84,8 @@ export interface DeviceState {
   readingsPerSec: number;
   latest: Map<string, Latest>;
   rejected: Rejections | null;
+  /** Metrics the hub's live view left out for this device (0: none). */
+  metricsOmitted: number;
   spark: Map<string, Series>;
   /** Bumped on every change, so a row can tell whether to redraw. */
   version: number;
@@ -99,6 +101,8 @@ export class GroupStore {
   readonly metrics = new Set<string>();
   readonly alerts = new Map<string, Alert>();
   totals: Totals = emptyTotals();
+  /** Devices the hub's live view does not list (its bound); 0 when it lists all. */
+  omittedDevices = 0;
   rules: RuleSet | null = null;
   /** null until known; false when the hub has no alerts/rules routes yet. */
   alertsAvailable: boolean | null = null;
@@ -186,7 +190,8 @@ export class GroupStore {
     this.emit("totals");
   }
 
-  applySnapshot(f: { totals: Totals | null; devices: DevicePatch[]; alerts: Alert[]; rules: RuleSet | null }): void {
+  applySnapshot(f: { totals: Totals | null; devices: DevicePatch[]; alerts: Alert[]; rules: RuleSet | null; omittedDevices: number }): void {
+    this.omittedDevices = f.omittedDevices;
     const ids = new Set(f.devices.map((d) => d.id));
     for (const id of this.devices.keys()) if (!ids.has(id)) this.devices.delete(id);
     this.applyDevices(f.devices);
@@ -199,7 +204,9 @@ export class GroupStore {
     this.emit("devices", "totals", "alerts", ...(f.rules ? (["rules"] as const) : []));
   }
 
-  applySummary(f: { totals: Totals | null; devices: DevicePatch[]; alerts: Alert[] }): void {
+  /** A `summary` or `delta` frame: both are patches (a delta's `latest` holds only changed values). */
+  applySummary(f: { totals: Totals | null; devices: DevicePatch[]; alerts: Alert[]; omittedDevices: number }): void {
+    this.omittedDevices = f.omittedDevices;
     this.applyDevices(f.devices);
     if (f.totals) this.totals = f.totals;
     this.putAlerts(f.alerts);
@@ -321,6 +328,7 @@ export class GroupStore {
           readingsPerSec: 0,
           latest: new Map(),
           rejected: null,
+          metricsOmitted: 0,
           spark: new Map(),
           version: 0,
         };
@@ -332,6 +340,7 @@ export class GroupStore {
       if (p.readings !== undefined) d.readings = p.readings;
       if (p.readingsPerSec !== undefined) d.readingsPerSec = p.readingsPerSec;
       if (p.rejected !== undefined) d.rejected = p.rejected;
+      if (p.metricsOmitted !== undefined) d.metricsOmitted = p.metricsOmitted;
       if (p.latest) {
         for (const [metric, l] of p.latest) {
           const before = d.latest.get(metric);

@@ -16,7 +16,7 @@ for (let i = 0; i < count; i++) {
   ws.on("message", (data: Buffer) => {
     const frame = JSON.parse(data.toString()) as { type: string; seq: number };
     frames++;
-    ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+    ws.send(JSON.stringify({ type: "ack", seq: frame.seq, delta: true }));
     if (frame.type === "snapshot" && ++ready === count) process.stdout.write("ready\n");
   });
   ws.on("error", (err) => process.stderr.write(`dashboard ${i}: ${err.message}\n`));

@@ -51,7 +51,7 @@ class Dashboard {
       this.ws.once("error", reject);
       this.ws.on("message", (data: Buffer) => {
         const frame = JSON.parse(data.toString()) as { type: string; seq: number; devices?: { id: string; latest?: Record<string, { value: number }> }[] };
-        this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+        this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq, delta: true }));
         if (frame.type === "snapshot") resolve();
         if (this.seenAt === null && this.watch && frame.devices?.some((d) => d.latest?.probe?.value === Number(this.watch))) {
           this.seenAt = performance.now();

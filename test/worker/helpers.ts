@@ -118,6 +118,8 @@ export class LiveClient {
   readonly frames: Record<string, unknown>[] = [];
   private waiters: (() => void)[] = [];
   closed: Promise<number>;
+  /** Ask for `delta` frames in every ack, as the dashboard does. */
+  delta = false;
 
   constructor(ws: WebSocket) {
     this.ws = ws;
@@ -160,7 +162,7 @@ export class LiveClient {
   }
 
   ack(frame: Record<string, unknown>): void {
-    this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+    this.ws.send(JSON.stringify({ type: "ack", seq: frame.seq, ...(this.delta ? { delta: true } : {}) }));
   }
 }
 

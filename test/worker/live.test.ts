@@ -5,10 +5,10 @@
  */
 import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { readLiveTiming } from "../../worker/group/live/live.ts";
+import { readLiveConfig } from "../../worker/group/live/live.ts";
 import { connectDevice, makeReadings, openLive, operatorToken, uniqueGroup } from "./helpers.ts";
 
-const TIMING = readLiveTiming({ ...env });
+const TIMING = readLiveConfig({ ...env });
 const SUMMARY_MS = TIMING.summaryIntervalMs;
 
 interface DeviceJson {
@@ -72,6 +72,30 @@ describe("live socket", () => {
     expect(deviceIn(catchUp, "slow")?.readings).toBe(30);
     slow.ws.close(1000, "done");
     prompt.ws.close(1000, "done");
+    dev.sock.close();
+  });
+
+  it("bounds the snapshot's latest values per device (loaded from SQLite) and sends deltas to a socket that asks", async () => {
+    const group = uniqueGroup();
+    const dev = await connectDevice(group, "wide");
+    const max = TIMING.maxMetrics;
+    const names = Array.from({ length: max + 5 }, (_, i) => `m${String(i).padStart(3, "0")}`);
+    dev.sock.send({ type: "batch", seq: 1, readings: names.map((m, i) => [Date.now(), m, i]) });
+    await dev.sock.next();
+    const live = await openLive(group);
+    live.delta = true;
+    const snap = await live.frame(0);
+    // The first metrics by name are kept; the other five are counted.
+    const row = deviceIn(snap, "wide") as DeviceJson & { metricsOmitted?: number };
+    expect(Object.keys(row.latest)).toEqual(names.slice(0, max));
+    expect(row.metricsOmitted).toBe(5);
+    live.ack(snap);
+    dev.sock.send({ type: "batch", seq: 2, readings: [[Date.now(), "m001", 42]] });
+    await dev.sock.next();
+    const delta = await live.until((f) => deviceIn(f, "wide")?.readings === max + 6, 1);
+    expect(delta.type).toBe("delta");
+    expect(deviceIn(delta, "wide")?.latest).toEqual({ m001: { value: 42, ts: expect.any(Number) } });
+    live.ws.close(1000, "done");
     dev.sock.close();
   });
 

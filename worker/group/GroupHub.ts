@@ -41,7 +41,7 @@ import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { Store, type AggregateFilter, type Bucket } from "./ingest/store.ts";
-import { Live, readLiveTiming } from "./live/live.ts";
+import { Live, readLiveConfig } from "./live/live.ts";
 import { peerName, type Peer, type PeerKind } from "./peer.ts";
 import { Scheduler } from "./scheduler.ts";
 
@@ -77,7 +77,7 @@ export class GroupHub extends DurableObject<Env> {
       name: () => this.name,
       dashboards: () => this.connections.dashboards(),
       onlineDevices: () => this.connections.onlineDevices(),
-    }, readLiveTiming({ ...env })));
+    }, readLiveConfig({ ...env })));
     const alerts = (this.alerts = new Alerts(
       this.store.db,
       { name: () => this.name, scheduler },

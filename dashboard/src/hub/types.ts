@@ -43,6 +43,8 @@ export interface DevicePatch {
   /** By metric name; a Map, because a metric may be called `__proto__` or `constructor`. */
   latest?: Map<string, Latest>;
   rejected?: Rejections | null;
+  /** Metrics the hub's live view left out for this device (its bound, LIVE_MAX_METRICS). */
+  metricsOmitted?: number;
 }
 
 export interface Alert {
@@ -70,15 +72,22 @@ export interface SnapshotFrame {
   devices: DevicePatch[];
   alerts: Alert[];
   rules: RuleSet | null;
+  /** Devices the hub's live view does not list (its bound, LIVE_MAX_DEVICES). */
+  omittedDevices: number;
 }
 
+/**
+ * A `summary` (changed devices, whole rows) or a `delta` (changed devices,
+ * `latest` holding only the values that changed): both apply as patches.
+ */
 export interface SummaryFrame {
-  type: "summary";
+  type: "summary" | "delta";
   seq: number;
   at: number;
   totals: Totals | null;
   devices: DevicePatch[];
   alerts: Alert[];
+  omittedDevices: number;
 }
 
 export type LiveFrame = SnapshotFrame | SummaryFrame;
@@ -162,6 +171,7 @@ export function parseDevice(v: unknown): DevicePatch | null {
   if (latest) d.latest = latest;
   const rejected = parseRejections(v.rejected);
   if (rejected !== undefined) d.rejected = rejected;
+  if (num(v.metricsOmitted) !== undefined) d.metricsOmitted = num(v.metricsOmitted);
   return d;
 }
 
@@ -259,7 +269,8 @@ export function parseLiveFrame(text: string): LiveFrame | null {
   const totals = parseTotals(v.totals);
   const devices = list(v.devices, parseDevice);
   const alerts = list(v.alerts, parseAlert);
-  if (v.type === "snapshot") return { type: "snapshot", seq, at, totals, devices, alerts, rules: parseRuleSet(v.rules) };
-  if (v.type === "summary") return { type: "summary", seq, at, totals, devices, alerts };
+  const omittedDevices = (isObj(v.omitted) ? num(v.omitted.devices) : undefined) ?? 0;
+  if (v.type === "snapshot") return { type: "snapshot", seq, at, totals, devices, alerts, rules: parseRuleSet(v.rules), omittedDevices };
+  if (v.type === "summary" || v.type === "delta") return { type: v.type, seq, at, totals, devices, alerts, omittedDevices };
   return null;
 }

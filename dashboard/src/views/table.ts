@@ -126,7 +126,10 @@ export class DeviceTable {
       this.listDirty = false;
       this.spacer.style.height = `${this.list.length * ROW_H}px`;
       const total = this.store.devices.size;
-      setText(this.count, this.list.length === total ? `${fmtInt(total)} devices` : `${fmtInt(this.list.length)} of ${fmtInt(total)} devices`);
+      const shown = this.list.length === total ? `${fmtInt(total)} devices` : `${fmtInt(this.list.length)} of ${fmtInt(total)} devices`;
+      // The hub lists at most LIVE_MAX_DEVICES devices live (docs/protocol.md, "Bounds of the live view").
+      const omitted = this.store.omittedDevices;
+      setText(this.count, omitted > 0 ? `${shown} (${fmtInt(omitted)} more not shown live)` : shown);
       this.empty.hidden = this.list.length > 0;
       setText(
         this.empty,

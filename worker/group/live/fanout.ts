@@ -4,6 +4,15 @@
  * something changes, and nothing while the group is idle, so it can
  * hibernate.
  *
+ * Each tick encodes its frames once for all sockets, not once per socket
+ * (issue #16: per-socket JSON made 1,000 dashboards cost the group a fifth
+ * of its ingest rate). Every frame of a tick carries the tick's seq, so
+ * sockets that are up to date share one string; sockets that fell behind
+ * share one catch-up frame covering the oldest of them. A dashboard that
+ * asks for deltas (`"delta": true` in its acks) gets `delta` frames whose
+ * devices carry only the latest values that changed; others get `summary`
+ * frames with whole device rows, as before.
+ *
  * Flow control is by acknowledgement: a socket gets a new frame only after
  * it acked the previous one, by that frame's exact seq. A slow dashboard therefore skips summaries and
  * later receives one frame with everything that changed meanwhile; the hub
@@ -12,7 +21,8 @@
  *
  * Per-socket state here is in memory and may be lost on hibernation; a
  * socket without state is treated as up to date with nothing acked pending,
- * and gets a full summary at the next change.
+ * and gets a full summary at the next change (and deltas again after its
+ * next ack asks for them).
  */
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import { CloseCode } from "../../../schema/protocol.ts";
@@ -49,7 +59,10 @@ interface SocketState {
   /** Seq of the frame awaiting an ack, or null. */
   awaiting: number | null;
   awaitingSince: number;
+  /** The dashboard asked for `delta` frames. */
+  delta: boolean;
 }
+
 
 /** Everything the snapshot needs that is not live state. */
 export interface SnapshotExtras {
@@ -66,6 +79,10 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
   private readonly sockets = new Map<S, SocketState>();
   private readonly alertLog: { epoch: number; alert: Alert }[] = [];
   private seq = 0;
+  /** The epoch of the last tick: sockets at or past it are up to date. */
+  private lastTickEpoch = 0;
+  /** Open dashboard sockets, counted when needed (null: count again). */
+  private dashboardCount: number | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(host: FanoutHost<S>, state: LiveState, timing: FanoutTiming = DEFAULT_FANOUT_TIMING, clock: () => number = Date.now) {
@@ -78,15 +95,24 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
   private socketState(ws: S): SocketState {
     let s = this.sockets.get(ws);
     if (!s) {
-      s = { lastEpoch: 0, awaiting: null, awaitingSince: 0 };
+      s = { lastEpoch: 0, awaiting: null, awaitingSince: 0, delta: false };
       this.sockets.set(ws, s);
     }
     return s;
   }
 
-  /** Open dashboard sockets (restored ones included). */
+  /**
+   * Open dashboard sockets (restored ones included). Cached: the commit path
+   * asks on every commit, and listing 1,000 sockets there cost more than the
+   * commit itself.
+   */
   count(): number {
-    return this.host.dashboards().length;
+    return (this.dashboardCount ??= this.host.dashboards().length);
+  }
+
+  /** A dashboard socket was accepted or closed: count again when asked. */
+  recount(): void {
+    this.dashboardCount = null;
   }
 
   /** Sends the snapshot to a newly accepted socket. */
@@ -94,6 +120,7 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
     const epoch = this.state.epoch;
     // Changes from here on belong to a later epoch than this snapshot covers.
     this.state.epoch++;
+    this.recount();
     const seq = ++this.seq;
     const frame = {
       type: "snapshot",
@@ -105,9 +132,16 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       devices: this.state.changedSince(0, now),
       alerts: extras.alerts,
       rules: extras.rules,
+      ...this.omitted(),
     };
     ws.send(JSON.stringify(frame));
-    this.sockets.set(ws, { lastEpoch: epoch, awaiting: seq, awaitingSince: now });
+    this.sockets.set(ws, { lastEpoch: epoch, awaiting: seq, awaitingSince: now, delta: false });
+  }
+
+  /** What the bounds left out, as a frame field (absent when nothing was). */
+  private omitted(): { omitted?: { devices: number } } {
+    const devices = this.state.omittedDevices();
+    return devices > 0 ? { omitted: { devices } } : {};
   }
 
   /** Records an alert change for the next summaries. */
@@ -130,17 +164,20 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       return;
     }
     let seq: unknown;
+    let delta: boolean;
     try {
       const parsed: unknown = JSON.parse(message);
       if (typeof parsed !== "object" || parsed === null || !("type" in parsed) || parsed.type !== "ack" || !("seq" in parsed)) {
         throw new Error("not an ack");
       }
       seq = parsed.seq;
+      delta = "delta" in parsed && parsed.delta === true;
     } catch {
       ws.close(CloseCode.InvalidPayload, 'expected {"type":"ack","seq":N}');
       return;
     }
     const s = this.socketState(ws);
+    if (delta) s.delta = true;
     // Only the awaited seq releases the next frame. Accepting any seq at or
     // above it let a socket ack blindly (say 2^31) without reading and get a
     // new summary per ack, queuing bytes without bound (issue #12). Other
@@ -155,6 +192,7 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
 
   onClose(ws: S): void {
     this.sockets.delete(ws);
+    this.recount();
   }
 
   /** Builds and sends summaries. Never throws (it runs from a timer). */
@@ -171,34 +209,54 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
   send(now: number): { sent: number; waiting: number } {
     const epoch = this.state.epoch;
     this.state.epoch++;
-    const totals = this.state.totals(now);
-    const frames = new Map<number, { devices: unknown[]; alerts: Alert[] } | null>();
-    let sent = 0;
+    const prevTick = this.lastTickEpoch;
+    this.lastTickEpoch = epoch;
+    const sockets = this.host.dashboards();
+    this.dashboardCount = sockets.length;
+    // Who is due, and where the oldest behind socket of each kind starts.
+    const due: [S, SocketState][] = [];
+    const behindSince = { summary: Infinity, delta: Infinity };
     let waiting = 0;
-    for (const ws of this.host.dashboards()) {
+    for (const ws of sockets) {
       const s = this.socketState(ws);
       if (s.awaiting !== null) {
         if (now - s.awaitingSince > this.timing.ackTimeoutMs) {
           ws.close(CloseCode.TooSlow, "dashboard did not ack summaries");
           this.sockets.delete(ws);
+          this.recount();
         } else {
           waiting++;
         }
         continue;
       }
-      // Most sockets are up to date and share one delta.
-      let delta = frames.get(s.lastEpoch);
-      if (delta === undefined) {
-        const devices = this.state.changedSince(s.lastEpoch, now);
-        const alerts = this.alertLog.filter((a) => a.epoch > s.lastEpoch).map((a) => a.alert);
-        const quiet = devices.length === 0 && alerts.length === 0 && this.state.totalsChanged <= s.lastEpoch;
-        delta = quiet ? null : { devices, alerts };
-        frames.set(s.lastEpoch, delta);
+      due.push([ws, s]);
+      const kind = s.delta ? "delta" : "summary";
+      if (s.lastEpoch < prevTick) behindSince[kind] = Math.min(behindSince[kind], s.lastEpoch);
+    }
+    if (due.length === 0) return this.finish(now, 0, waiting);
+
+    // One seq for the whole tick: frames differ only by content, and each
+    // socket still acks the exact seq it was sent.
+    const seq = ++this.seq;
+    const totals = this.state.totals(now);
+    const omitted = this.omitted();
+    // Each frame of the tick encoded once: by kind and start epoch, null when nothing changed.
+    const frames = new Map<string, string | null>();
+    let sent = 0;
+    for (const [ws, s] of due) {
+      const kind = s.delta ? "delta" : "summary";
+      // Sockets behind share the catch-up frame of the oldest among them
+      // (values in it are absolute, so a newer socket applies it safely).
+      const since = s.lastEpoch < prevTick ? behindSince[kind] : s.lastEpoch;
+      const key = `${kind}:${since}`;
+      let text = frames.get(key);
+      if (text === undefined) {
+        text = this.encode(kind, seq, since, now, totals, omitted);
+        frames.set(key, text);
       }
-      if (delta === null) continue;
-      const seq = ++this.seq;
+      if (text === null) continue;
       try {
-        ws.send(JSON.stringify({ type: "summary", seq, at: now, totals, ...delta }));
+        ws.send(text);
       } catch {
         continue; // closing
       }
@@ -207,6 +265,25 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       s.awaitingSince = now;
       sent++;
     }
+    return this.finish(now, sent, waiting);
+  }
+
+  /** The frame of changes after `since`, as JSON text; null when nothing changed. */
+  private encode(
+    kind: "summary" | "delta",
+    seq: number,
+    since: number,
+    now: number,
+    totals: ReturnType<LiveState["totals"]>,
+    omitted: { omitted?: { devices: number } },
+  ): string | null {
+    const devices = this.state.changedSince(since, now, kind === "delta");
+    const alerts = this.alertLog.filter((a) => a.epoch > since).map((a) => a.alert);
+    if (devices.length === 0 && alerts.length === 0 && this.state.totalsChanged <= since) return null;
+    return JSON.stringify({ type: kind, seq, at: now, totals, devices, alerts, ...omitted });
+  }
+
+  private finish(now: number, sent: number, waiting: number): { sent: number; waiting: number } {
     // Keep ticking while rates decay to zero; then stop, so an idle group
     // sends nothing and can hibernate. A socket that was waiting for its ack
     // is caught up when the ack arrives (onMessage).

@@ -11,7 +11,7 @@ import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import type { Collapsed } from "../ingest/collapse.ts";
 import type { Peer } from "../peer.ts";
 import { DEFAULT_FANOUT_TIMING, LiveFanout, type FanoutTiming } from "./fanout.ts";
-import { LiveState, RATE_WINDOW_S } from "./live-state.ts";
+import { DEFAULT_LIVE_BOUNDS, LiveState, RATE_WINDOW_S, type LiveBounds } from "./live-state.ts";
 import { LiveStore } from "./live-store.ts";
 import { RateHistory } from "./rate-history.ts";
 
@@ -25,13 +25,13 @@ export interface LiveHost {
   onlineDevices(): Set<string>;
 }
 
-/** Live-view intervals; injectable so tests need not sleep through production ones. */
-export interface LiveTiming extends FanoutTiming {
+/** Live-view intervals (injectable so tests need not sleep through production ones) and bounds. */
+export interface LiveConfig extends FanoutTiming, LiveBounds {
   /** Seconds of history behind the readings/s and batches/s rates. */
   rateWindowS: number;
 }
 
-export const DEFAULT_LIVE_TIMING: Readonly<LiveTiming> = { ...DEFAULT_FANOUT_TIMING, rateWindowS: RATE_WINDOW_S };
+export const DEFAULT_LIVE_CONFIG: Readonly<LiveConfig> = { ...DEFAULT_FANOUT_TIMING, ...DEFAULT_LIVE_BOUNDS, rateWindowS: RATE_WINDOW_S };
 
 export class Live {
   private readonly state: LiveState;
@@ -42,12 +42,12 @@ export class Live {
   /** Rejections of devices waiting for the next group commit: device -> code -> count. */
   private rejects = new Map<string, Map<string, number>>();
 
-  constructor(storage: { db: DrizzleSqliteDODatabase; kv: SyncKvStorage }, host: LiveHost, timing: LiveTiming = DEFAULT_LIVE_TIMING) {
+  constructor(storage: { db: DrizzleSqliteDODatabase; kv: SyncKvStorage }, host: LiveHost, config: LiveConfig = DEFAULT_LIVE_CONFIG) {
     this.host = host;
     this.store = new LiveStore(storage.db);
     this.rates = new RateHistory(storage.kv);
-    this.state = new LiveState(timing.rateWindowS);
-    this.fanout = new LiveFanout(host, this.state, timing);
+    this.state = new LiveState(config.rateWindowS, config);
+    this.fanout = new LiveFanout(host, this.state, config);
   }
 
   /** True when rejection counts wait for a commit. */
@@ -109,6 +109,7 @@ export class Live {
   /** Sends a newly accepted dashboard socket its snapshot. */
   welcome(ws: WebSocket, extras: { alerts: Alert[]; rules: RulesDoc }, now: number): void {
     // The first dashboard loads the live state the snapshot is built from.
+    this.fanout.recount();
     this.watched();
     this.fanout.sendSnapshot(ws, { group: this.host.name(), ...extras }, now);
   }
@@ -127,19 +128,21 @@ export class Live {
       if (this.state.loaded) this.state.reset();
       return false;
     }
-    if (!this.state.loaded) this.state.load({ ...this.store.seed(), online: this.host.onlineDevices() });
+    if (!this.state.loaded) this.state.load({ ...this.store.seed(this.state.bounds), online: this.host.onlineDevices() });
     return true;
   }
 }
 
-/** Env vars that override the live timing (unset in production; small in the worker tests). */
-const TIMING_VARS: Readonly<Record<keyof LiveTiming, string>> = {
+/** Env vars that override the live config (timing unset in production and small in the worker tests). */
+const CONFIG_VARS: Readonly<Record<keyof LiveConfig, string>> = {
   summaryIntervalMs: "LIVE_SUMMARY_MS",
   ackTimeoutMs: "LIVE_ACK_TIMEOUT_MS",
   rateWindowS: "LIVE_RATE_WINDOW_S",
+  maxDevices: "LIVE_MAX_DEVICES",
+  maxMetrics: "LIVE_MAX_METRICS",
 };
 
-/** The live timing from env vars; a var that is set but not a positive integer throws, as limits do. */
-export function readLiveTiming(env: Readonly<Record<string, unknown>>): LiveTiming {
-  return readIntVars<LiveTiming>(env, DEFAULT_LIVE_TIMING, TIMING_VARS, 1);
+/** The live config from env vars; a var that is set but not a positive integer throws, as limits do. */
+export function readLiveConfig(env: Readonly<Record<string, unknown>>): LiveConfig {
+  return readIntVars<LiveConfig>(env, DEFAULT_LIVE_CONFIG, CONFIG_VARS, 1);
 }
