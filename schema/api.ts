@@ -9,7 +9,7 @@
  */
 // zod/mini: the same schemas as classic zod at a fraction of the bundle (the Worker and the dashboard ship them).
 import * as z from "zod/mini";
-import { ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
+import { COMMAND_NAME_PATTERN, ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
 import { MAX_RULES, RULE_OPS } from "./rules.ts";
 
 /** Every route's path, in OpenAPI template form. */
@@ -28,6 +28,9 @@ export const PATHS = {
   revocations: "/v1/groups/{group}/revocations",
   revocation: "/v1/groups/{group}/revocations/{kind}/{id}",
   peerSeq: "/v1/groups/{group}/peers/{kind}/{id}/seq",
+  commands: "/v1/groups/{group}/devices/{device}/commands",
+  command: "/v1/groups/{group}/devices/{device}/commands/{id}",
+  config: "/v1/groups/{group}/devices/{device}/config",
 } as const;
 
 /** {@link ID_PATTERN} as error messages quote it. */
@@ -47,6 +50,10 @@ function pathId(name: string, description: string) {
 export const GroupParams = z.object({ group: pathId("group", "group id") });
 export const DeviceSocketParams = z.extend(GroupParams, { device: pathId("device", "device id") });
 export const GatewaySocketParams = z.extend(GroupParams, { gateway: pathId("gateway", "gateway id") });
+/** A device of a group, as in `/devices/{device}/commands`. */
+export const DeviceParams = DeviceSocketParams;
+/** One command of a device. */
+export const CommandParams = z.extend(DeviceParams, { id: pathId("id", "command id") });
 /** Peer kinds that can be revoked. */
 export const PeerKind = doc(z.enum(["device", "gateway"]), { id: "PeerKind" });
 export type PeerKind = z.infer<typeof PeerKind>;
@@ -97,6 +104,13 @@ const limitValue = z.pipe(
   z.string().check(z.refine((s) => Number.isInteger(Number(s)) && Number(s) >= 1 && Number(s) <= 1000, "limit must be an integer from 1 to 1000")),
   z.transform(Number),
 );
+
+/** Query of the device and gateway socket routes (the token may be in it too). */
+export const SocketQuery = z.object({
+  downlink: doc(z.optional(z.enum(["0", "1"], "downlink must be 0 or 1")), {
+    description: "1: this device or gateway receives commands and configuration (docs/protocol.md, \"Downlink\")",
+  }),
+});
 
 /** Query of `GET /v1/groups/{group}/alerts`. */
 export const AlertQuery = z.object({
@@ -261,3 +275,75 @@ export const SeqReset = doc(
 /** A peer's stored seq and its resets, newest first. */
 export const PeerSeqResponse = doc(z.object({ kind: PeerKind, id: z.string(), lastSeq: z.int(), resets: z.array(SeqReset) }), { id: "PeerSeq" });
 export type PeerSeqResponse = z.infer<typeof PeerSeqResponse>;
+
+/** `POST /v1/groups/{group}/devices/{device}/commands`. Args are checked against DOWNLINK_MAX_ARGS_BYTES and ttlMs against DOWNLINK_MAX_TTL_MS by the Worker. */
+export const CommandBody = doc(
+  z.object({
+    name: described(z.string().check(z.regex(COMMAND_NAME_PATTERN, "name must match [A-Za-z0-9_.:-]{1,64}")), "the command, e.g. ping, set_rate, reboot"),
+    args: described(z.optional(z.unknown()), "any JSON value the device's handler takes (default null)"),
+    ttlMs: described(z.optional(z.int().check(z.minimum(1, "ttlMs must be at least 1"))), "how long the command may wait for its device, ms (default DOWNLINK_DEFAULT_TTL_MS)"),
+  }),
+  { id: "CommandBody" },
+);
+export type CommandBody = z.infer<typeof CommandBody>;
+
+/** Statuses of a command: waiting (`queued`, `delivered`) or final. */
+export const COMMAND_STATUSES = ["queued", "delivered", "succeeded", "failed", "expired"] as const;
+export const CommandStatus = doc(z.enum(COMMAND_STATUSES), { id: "CommandStatus" });
+export type CommandStatus = z.infer<typeof CommandStatus>;
+
+/** `202` to a queued command. */
+export const CommandQueued = doc(z.object({ id: z.string(), status: z.literal("queued") }), { id: "CommandQueued" });
+export type CommandQueued = z.infer<typeof CommandQueued>;
+
+/** One command, as `GET .../commands/{id}` answers it. */
+export const CommandEntry = doc(
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    args: z.unknown(),
+    status: CommandStatus,
+    createdAt: described(z.number(), "hub time it was queued, ms"),
+    deliveredAt: described(z.nullable(z.number()), "hub time it was last sent to the device"),
+    completedAt: described(z.nullable(z.number()), "hub time it reached its final status"),
+    expiresAt: z.number(),
+    result: described(z.unknown(), "what the device answered (null until then)"),
+    error: z.nullable(z.string()),
+  }),
+  { id: "Command" },
+);
+export type CommandEntry = z.infer<typeof CommandEntry>;
+export const CommandsResponse = doc(z.object({ commands: z.array(CommandEntry) }), { id: "CommandsResponse" });
+export type CommandsResponse = z.infer<typeof CommandsResponse>;
+
+/** Query of `GET .../commands`. */
+export const CommandsQuery = z.object({
+  limit: doc(
+    z.pipe(
+      z.optional(limitValue),
+      z.transform((n) => n ?? 100),
+    ),
+    { description: "newest N commands, 1 to 1000 (default 100)" },
+  ),
+});
+
+/** A configuration: a JSON map. */
+const ConfigMap = z.record(z.string(), z.unknown());
+
+/** `PUT /v1/groups/{group}/devices/{device}/config`. */
+export const ConfigBody = doc(z.object({ desired: described(ConfigMap, "the whole desired configuration (replaces the previous one)") }), { id: "ConfigBody" });
+export type ConfigBody = z.infer<typeof ConfigBody>;
+export const ConfigVersion = doc(z.object({ version: described(z.int(), "the new desired version") }), { id: "ConfigVersion" });
+export type ConfigVersion = z.infer<typeof ConfigVersion>;
+
+/** `GET /v1/groups/{group}/devices/{device}/config`. */
+export const ConfigResponse = doc(
+  z.object({
+    desired: ConfigMap,
+    version: described(z.int(), "0 before the first PUT"),
+    reported: described(z.nullable(ConfigMap), "what the device reported with its last config_applied"),
+    appliedVersion: described(z.int(), "the highest version the device reported applied (0: none)"),
+  }),
+  { id: "DeviceConfig" },
+);
+export type ConfigResponse = z.infer<typeof ConfigResponse>;

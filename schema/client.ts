@@ -7,7 +7,7 @@
  */
 import type * as z from "zod/mini";
 import * as api from "./api.ts";
-import type { AggregateFilter, DeviceInfo, GroupEntry, PeerKind } from "./api.ts";
+import type { AggregateFilter, CommandEntry, ConfigResponse, DeviceInfo, GroupEntry, PeerKind } from "./api.ts";
 import type { Alert, RulesDoc as Rules } from "./rules.ts";
 
 /** A refused request (`status` and the hub's error `code`), or an answer that was not understood (502 `bad_answer`). */
@@ -127,10 +127,42 @@ export class HubClient {
   }
 
   /**
+   * `POST /v1/groups/{group}/devices/{device}/commands`: queues a command;
+   * a {@link HubError} 429 (`too_many_commands` or `rate_limited`) when the
+   * device or the group has too many.
+   */
+  queueCommand(group: string, device: string, cmd: { name: string; args?: unknown; ttlMs?: number }, o?: CallOptions): Promise<z.infer<typeof api.CommandQueued>> {
+    return this.call(api.CommandQueued, "POST", pathOf(api.PATHS.commands, { group, device }), o, cmd);
+  }
+
+  /** `GET /v1/groups/{group}/devices/{device}/commands`, newest first. */
+  async commands(group: string, device: string, filter: { limit?: number } = {}, o?: CallOptions): Promise<CommandEntry[]> {
+    const q = new URLSearchParams();
+    if (filter.limit !== undefined) q.set("limit", String(filter.limit));
+    return (await this.call(api.CommandsResponse, "GET", withQuery(pathOf(api.PATHS.commands, { group, device }), q), o)).commands;
+  }
+
+  /** `GET /v1/groups/{group}/devices/{device}/commands/{id}`; a {@link HubError} 404 if there is none. */
+  command(group: string, device: string, id: string, o?: CallOptions): Promise<CommandEntry> {
+    return this.call(api.CommandEntry, "GET", pathOf(api.PATHS.command, { group, device, id }), o);
+  }
+
+  /** `PUT /v1/groups/{group}/devices/{device}/config`: the new desired configuration; answers its version. */
+  async putConfig(group: string, device: string, desired: Record<string, unknown>, o?: CallOptions): Promise<number> {
+    return (await this.call(api.ConfigVersion, "PUT", pathOf(api.PATHS.config, { group, device }), o, { desired })).version;
+  }
+
+  /** `GET /v1/groups/{group}/devices/{device}/config`: desired, reported and their versions. */
+  config(group: string, device: string, o?: CallOptions): Promise<ConfigResponse> {
+    return this.call(api.ConfigResponse, "GET", pathOf(api.PATHS.config, { group, device }), o);
+  }
+
+  /**
    * The WebSocket URL of a device, gateway or live socket, with the token in
    * the query: browsers and many devices cannot set headers on a handshake.
+   * `downlink: true` opts a device or gateway in to commands and configuration.
    */
-  socketUrl(socket: { device: string } | { gateway: string } | { live: true }, group: string): string {
+  socketUrl(socket: { device: string; downlink?: boolean } | { gateway: string; downlink?: boolean } | { live: true }, group: string): string {
     const path =
       "device" in socket
         ? pathOf(api.PATHS.deviceSocket, { group, device: socket.device })
@@ -141,6 +173,7 @@ export class HubClient {
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const token = this.token();
     if (token !== null) url.searchParams.set("token", token);
+    if ("downlink" in socket && socket.downlink) url.searchParams.set("downlink", "1");
     return url.toString();
   }
 

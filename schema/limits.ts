@@ -115,3 +115,42 @@ export function readIntVars<T extends { [K in keyof T]: number }>(
 export function readLimits(env: Readonly<Record<string, unknown>>): Limits {
   return readIntVars<Limits>(env, DEFAULT_LIMITS, LIMIT_VARS);
 }
+
+/** Downlink limits (docs/protocol.md, "Downlink"), each a wrangler.jsonc var. */
+export interface DownlinkLimits {
+  /** Commands one device may have waiting (queued or delivered, not yet final); one more is 429. */
+  maxQueuedCommands: number;
+  /** Largest command args (and command result, and configuration), as CBOR bytes. */
+  maxArgsBytes: number;
+  /** Longest time to live a command may ask for, ms. */
+  maxTtlMs: number;
+  /** Time to live of a command that asks for none, ms. */
+  defaultTtlMs: number;
+  /** Commands per second one group accepts (token bucket of one second's worth); more is 429. */
+  commandsPerSec: number;
+  /** Finished commands kept per device; older ones are pruned as new ones are queued. */
+  historyPerDevice: number;
+}
+
+export const DEFAULT_DOWNLINK_LIMITS: Readonly<DownlinkLimits> = {
+  maxQueuedCommands: 100,
+  maxArgsBytes: 8192,
+  maxTtlMs: 24 * 3600_000,
+  defaultTtlMs: 5 * 60_000,
+  commandsPerSec: 2000,
+  historyPerDevice: 100,
+};
+
+export const DOWNLINK_VARS: Readonly<Record<keyof DownlinkLimits, string>> = {
+  maxQueuedCommands: "DOWNLINK_MAX_QUEUED",
+  maxArgsBytes: "DOWNLINK_MAX_ARGS_BYTES",
+  maxTtlMs: "DOWNLINK_MAX_TTL_MS",
+  defaultTtlMs: "DOWNLINK_DEFAULT_TTL_MS",
+  commandsPerSec: "DOWNLINK_COMMANDS_PER_SEC",
+  historyPerDevice: "DOWNLINK_HISTORY",
+};
+
+/** Downlink limits from an env-like record (see {@link readIntVars}); each must be positive. */
+export function readDownlinkLimits(env: Readonly<Record<string, unknown>>): DownlinkLimits {
+  return readIntVars<DownlinkLimits>(env, DEFAULT_DOWNLINK_LIMITS, DOWNLINK_VARS, 1);
+}

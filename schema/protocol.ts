@@ -15,6 +15,9 @@ export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Metric names inside readings. */
 export const METRIC_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/** Command names (docs/protocol.md, "Downlink"): as metric names. */
+export const COMMAND_NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /** Largest seq a device may use: integers above 2^53 - 1 are not exact in JavaScript. */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
@@ -77,6 +80,14 @@ export const ErrorCode = {
    * `retryAfterMs`, reconnect, and resend from the `hello`'s lastSeq.
    */
   Overloaded: "overloaded",
+  /**
+   * A `command_result` names a command that does not exist, is not this
+   * device's (or, from a gateway, not the named device's), or already has
+   * its final status. Nothing changed.
+   */
+  UnknownCommand: "unknown_command",
+  /** A `config_applied` names a version above the device's desired one. Nothing changed. */
+  UnknownConfig: "unknown_config",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -215,9 +226,72 @@ export interface GatewayCompactBatchFrame extends CompactBatchFrame {
   series: GatewayCompactSeries[];
 }
 
-export type DeviceToHubFrame = BatchFrame | CompactBatchFrame;
-export type GatewayToHubFrame = GatewayBatchFrame | GatewayCompactBatchFrame;
-export type HubToDeviceFrame = HelloFrame | AckFrame | ErrorFrame;
+/**
+ * The socket URL's query parameter by which a device or gateway opts in to
+ * downlink (`?downlink=1`): only then does the hub send it `command` and
+ * `config` frames (docs/protocol.md, "Downlink").
+ */
+export const DOWNLINK_PARAM = "downlink";
+
+/**
+ * Hub to device: run a command once. Sent as soon as it is queued when the
+ * device is online, and again after every `hello` until the device answers
+ * with a `command_result` or the command expires. On a gateway socket it
+ * names its device.
+ */
+export interface CommandFrame {
+  type: "command";
+  /** Unique in the group; a device answers with it and remembers it, to never run a command twice. */
+  id: string;
+  name: string;
+  /** Any value (JSON-compatible), up to the hub's args limit. */
+  args: unknown;
+  /** Hub time (ms since the epoch) after which the hub no longer accepts a result. */
+  expiresAt: number;
+  /** Gateway sockets only: the device the command is for. */
+  device?: string;
+}
+
+/**
+ * Hub to device: the desired configuration, version `version`. Sent when an
+ * operator changes it (device online), and after every `hello` until the
+ * device reports that version applied. Gateway sockets: names its device.
+ */
+export interface ConfigFrame {
+  type: "config";
+  version: number;
+  desired: Record<string, unknown>;
+  device?: string;
+}
+
+/** Device to hub: the outcome of a command; `result` (ok) or `error` (not ok). */
+export interface CommandResultFrame {
+  type: "command_result";
+  id: string;
+  ok: boolean;
+  /** A JSON-compatible value, up to the hub's args limit. */
+  result?: unknown;
+  /** Why it failed, up to 1,024 characters. */
+  error?: string;
+  /** Gateway sockets only (required there): the device that ran it. */
+  device?: string;
+}
+
+/** Device to hub: configuration `version` is applied; `reported` is what the device now runs with. */
+export interface ConfigAppliedFrame {
+  type: "config_applied";
+  version: number;
+  reported?: Record<string, unknown>;
+  /** Gateway sockets only (required there). */
+  device?: string;
+}
+
+/** What a device or gateway may send about downlink. */
+export type DownlinkReplyFrame = CommandResultFrame | ConfigAppliedFrame;
+
+export type DeviceToHubFrame = BatchFrame | CompactBatchFrame | DownlinkReplyFrame;
+export type GatewayToHubFrame = GatewayBatchFrame | GatewayCompactBatchFrame | DownlinkReplyFrame;
+export type HubToDeviceFrame = HelloFrame | AckFrame | ErrorFrame | CommandFrame | ConfigFrame;
 
 /** Minute bucket start (ms) for a timestamp (ms). */
 export function bucketStart(ts: number): number {

@@ -142,3 +142,43 @@ export const seqResets = sqliteTable(
   },
   (t) => [index("seq_resets_peer").on(t.kind, t.peer, t.at)],
 );
+
+/**
+ * Commands to devices (docs/protocol.md, "Downlink"): queued by an operator,
+ * delivered on the device's socket (or its gateway's), finished by the
+ * device's result or by expiry. Values are JSON text.
+ */
+export const commands = sqliteTable(
+  "commands",
+  {
+    /** Random, unique in the group: the device remembers it to run the command once. */
+    id: text("id").primaryKey(),
+    device: text("device").notNull(),
+    name: text("name").notNull(),
+    args: text("args").notNull(),
+    /** queued, delivered, succeeded, failed or expired. */
+    status: text("status").notNull(),
+    createdAt: integer("created_at").notNull(),
+    deliveredAt: integer("delivered_at"),
+    completedAt: integer("completed_at"),
+    expiresAt: integer("expires_at").notNull(),
+    result: text("result"),
+    error: text("error"),
+  },
+  (t) => [index("commands_device").on(t.device, t.createdAt), index("commands_open").on(t.status, t.expiresAt)],
+);
+
+/** Desired configuration per device, its version, and what the device last reported applied. */
+export const deviceConfigs = sqliteTable("device_configs", {
+  device: text("device").primaryKey(),
+  /** JSON map. */
+  desired: text("desired").notNull(),
+  version: integer("version").notNull(),
+  /** JSON map the device reported with its last `config_applied`; null before. */
+  reported: text("reported"),
+  appliedVersion: integer("applied_version").notNull().default(0),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export type CommandRow = typeof commands.$inferSelect;
+export type DeviceConfigRow = typeof deviceConfigs.$inferSelect;

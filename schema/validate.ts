@@ -2,6 +2,7 @@
  * Validators: the only way from decoded `unknown` to a typed frame.
  */
 import { validateCompactBatch } from "./cbatch.ts";
+import { isDownlinkReplyType, validateCommandFrame, validateConfigFrame, validateDownlinkReply } from "./downlink.ts";
 import {
   ErrorCode,
   ID_PATTERN,
@@ -21,8 +22,9 @@ import { isMap, isSeq, reject, type Rejection, type TimeWindow, type Validated }
 export { isMap, type Rejection, type TimeWindow, type Validated } from "./validated.ts";
 
 /**
- * Validates a decoded device frame, by its `type`: a `batch` (v1) or a
- * compact `cbatch` (./cbatch.ts); anything else is `unknown_type`. Unknown
+ * Validates a decoded device frame, by its `type`: a `batch` (v1), a
+ * compact `cbatch` (./cbatch.ts), or a downlink answer (./downlink.ts);
+ * anything else is `unknown_type`. Unknown
  * extra fields are ignored so newer devices can add fields without breaking
  * older hubs.
  */
@@ -30,6 +32,7 @@ export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): 
   const type = v.type;
   if (type === "batch") return validateDeviceBatch(v, w);
   if (type === "cbatch") return validateCompactBatch(v, w, false);
+  if (isDownlinkReplyType(type)) return validateDownlinkReply(v, false);
   return unknownType(type);
 }
 
@@ -42,6 +45,7 @@ export function validateGatewayFrame(v: Record<string, unknown>, w: TimeWindow):
   const type = v.type;
   if (type === "batch") return validateGatewayBatch(v, w);
   if (type === "cbatch") return validateCompactBatch(v, w, true);
+  if (isDownlinkReplyType(type)) return validateDownlinkReply(v, true);
   return unknownType(type);
 }
 
@@ -164,6 +168,10 @@ export function validateHubFrame(v: unknown): HubToDeviceFrame | null {
       if (typeof wait === "number" && Number.isFinite(wait) && wait >= 0) frame.retryAfterMs = Math.min(wait, 60_000);
       return frame;
     }
+    case "command":
+      return validateCommandFrame(v);
+    case "config":
+      return validateConfigFrame(v);
     default:
       return null;
   }

@@ -67,6 +67,7 @@ function runStage(input: CeilingInput, stage: Stage): StageResult {
       if (stage >= 1) {
         const v = validateDeviceFrame(decoded.value, { now, limits });
         if (!v.ok) throw new Error(`bench frame rejected: ${v.code} ${v.message}`);
+        if (v.frame.type !== "batch" && v.frame.type !== "cbatch") throw new Error("bench frames are batches");
         if (stage >= 2) {
           addBatch(collapsed, { kind: "device", id: devices[i] ?? "d" }, v.frame.seq, v.frame.type === "batch" ? v.frame.readings : v.frame);
           if (++inCommit >= input.batchesPerCommit) {

@@ -50,6 +50,8 @@ function hubPath(bytes: Uint8Array, gateway = false): "closed" | "rejected" | "a
       return "rejected";
     }
     const frame = r.frame;
+    // Downlink answers carry no readings; their validator is tested in test/worker/unit/downlink.test.ts.
+    if (frame.type === "command_result" || frame.type === "config_applied") return "accepted";
     if (!Number.isSafeInteger(frame.seq) || frame.seq < 1 || frame.seq > MAX_SEQ) throw new Error(`accepted seq ${frame.seq}`);
     let n = 0;
     const check = (ts: unknown, metric: unknown, value: unknown, device: unknown): void => {

@@ -95,7 +95,21 @@ describe("eviction", () => {
 
     // A brand new object: its constructor migrated an empty database.
     const first = await snapshot();
-    expect(first.tables).toEqual(["__drizzle_migrations", "aggregates", "alerts", "device_rejects", "devices", "gateways", "revocations", "rules", "seq_resets", "settings", "sqlite_sequence"]);
+    expect(first.tables).toEqual([
+      "__drizzle_migrations",
+      "aggregates",
+      "alerts",
+      "commands",
+      "device_configs",
+      "device_rejects",
+      "devices",
+      "gateways",
+      "revocations",
+      "rules",
+      "seq_resets",
+      "settings",
+      "sqlite_sequence",
+    ]);
     expect(first.devices).toBe(0);
     expect(first.aggregates).toBe(0);
     expect(first.migrations).toHaveLength(journal.entries.length);

@@ -284,6 +284,7 @@ describe("peer reporting", () => {
         afterCommit: () => {},
         afterFailure: () => {},
         rejected: (peer, code) => out.push({ peer, code }),
+        downlink: () => null,
       });
       const sent: unknown[] = [];
       const sender = (peer: Peer): PeerSender => ({

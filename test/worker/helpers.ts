@@ -2,6 +2,7 @@ import { runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
 import type { AggregateBucket } from "../../schema/api.ts";
 import { withTimeout } from "../../harness/wait.ts";
+import { HubError } from "../../schema/client.ts";
 import { deviceToken, gatewayToken, operatorToken } from "../tokens.ts";
 
 export { makeReadings } from "./readings.ts";
@@ -224,4 +225,14 @@ export async function runTasksNow(stub: DurableObjectStub, ...tasks: string[]): 
     for (const t of tasks) if (state.storage.kv.get(`sched:${t}`) !== undefined) state.storage.kv.put(`sched:${t}`, 0);
   });
   return runDurableObjectAlarm(stub);
+}
+
+/** The HubError a call (of the typed REST client) rejects with; throws if it resolves or fails otherwise. */
+export async function refusal(p: Promise<unknown>): Promise<HubError> {
+  const err: unknown = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof HubError)) throw new Error(`expected a HubError, got ${String(err)}`);
+  return err;
 }

@@ -21,6 +21,11 @@ const CONTRACT = [
   "delete /v1/groups/{group}/revocations/{kind}/{id}",
   "get /v1/groups/{group}/peers/{kind}/{id}/seq",
   "put /v1/groups/{group}/peers/{kind}/{id}/seq",
+  "post /v1/groups/{group}/devices/{device}/commands",
+  "get /v1/groups/{group}/devices/{device}/commands",
+  "get /v1/groups/{group}/devices/{device}/commands/{id}",
+  "put /v1/groups/{group}/devices/{device}/config",
+  "get /v1/groups/{group}/devices/{device}/config",
 ];
 
 interface Operation {
@@ -84,7 +89,7 @@ describe("GET /v1/openapi.json", () => {
           if (p.in === "path") expect(p.required, `${where} ${p.name}`).toBe(true);
         }
         const statuses = Object.keys(op.responses ?? {});
-        expect(statuses.some((s) => s === "200" || s === "101"), where).toBe(true);
+        expect(statuses.some((s) => s === "200" || s === "202" || s === "101"), where).toBe(true);
         expect(statuses, where).toContain("503");
         if (path !== "/v1/health") expect(statuses, where).toContain("405");
         for (const scheme of (op.security ?? []).flatMap((s) => Object.keys(s as object))) {

@@ -1,26 +1,16 @@
 /** The typed REST client (schema/client.ts) round-trips every route against the real Worker in workerd. */
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { HubClient, HubError } from "../../schema/client.ts";
+import { HubClient } from "../../schema/client.ts";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
-import { bucketAgo, connectDevice, operatorToken, TestSocket, uniqueGroup } from "./helpers.ts";
+import { bucketAgo, connectDevice, operatorToken, refusal, TestSocket, uniqueGroup } from "./helpers.ts";
 
 const inWorkerd = (input: string, init?: RequestInit): Promise<Response> => SELF.fetch(input, init);
 
 function client(token: string | null): HubClient {
   return new HubClient({ url: "http://hub.test", token, fetch: inWorkerd });
-}
-
-/** The HubError a call rejects with. */
-async function refusal(p: Promise<unknown>): Promise<HubError> {
-  const err: unknown = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof HubError)) throw new Error(`expected a HubError, got ${String(err)}`);
-  return err;
 }
 
 describe("typed REST client", () => {

@@ -8,6 +8,7 @@
  *   ingest/       frame validation and dispatch, rate limit, group commit, SQLite
  *   live/         dashboards: live state and summary fan-out
  *   alerts/       rules, threshold and offline alerts
+ *   downlink/     commands and desired configuration for devices (queue and config in SQLite)
  *   scheduler.ts  the one alarm, shared by every stage's timed tasks
  *
  * The object's name is the group's id (objects are reached by name, so
@@ -25,12 +26,14 @@
  * - alerts: rules and active alerts, re-read from SQLite; a `forMs` hold restarts from the next reading,
  *   and each alert's budget of changes (flapping) starts full.
  * - registry: whether the group was listed this wake; listing again is harmless.
+ * - downlink: only the group's command rate bucket, which starts full; the queue, configs and
+ *   a socket's downlink opt-in (in its attachment) are read from storage.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { DeviceInfo, RatesResponse } from "../../schema/api.ts";
+import type { CommandEntry, ConfigResponse, DeviceInfo, RatesResponse } from "../../schema/api.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
-import { readLimits, type Limits } from "../../schema/limits.ts";
-import { CloseCode, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
+import { readDownlinkLimits, readLimits, type Limits } from "../../schema/limits.ts";
+import { CloseCode, DOWNLINK_PARAM, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
 import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
@@ -38,6 +41,7 @@ import { Registration } from "../registry.ts";
 import { Alerts, OFFLINE_TASK, readAlertLimits } from "./alerts/alerts.ts";
 import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
 import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
+import { Downlink, EXPIRY_TASK, type CommandRequest, type Queued } from "./downlink/downlink.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { Store, type AggregateFilter, type Bucket } from "./ingest/store.ts";
@@ -56,6 +60,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly alerts: Alerts;
   private readonly registration: Registration;
   private readonly scheduler: Scheduler;
+  private readonly downlink: Downlink;
   /** The group's id when `ctx.id.name` is not set (an object reached by id rather than by name). */
   private fallbackName = "";
 
@@ -90,6 +95,13 @@ export class GroupHub extends DurableObject<Env> {
         return next;
       },
     });
+    const connections = this.connections;
+    const downlink = (this.downlink = new Downlink(this.store.db, {
+      scheduler,
+      deviceSockets: (id) => connections.downlinkSockets({ kind: "device", id }),
+      gatewaySockets: () => connections.downlinkSockets("gateways"),
+    }, readDownlinkLimits({ ...env })));
+    scheduler.register(EXPIRY_TASK, { run: (now) => downlink.expire(now) });
     this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
       name: () => this.name,
       hasPendingWork: () => live.hasPendingWork(),
@@ -103,6 +115,7 @@ export class GroupHub extends DurableObject<Env> {
       },
       afterFailure: () => alerts.afterFailure(),
       rejected: (peer, code) => live.rejected(peer, code, Date.now()),
+      downlink: (peer, frame, now) => downlink.onReply(peer, frame, now),
     });
   }
 
@@ -125,14 +138,14 @@ export class GroupHub extends DurableObject<Env> {
       const id = url.searchParams.get(route) ?? "";
       if (!isValidId(id)) return jsonError(404, "not_found", "no such route");
       if (!upgrade) return jsonError(426, "upgrade_required", "WebSocket upgrade required");
-      return this.connectPeer({ kind: route, id });
+      return this.connectPeer({ kind: route, id }, url.searchParams.get(DOWNLINK_PARAM) === "1");
     } catch (err) {
       log.error("group.fetch", err, { group: this.name });
       return jsonError(500, "internal", "internal error");
     }
   }
 
-  private connectPeer(peer: Peer): Response {
+  private connectPeer(peer: Peer, downlink: boolean): Response {
     if (this.revocations.isRevoked(peer.kind, peer.id)) {
       return jsonError(403, "revoked", `this ${peer.kind} has been revoked by an operator`);
     }
@@ -147,8 +160,10 @@ export class GroupHub extends DurableObject<Env> {
     this.registration.note(this.name, now);
     const lastSeq = this.ingest.connect(peer, now);
     this.connections.replace(peer);
-    const { conn, response } = this.connections.acceptPeer(peer, now);
+    const { conn, response } = this.connections.acceptPeer(peer, now, downlink);
     conn.send(encodeCbor({ type: "hello", v: PROTOCOL_VERSION, lastSeq }));
+    // Every hello is followed by what still waits for the peer (docs/protocol.md, "Downlink").
+    if (downlink) this.downlink.onHello(peer, conn, now);
     if (peer.kind === "device") this.live.setOnline(peer.id, true, now);
     return response;
   }
@@ -289,6 +304,31 @@ export class GroupHub extends DurableObject<Env> {
       if (r) log.info("group.seq_reset", { group: this.name, peer: peerName(peer), by, old: r.resets[0]?.oldSeq, new: lastSeq });
       return r;
     });
+  }
+
+  /** RPC for POST /v1/groups/{group}/devices/{device}/commands (body checked by the Worker). */
+  queueCommand(device: string, req: CommandRequest): Queued {
+    return this.rpc("queueCommand", () => this.downlink.queue(device, req, Date.now()));
+  }
+
+  /** RPC for GET /v1/groups/{group}/devices/{device}/commands, newest first. */
+  listCommands(device: string, limit: number): CommandEntry[] {
+    return this.rpc("listCommands", () => this.downlink.list(device, limit));
+  }
+
+  /** RPC for GET /v1/groups/{group}/devices/{device}/commands/{id}; null if the device has no such command. */
+  getCommand(device: string, id: string): CommandEntry | null {
+    return this.rpc("getCommand", () => this.downlink.get(device, id));
+  }
+
+  /** RPC for PUT /v1/groups/{group}/devices/{device}/config (checked by the Worker); the new version. */
+  putConfig(device: string, desired: Record<string, unknown>): number {
+    return this.rpc("putConfig", () => this.downlink.putConfig(device, desired, Date.now()));
+  }
+
+  /** RPC for GET /v1/groups/{group}/devices/{device}/config. */
+  getConfig(device: string): ConfigResponse {
+    return this.rpc("getConfig", () => this.downlink.config(device));
   }
 
   /** RPC for GET /v1/groups/{group}/alerts. */

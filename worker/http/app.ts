@@ -7,7 +7,9 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
-import { ID_RULE, PATHS, SeqResetBody } from "../../schema/api.ts";
+import { CommandBody, ConfigBody, ID_RULE, PATHS, SeqResetBody } from "../../schema/api.ts";
+import { cborSize, isJsonValue } from "../../schema/downlink.ts";
+import { readDownlinkLimits } from "../../schema/limits.ts";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
 import { log } from "../log.ts";
@@ -124,18 +126,21 @@ route(ROUTES.groups, async (c, { reply }) => {
   return reply({ groups: await c.env.REGISTRY.getByName(REGISTRY_NAME).list() });
 });
 
-route(ROUTES.deviceSocket, async (c, { params: { group, device } }) => {
+/** The socket's opt-ins for the group's object: `downlink=1` (docs/protocol.md, "Downlink"). */
+const optIns = (downlink: "0" | "1" | undefined): Record<string, string> => (downlink === "1" ? { downlink } : {});
+
+route(ROUTES.deviceSocket, async (c, { params: { group, device }, query: { downlink } }) => {
   if (!isUpgrade(c)) return upgradeRequired();
   const token = tokenOf(c);
   if (token === null || !(await isDeviceAuthorized(secretsOf(c.env), token, group, device))) return unauthorized();
-  return toGroup(c, group, "device", { device });
+  return toGroup(c, group, "device", { device, ...optIns(downlink) });
 });
 
-route(ROUTES.gatewaySocket, async (c, { params: { group, gateway } }) => {
+route(ROUTES.gatewaySocket, async (c, { params: { group, gateway }, query: { downlink } }) => {
   if (!isUpgrade(c)) return upgradeRequired();
   const token = tokenOf(c);
   if (token === null || !(await isGatewayAuthorized(secretsOf(c.env), token, group, gateway))) return unauthorized();
-  return toGroup(c, group, "gateway", { gateway });
+  return toGroup(c, group, "gateway", { gateway, ...optIns(downlink) });
 });
 
 route(ROUTES.live, async (c, { params: { group } }) => {
@@ -239,6 +244,72 @@ route(ROUTES.resetSeq, async (c, { params: { group, kind, id }, reply }) => {
   if (!checked.success) return jsonError(400, "bad_body", 'body must be {"lastSeq": N}, N an integer from 0 to 2^53 - 1');
   const seq = await c.env.GROUPS.getByName(group).resetSeq(kind, id, checked.data.lastSeq, callerOf(c));
   return seq ? reply({ kind, id, ...seq }) : jsonError(404, "not_found", `${kind} ${id} never connected to this group`);
+});
+
+/** Largest command or configuration body, bytes; their values are limited far below (DOWNLINK_MAX_ARGS_BYTES). */
+const MAX_DOWNLINK_BODY = 64 * 1024;
+
+/** A request's JSON body, or the 413/400 answer when it is too large or not JSON. */
+async function jsonBody(c: Ctx, max: number): Promise<{ ok: true; body: unknown } | { ok: false; response: Response }> {
+  const tooLarge = { ok: false as const, response: jsonError(413, "too_large", `body is limited to ${max} bytes`) };
+  if (Number(c.req.header("content-length") ?? "0") > max) return tooLarge;
+  const text = await c.req.raw.text();
+  if (text.length > max) return tooLarge;
+  try {
+    return { ok: true, body: JSON.parse(text) };
+  } catch {
+    return { ok: false, response: jsonError(400, "bad_body", "body is not JSON") };
+  }
+}
+
+/** Why a command's args or a configuration cannot be sent, or null. */
+function downlinkValueError(what: string, v: unknown, maxBytes: number): string | null {
+  if (!isJsonValue(v)) return `${what} is nested too deeply`;
+  return cborSize(v) > maxBytes ? `${what} exceeds ${maxBytes} bytes as CBOR (DOWNLINK_MAX_ARGS_BYTES)` : null;
+}
+
+route(ROUTES.queueCommand, async (c, { params: { group, device } }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const read = await jsonBody(c, MAX_DOWNLINK_BODY);
+  if (!read.ok) return read.response;
+  const checked = CommandBody.safeParse(read.body);
+  if (!checked.success) return jsonError(400, "bad_body", `body must be {"name", "args"?, "ttlMs"?}: ${checked.error.issues[0]?.message ?? ""}`);
+  const limits = readDownlinkLimits({ ...c.env });
+  const args = checked.data.args ?? null;
+  const bad = downlinkValueError("args", args, limits.maxArgsBytes);
+  if (bad) return jsonError(400, "bad_body", bad);
+  const ttlMs = checked.data.ttlMs ?? Math.min(limits.defaultTtlMs, limits.maxTtlMs);
+  if (ttlMs > limits.maxTtlMs) return jsonError(400, "bad_body", `ttlMs is above ${limits.maxTtlMs} (DOWNLINK_MAX_TTL_MS)`);
+  const r = await c.env.GROUPS.getByName(group).queueCommand(device, { name: checked.data.name, args, ttlMs });
+  if (!r.ok) return jsonError(429, r.code, r.message, { "retry-after": String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) });
+  return json({ id: r.id, status: "queued" }, 202);
+});
+
+route(ROUTES.commands, async (c, { params: { group, device }, query: { limit }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply({ commands: await c.env.GROUPS.getByName(group).listCommands(device, limit) });
+});
+
+route(ROUTES.command, async (c, { params: { group, device, id }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const cmd = await c.env.GROUPS.getByName(group).getCommand(device, id);
+  return cmd ? reply(cmd) : jsonError(404, "not_found", `device ${device} has no command ${id}`);
+});
+
+route(ROUTES.putConfig, async (c, { params: { group, device }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const read = await jsonBody(c, MAX_DOWNLINK_BODY);
+  if (!read.ok) return read.response;
+  const checked = ConfigBody.safeParse(read.body);
+  if (!checked.success) return jsonError(400, "bad_body", 'body must be {"desired": {...}}, a JSON map');
+  const bad = downlinkValueError("desired", checked.data.desired, readDownlinkLimits({ ...c.env }).maxArgsBytes);
+  if (bad) return jsonError(400, "bad_body", bad);
+  return reply({ version: await c.env.GROUPS.getByName(group).putConfig(device, checked.data.desired) });
+});
+
+route(ROUTES.getConfig, async (c, { params: { group, device }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).getConfig(device));
 });
 
 app.notFound((c) => {

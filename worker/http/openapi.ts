@@ -53,7 +53,7 @@ function json(schema: Json): Json {
 
 function operation(operationId: string, spec: RouteSpec): Json {
   const responses: Json = {};
-  if (spec.ok) responses[200] = { description: "OK", content: json(schemaOf(spec.ok)) };
+  if (spec.ok) responses[spec.status ?? 200] = { description: spec.status === 202 ? "Accepted" : "OK", content: json(schemaOf(spec.ok)) };
   else if (spec.path.endsWith("/ws") || spec.path.endsWith("/live")) responses[101] = { description: "WebSocket upgrade; frames in docs/protocol.md" };
   else responses[200] = { description: "OK", content: json({ type: "object" }) };
   const always = spec.path === ROUTES.health.path ? [503] : [405, 503];

@@ -11,6 +11,16 @@ import {
   AggregatesResponse,
   AlertQuery,
   AlertsResponse,
+  CommandBody,
+  CommandEntry,
+  CommandParams,
+  CommandQueued,
+  CommandsQuery,
+  CommandsResponse,
+  ConfigBody,
+  ConfigResponse,
+  ConfigVersion,
+  DeviceParams,
   DeviceSocketParams,
   DevicesResponse,
   GatewaySocketParams,
@@ -27,6 +37,7 @@ import {
   RevocationsResponse,
   RulesDoc,
   SeqResetBody,
+  SocketQuery,
 } from "../../schema/api.ts";
 
 /** Who may call a route (docs/protocol.md, "Auth"). */
@@ -34,7 +45,7 @@ export type Caller = "anyone" | "operator" | "all-groups operator" | "device" | 
 
 /** One route. The 405 and 503 answers apply to every route but health. */
 export interface RouteSpec {
-  method: "get" | "put" | "delete";
+  method: "get" | "put" | "post" | "delete";
   /** OpenAPI path template, from {@link PATHS}. */
   path: string;
   summary: string;
@@ -43,8 +54,10 @@ export interface RouteSpec {
   query?: z.ZodMiniObject;
   /** Documented request body; the handler reads and checks it itself. */
   body?: z.ZodMiniType;
-  /** The JSON body of a 200; absent for WebSocket routes, which answer 101. */
+  /** The JSON body of a 200 (or of `status`); absent for WebSocket routes, which answer 101. */
   ok?: z.ZodMiniType;
+  /** The success status when it is not 200 (202 for a queued command). */
+  status?: number;
   /** Error statuses the route itself answers. */
   errors: readonly number[];
 }
@@ -79,6 +92,7 @@ export const ROUTES = {
     summary: "Device socket: CBOR frames over WebSocket (docs/protocol.md)",
     caller: "device",
     params: DeviceSocketParams,
+    query: SocketQuery,
     errors: [400, 401, 403, 426, 429],
   },
   gatewaySocket: {
@@ -87,6 +101,7 @@ export const ROUTES = {
     summary: "Gateway socket: CBOR frames for many devices over one WebSocket",
     caller: "gateway",
     params: GatewaySocketParams,
+    query: SocketQuery,
     errors: [400, 401, 403, 426, 429],
   },
   devices: {
@@ -200,18 +215,67 @@ export const ROUTES = {
     ok: PeerSeqResponse,
     errors: [400, 401, 404, 413],
   },
+  queueCommand: {
+    method: "post",
+    path: PATHS.commands,
+    summary: "Queue a command for a device; sent at once if it is online with downlink=1, else after its next hello",
+    caller: "operator",
+    params: DeviceParams,
+    body: CommandBody,
+    ok: CommandQueued,
+    status: 202,
+    errors: [400, 401, 413, 429],
+  },
+  commands: {
+    method: "get",
+    path: PATHS.commands,
+    summary: "A device's commands, newest first",
+    caller: "operator",
+    params: DeviceParams,
+    query: CommandsQuery,
+    ok: CommandsResponse,
+    errors: [400, 401],
+  },
+  command: {
+    method: "get",
+    path: PATHS.command,
+    summary: "One command and its status",
+    caller: "operator",
+    params: CommandParams,
+    ok: CommandEntry,
+    errors: [400, 401, 404],
+  },
+  putConfig: {
+    method: "put",
+    path: PATHS.config,
+    summary: "Replace a device's desired configuration; answers its new version",
+    caller: "operator",
+    params: DeviceParams,
+    body: ConfigBody,
+    ok: ConfigVersion,
+    errors: [400, 401, 413],
+  },
+  getConfig: {
+    method: "get",
+    path: PATHS.config,
+    summary: "A device's desired and reported configuration and their versions",
+    caller: "operator",
+    params: DeviceParams,
+    ok: ConfigResponse,
+    errors: [400, 401],
+  },
 } as const satisfies Record<string, RouteSpec>;
 
 /** Why each error status is answered; every error body is `{error, message}`. */
 export const ERROR_REASONS: Record<number, string> = {
-  400: "bad_group, bad_device, bad_gateway, bad_id, bad_query, bad_rules or bad_body",
+  400: "bad_group, bad_device, bad_gateway, bad_id, bad_query, bad_rules or bad_body (a command or configuration over DOWNLINK_MAX_ARGS_BYTES, a ttlMs over DOWNLINK_MAX_TTL_MS)",
   401: "unauthorized: missing or invalid token",
   403: "revoked: this device or gateway has been revoked; bad_origin: a live socket authenticated by Cloudflare Access from a page of another origin",
-  404: "not_found (no such revocation or peer kind, or a peer that never connected), or not_revoked",
+  404: "not_found (no such revocation, peer kind or command, or a peer that never connected), or not_revoked",
   405: "method_not_allowed; the Allow header lists the methods",
   413: "too_large: body over 64 KiB",
   426: "upgrade_required: this route only accepts WebSocket upgrades",
-  429: "rate_limited: this device or gateway was closed for sending more work than its budget and is still in debt (with Retry-After)",
+  429: "rate_limited: this device or gateway was closed for sending more work than its budget and is still in debt, or over DOWNLINK_COMMANDS_PER_SEC for the group; too_many_commands: the device has DOWNLINK_MAX_QUEUED commands waiting (all with Retry-After)",
   503: "not_configured (no HUB_SECRET), or too_many_sockets on a socket route (with Retry-After)",
 };
 

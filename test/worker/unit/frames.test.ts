@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { encodeCbor, type CborValue } from "../../../schema/cbor.ts";
-import { CloseCode, ErrorCode } from "../../../schema/protocol.ts";
+import { CloseCode, ErrorCode, type DownlinkReplyFrame } from "../../../schema/protocol.ts";
 import type { Rejection } from "../../../schema/validate.ts";
 import { dispatchFrame, type FrameContext, type PeerSender } from "../../../worker/group/ingest/frames.ts";
 import type { PeerReadings } from "../../../worker/group/ingest/collapse.ts";
@@ -18,7 +18,8 @@ type Seen =
   | { kind: "close"; code: number }
   | { kind: "error"; code: string; seq?: number }
   | { kind: "admit"; seq: number; readings: number }
-  | { kind: "submit"; seq: number; readings: PeerReadings };
+  | { kind: "submit"; seq: number; readings: PeerReadings }
+  | { kind: "downlink"; frame: DownlinkReplyFrame };
 
 /** Runs one message through the frame path; returns what the stage was asked to do (admissions only when `withAdmits`). */
 function run(kind: PeerKind, message: string | Uint8Array, admit = true, withAdmits = false): Seen[] {
@@ -36,6 +37,7 @@ function run(kind: PeerKind, message: string | Uint8Array, admit = true, withAdm
     },
     submit: (_from, seq, readings) => void seen.push({ kind: "submit", seq, readings }),
     reject: (_from, r: Rejection) => void seen.push(r.seq === undefined ? { kind: "error", code: r.code } : { kind: "error", code: r.code, seq: r.seq }),
+    downlink: (_from, frame) => void seen.push({ kind: "downlink", frame }),
   };
   const data = typeof message === "string" ? message : message.slice().buffer;
   dispatchFrame(cx, LIMITS, from, data);

@@ -18,7 +18,7 @@ import type { Peer, PeerKind } from "../peer.ts";
 export type EndReason = "replaced" | "revoked";
 
 /** Who is on a socket: a device or gateway, or a dashboard. */
-export type SocketRole = { kind: "peer"; peer: Peer; connectedAt: number; ended?: EndReason } | { kind: "dashboard"; connectedAt: number };
+export type SocketRole = { kind: "peer"; peer: Peer; connectedAt: number; ended?: EndReason; downlink?: true } | { kind: "dashboard"; connectedAt: number };
 
 /** The attachment written today. */
 export interface AttachmentV1 {
@@ -30,6 +30,11 @@ export interface AttachmentV1 {
   connectedAt: number;
   /** Set once the socket was replaced or its peer revoked (absent in attachments written before). */
   ended?: EndReason;
+  /**
+   * The peer opted in to downlink (`?downlink=1`). Absent means no: so
+   * attachments written before the flag existed read as they always did.
+   */
+  downlink?: true;
 }
 
 /** Largest attachment the runtime stores. */
@@ -39,6 +44,7 @@ export function toAttachment(role: SocketRole): AttachmentV1 {
   if (role.kind === "dashboard") return { v: 1, kind: "dashboard", id: "", connectedAt: role.connectedAt };
   const a: AttachmentV1 = { v: 1, kind: role.peer.kind, id: role.peer.id, connectedAt: role.connectedAt };
   if (role.ended) a.ended = role.ended;
+  if (role.downlink) a.downlink = true;
   return a;
 }
 
@@ -59,6 +65,8 @@ export function fromAttachment(a: unknown): SocketRole | null {
       const role: SocketRole = { kind: "peer", peer: { kind: r.kind, id: r.id }, connectedAt: at };
       if (r.ended === "replaced" || r.ended === "revoked") role.ended = r.ended;
       else if (r.ended !== undefined) return null;
+      if (r.downlink === true) role.downlink = true;
+      else if (r.downlink !== undefined) return null;
       return role;
     }
     return null;

@@ -14,6 +14,8 @@ import { fromAttachment, isCurrent, toAttachment, type EndReason, type SocketRol
 
 /** Tag of dashboard (live) sockets. */
 const DASHBOARD_TAG = "live";
+/** Second tag of gateway sockets that opted in to downlink (they carry commands for devices without a socket). */
+const DOWNLINK_GATEWAY_TAG = "dl:w";
 
 /** One open socket: sending and closing never throw (a socket may close at any time). */
 abstract class OpenSocket {
@@ -49,11 +51,14 @@ export class PeerConnection extends OpenSocket {
    * speaks for nobody, whatever its client does (see `Connections.end`).
    */
   ended: EndReason | null;
+  /** The peer opted in to downlink frames (`?downlink=1`). */
+  readonly downlink: boolean;
 
-  constructor(ws: WebSocket, peer: Peer, connectedAt: number, ended: EndReason | null = null) {
+  constructor(ws: WebSocket, peer: Peer, connectedAt: number, ended: EndReason | null = null, downlink = false) {
     super(ws, connectedAt);
     this.peer = peer;
     this.ended = ended;
+    this.downlink = downlink;
   }
 }
 
@@ -65,7 +70,9 @@ export class DashboardConnection extends OpenSocket {
 export type Connection = PeerConnection | DashboardConnection;
 
 function connectionOf(ws: WebSocket, role: SocketRole): Connection {
-  return role.kind === "peer" ? new PeerConnection(ws, role.peer, role.connectedAt, role.ended ?? null) : new DashboardConnection(ws, role.connectedAt);
+  return role.kind === "peer"
+    ? new PeerConnection(ws, role.peer, role.connectedAt, role.ended ?? null, role.downlink === true)
+    : new DashboardConnection(ws, role.connectedAt);
 }
 
 /** Closes a socket; a socket that is already closing is left as it is. */
@@ -159,7 +166,7 @@ export class Connections {
     if (c?.kind !== "peer" || c.ended !== null) return;
     c.ended = reason;
     try {
-      ws.serializeAttachment(toAttachment({ kind: "peer", peer: c.peer, connectedAt: c.connectedAt, ended: reason }));
+      ws.serializeAttachment(toAttachment({ kind: "peer", peer: c.peer, connectedAt: c.connectedAt, ended: reason, ...(c.downlink ? { downlink: true as const } : {}) }));
     } catch {
       // already closed: nothing will come from it
     }
@@ -206,10 +213,10 @@ export class Connections {
     return n;
   }
 
-  /** Accepts a new hibernatable socket for a peer; the response goes back to the client. */
-  acceptPeer(peer: Peer, now: number): { conn: PeerConnection; response: Response } {
-    const { ws, response } = this.accept({ kind: "peer", peer, connectedAt: now });
-    const conn = new PeerConnection(ws, peer, now);
+  /** Accepts a new hibernatable socket for a peer (opted in to downlink or not); the response goes back to the client. */
+  acceptPeer(peer: Peer, now: number, downlink = false): { conn: PeerConnection; response: Response } {
+    const { ws, response } = this.accept({ kind: "peer", peer, connectedAt: now, ...(downlink ? { downlink: true as const } : {}) });
+    const conn = new PeerConnection(ws, peer, now, null, downlink);
     this.known.set(ws, conn);
     return { conn, response };
   }
@@ -225,7 +232,9 @@ export class Connections {
   private accept(role: SocketRole): { ws: WebSocket; response: Response } {
     const pair = new WebSocketPair();
     const server = pair[1];
-    this.ctx.acceptWebSocket(server, [role.kind === "peer" ? peerTag(role.peer) : DASHBOARD_TAG]);
+    const tags = [role.kind === "peer" ? peerTag(role.peer) : DASHBOARD_TAG];
+    if (role.kind === "peer" && role.peer.kind === "gateway" && role.downlink) tags.push(DOWNLINK_GATEWAY_TAG);
+    this.ctx.acceptWebSocket(server, tags);
     server.serializeAttachment(toAttachment(role));
     return { ws: server, response: new Response(null, { status: 101, webSocket: pair[0] }) };
   }
@@ -238,6 +247,20 @@ export class Connections {
   /** Open dashboard sockets (restored ones included). */
   dashboards(): WebSocket[] {
     return this.ctx.getWebSockets(DASHBOARD_TAG);
+  }
+
+  /**
+   * Open sockets that opted in to downlink and still speak for their peer:
+   * of one peer, or of every gateway (found by their tag, without a scan
+   * of every socket).
+   */
+  downlinkSockets(peer: Peer | "gateways"): PeerConnection[] {
+    const out: PeerConnection[] = [];
+    for (const ws of peer === "gateways" ? this.ctx.getWebSockets(DOWNLINK_GATEWAY_TAG) : this.ofPeer(peer)) {
+      const c = this.get(ws);
+      if (c?.kind === "peer" && c.ended === null && c.downlink) out.push(c);
+    }
+    return out;
   }
 
   /** Devices with a socket of their own (devices heard through a gateway have none). */

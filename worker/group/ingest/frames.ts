@@ -7,11 +7,12 @@
  */
 import { decodeCbor, encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
-import { CloseCode, type PeerToHubFrame } from "../../../schema/protocol.ts";
+import { CloseCode, type DownlinkReplyFrame, type PeerToHubFrame } from "../../../schema/protocol.ts";
 import { isMap, validateDeviceFrame, validateGatewayFrame, type Rejection, type TimeWindow, type Validated } from "../../../schema/validate.ts";
 import type { ByKind, Peer } from "../peer.ts";
 import { handleBatch } from "./handlers/batch.ts";
 import { handleCompactBatch } from "./handlers/cbatch.ts";
+import { handleCommandResult, handleConfigApplied } from "./handlers/downlink.ts";
 import type { PeerReadings } from "./collapse.ts";
 
 /** The socket a frame came on. */
@@ -30,6 +31,8 @@ export interface FrameContext {
   submit(from: PeerSender, seq: number, readings: PeerReadings): void;
   /** Answers a rejected frame with its error and reports it. */
   reject(from: PeerSender, r: Rejection): void;
+  /** Hands a downlink answer to the downlink stage (an error frame if it is refused). */
+  downlink(from: PeerSender, frame: DownlinkReplyFrame): void;
 }
 
 /** One signature for every frame type. */
@@ -38,7 +41,12 @@ export type FrameHandler<F extends PeerToHubFrame> = (cx: FrameContext, from: Pe
 type FrameOf = { [T in PeerToHubFrame["type"]]: Extract<PeerToHubFrame, { type: T }> };
 type HandlerTable = { [T in keyof FrameOf]: FrameHandler<FrameOf[T]> };
 
-const HANDLERS: HandlerTable = { batch: handleBatch, cbatch: handleCompactBatch };
+const HANDLERS: HandlerTable = {
+  batch: handleBatch,
+  cbatch: handleCompactBatch,
+  command_result: handleCommandResult,
+  config_applied: handleConfigApplied,
+};
 
 /** The validator of each peer kind: the only way from a decoded map to a typed frame. */
 const VALIDATORS: ByKind<(v: Record<string, unknown>, w: TimeWindow) => Validated<PeerToHubFrame>> = {

@@ -4,7 +4,7 @@
  * path; only the validator differs by kind (frames.ts).
  */
 import type { Limits } from "../../../schema/limits.ts";
-import { CloseCode, ErrorCode } from "../../../schema/protocol.ts";
+import { CloseCode, ErrorCode, type DownlinkReplyFrame } from "../../../schema/protocol.ts";
 import type { Rejection } from "../../../schema/validate.ts";
 import { peerTag, type Peer } from "../peer.ts";
 import type { PeerReadings } from "./collapse.ts";
@@ -18,6 +18,8 @@ import { WorkBudget } from "./work.ts";
 export interface IngestStageHost<Note> extends IngestHost<Note> {
   /** A frame of `peer` was rejected with `code`: count it and show it live. */
   rejected(peer: Peer, code: string): void;
+  /** A downlink answer (downlink stage); a rejection to send back, or null when taken. */
+  downlink(peer: Peer, frame: DownlinkReplyFrame, now: number): Rejection | null;
 }
 
 export class Ingest<Note> implements FrameContext {
@@ -148,6 +150,11 @@ export class Ingest<Note> implements FrameContext {
   reject(from: PeerSender, r: Rejection): void {
     from.send(rejectionFrame(r));
     this.report(from.peer, r.code);
+  }
+
+  downlink(from: PeerSender, frame: DownlinkReplyFrame): void {
+    const r = this.host.downlink(from.peer, frame, this.now());
+    if (r) this.reject(from, r);
   }
 
   /** A rejection is counted with the next group commit. */
