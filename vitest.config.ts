@@ -42,13 +42,16 @@ export default defineConfig({
       },
       {
         // Node side: device client, CLIs, and end-to-end tests against `wrangler dev`.
+        // One hub for the whole project (test/node/shared-hub.ts; docs/testing.md
+        // says how a test uses it), so files start no wrangler of their own and
+        // run beside each other and beside the other projects.
         test: {
           name: "node",
           include: ["test/node/**/*.test.ts"],
           environment: "node",
+          globalSetup: ["test/node/shared-hub.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          fileParallelism: false,
         },
       },
       {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedBroker } from "../../bridge/embedded-broker.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { freePort } from "../../harness/ports.ts";
-import { buckets, operatorGet, startTestHub, uniqueGroup, type Bucket, type TestHub } from "./hub.ts";
+import { buckets, operatorGet, sharedHub, uniqueGroup, type Bucket } from "./hub.ts";
 import { parseTemplates } from "../../bridge/mapping.ts";
 import { DEFAULTS } from "../../bridge/options.ts";
 import { SENSOR, brokerUsers, hasMosquitto, inProcessBridge, mosquittoPub, publisher, startMosquitto, waitFor, type Mosquitto } from "./mqtt.ts";
@@ -16,16 +16,14 @@ import { SENSOR, brokerUsers, hasMosquitto, inProcessBridge, mosquittoPub, publi
 const available = hasMosquitto();
 if (!available && !process.env.CI) console.warn("mosquitto is not installed: skipping the bridge tests (apt-get install mosquitto mosquitto-clients)");
 
-let t: TestHub;
+const t = sharedHub();
 let mq: Mosquitto;
 beforeAll(async () => {
   if (!available && !process.env.CI) return;
-  t = await startTestHub();
   mq = await startMosquitto();
 });
 afterAll(async () => {
   await mq?.stop();
-  await t?.stop();
 });
 
 const total = (bs: Bucket[]): number => bs.reduce((n, b) => n + b.count, 0);

@@ -19,19 +19,12 @@ import { freePort } from "../../harness/ports.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { DevicesResponse } from "../../schema/api.ts";
 import { codeBlocks } from "./docs-commands.ts";
-import { buckets, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { buckets, operatorGet, sharedHub, uniqueGroup } from "./hub.ts";
 import { SENSOR, brokerUsers, hasMosquitto, inProcessBridge, publisher, sleep, startMosquitto, waitFor, type Credential, type Mosquitto } from "./mqtt.ts";
 
 const available = hasMosquitto();
 
-let t: TestHub;
-beforeAll(async () => {
-  if (!available && !process.env.CI) return;
-  t = await startTestHub();
-}, 120_000);
-afterAll(async () => {
-  await t?.stop();
-});
+const t = sharedHub();
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 

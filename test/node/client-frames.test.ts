@@ -6,7 +6,7 @@
  * are read off `ws`'s real send (a spy that calls through). And the
  * simulator's --frames and --float32, verified against the hub.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { GatewayClient } from "../../bridge/gateway-client.ts";
 import { parseOptions } from "../../bridge/options.ts";
@@ -14,19 +14,13 @@ import { decodeCbor, type CborValue } from "../../schema/cbor.ts";
 import type { GatewayReading, Reading } from "../../schema/protocol.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { gatewayToken } from "../tokens.ts";
-import { buckets, deviceClient, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { buckets, deviceClient, sharedHub, uniqueGroup } from "./hub.ts";
 import { freePort } from "../../harness/ports.ts";
 import { waitFor } from "../../harness/wait.ts";
 import { inProcessBridge, publisher, SENSOR } from "./mqtt.ts";
 import { runSim, summaryOf } from "./sim-cli.ts";
 
-let t: TestHub;
-beforeAll(async () => {
-  t = await startTestHub();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = sharedHub();
 afterEach(() => {
   vi.restoreAllMocks();
 });

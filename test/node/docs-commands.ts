@@ -117,6 +117,7 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run typecheck": CI_ITSELF,
   "npx vitest run": CI_ITSELF,
   "npx vitest run --project worker": CI_ITSELF,
+  "npx vitest run --project node <file>": CI_ITSELF,
   "npm run test:browser": CI_ITSELF,
   "npm run test:unit": CI_ITSELF,
   "npm run build": "npm test's pretest runs it (this check skips npm start's prestart run of it, so as not to rebuild dashboard/dist under the browser tests)",

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inject } from "vitest";
 import { DeviceClient, type DeviceClientOptions } from "../../client/index.ts";
 import { sleep } from "../../harness/wait.ts";
 import { startHub, type HubProcess } from "../../harness/wrangler-dev.ts";
@@ -22,6 +23,22 @@ export interface TestHub {
   down(): Promise<void>;
   up(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The project's shared hub (test/node/shared-hub.ts starts it): its URL and port. */
+export interface SharedHub {
+  url: string;
+  port: number;
+}
+
+/**
+ * The hub every file of the node project shares: no start-up cost. Use a
+ * group of your own (uniqueGroup) for everything the test sends or reads.
+ * Only a test that stops, restarts or reads the log of its hub starts one
+ * of its own with `startTestHub()`.
+ */
+export function sharedHub(): SharedHub {
+  return { url: inject("sharedHubUrl"), port: inject("sharedHubPort") };
 }
 
 export async function startTestHub(): Promise<TestHub> {

@@ -9,11 +9,11 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { deviceSubject, signToken } from "../../schema/token.ts";
 import { TEST_SECRET } from "../secret.ts";
-import { buckets, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { buckets, operatorGet, sharedHub, uniqueGroup } from "./hub.ts";
 
 const PYTHON = "/usr/bin/python3";
 const SCRIPT = join(ROOT, "test/interop/device.py");
@@ -53,14 +53,7 @@ function runDevice(args: string[]): Promise<DeviceRun> {
 
 const ready = await pythonReady();
 
-let t: TestHub;
-beforeAll(async () => {
-  if (!ready && !process.env.CI) return;
-  t = await startTestHub();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = sharedHub();
 
 describe.skipIf(!ready && !process.env.CI)("a Python device (cbor2, websocket-client)", () => {
   it("sends v1 batches the hub applies exactly, and reads hello and acks", async () => {

@@ -15,17 +15,15 @@ import { freePort } from "../../harness/ports.ts";
 import type { DeviceInfo } from "../../schema/api.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { CutProxy } from "./cut-proxy.ts";
-import { buckets, deviceClient, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { buckets, deviceClient, operatorGet, sharedHub, uniqueGroup } from "./hub.ts";
 import { runSim, summaryOf } from "./sim-cli.ts";
 
-let t: TestHub;
+const t = sharedHub();
 let dir: string;
 beforeAll(async () => {
-  t = await startTestHub();
   dir = mkdtempSync(join(tmpdir(), "sim-failures-"));
 });
 afterAll(async () => {
-  await t?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -49,7 +47,7 @@ const WAIT = { timeout: 90_000, interval: 100 };
 
 describe("a fleet losing its sockets", () => {
   it("every socket of a 600-device fleet cut at once (1006): resent, settled, EXACT MATCH, and the hub's own totals agree", async () => {
-    const proxy = await new CutProxy(t.hub.port).listen();
+    const proxy = await new CutProxy(t.port).listen();
     try {
       const fleet = fleetFromOptions({ groups: 3, prefix: uniqueGroup("cut"), devices: 200, metrics: ["temp", "humidity"], rate: 2 });
       const sim = new Simulation(simConfig({ url: proxy.url, secret: TEST_SECRET, fleet }, { verify: true, connectRate: 1000, drainTimeoutMs: 60_000 }));
@@ -95,7 +93,7 @@ describe("a fleet losing its sockets", () => {
   });
 
   it("acks lost at the end of a run are settled by the hub's lastSeq, not reported as differences", async () => {
-    const proxy = await new CutProxy(t.hub.port).listen();
+    const proxy = await new CutProxy(t.port).listen();
     try {
       const fleet = fleetFromOptions({ groups: 1, prefix: uniqueGroup("lost-acks"), devices: 20, metrics: ["temp"], rate: 10 });
       // A drain shorter than the time the acks stay lost: the run ends with them outstanding.
@@ -124,7 +122,7 @@ describe("a fleet losing its sockets", () => {
 
 describe("a slow hub", () => {
   it("a device keeps its socket while acks fall seconds behind but keep coming, and drops it when the hub goes silent", async () => {
-    const proxy = await new CutProxy(t.hub.port).listen();
+    const proxy = await new CutProxy(t.port).listen();
     const client = await deviceClient(proxy.url, uniqueGroup("slow"), "d1", { ackTimeoutMs: 3000 });
     try {
       let disconnects = 0;
@@ -192,7 +190,7 @@ describe("exit paths of npm run sim", () => {
   });
 
   it("a hub that stops answering: the run times out, prints its summary and the reason, exit 4", async () => {
-    const proxy = await new CutProxy(t.hub.port).listen();
+    const proxy = await new CutProxy(t.port).listen();
     try {
       // Once the hub holds readings of the run, it goes silent, and the user presses Ctrl-C.
       const prefix = uniqueGroup("hang");

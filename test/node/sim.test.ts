@@ -9,17 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../harness/wait.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { TEST_SECRET } from "../secret.ts";
-import { buckets, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
+import { buckets, sharedHub, uniqueGroup } from "./hub.ts";
 import { runSim, summaryOf, type SimRun } from "./sim-cli.ts";
 
-let t: TestHub;
+const t = sharedHub();
 let dir: string;
 beforeAll(async () => {
-  t = await startTestHub();
   dir = mkdtempSync(join(tmpdir(), "sim-test-"));
 });
 afterAll(async () => {
-  await t?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
