@@ -7,7 +7,7 @@
  */
 import type * as z from "zod/mini";
 import * as api from "./api.ts";
-import type { AggregateFilter, CommandEntry, ConfigResponse, DeviceInfo, GroupEntry, PeerKind } from "./api.ts";
+import type { AggregateFilter, CommandEntry, ConfigResponse, DeviceInfo, GroupEntry, PeerKind, ReadingsFilter } from "./api.ts";
 import type { Alert, RulesDoc as Rules } from "./rules.ts";
 
 /** A refused request (`status` and the hub's error `code`), or an answer that was not understood (502 `bad_answer`). */
@@ -71,13 +71,21 @@ export class HubClient {
 
   /** `GET /v1/groups/{group}/aggregates`; `truncated` says to narrow the filter. */
   aggregates(group: string, filter: AggregateFilter = {}, o?: CallOptions): Promise<z.infer<typeof api.AggregatesResponse>> {
-    const q = new URLSearchParams();
-    if (filter.device !== undefined) q.set("device", filter.device);
-    if (filter.metric !== undefined) q.set("metric", filter.metric);
-    // The hub takes integer milliseconds; widen a fractional window rather than cut it.
-    if (filter.from !== undefined) q.set("from", String(Math.floor(filter.from)));
-    if (filter.to !== undefined) q.set("to", String(Math.ceil(filter.to)));
-    return this.call(api.AggregatesResponse, "GET", withQuery(pathOf(api.PATHS.aggregates, { group }), q), o);
+    return this.call(api.AggregatesResponse, "GET", withQuery(pathOf(api.PATHS.aggregates, { group }), filterQuery(filter)), o);
+  }
+
+  /** `GET /v1/groups/{group}/readings` as JSON: raw readings per series by time; `truncated` says more matched than `limit`. */
+  readings(group: string, filter: ReadingsFilter = {}, o?: CallOptions): Promise<z.infer<typeof api.ReadingsResponse>> {
+    return this.call(api.ReadingsResponse, "GET", withQuery(pathOf(api.PATHS.readings, { group }), filterQuery(filter)), o);
+  }
+
+  /** `GET /v1/groups/{group}/readings` as a CSV or Parquet file. */
+  async readingsFile(group: string, format: "csv" | "parquet", filter: ReadingsFilter = {}, o?: CallOptions): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+    const q = filterQuery(filter);
+    q.set("format", format);
+    const res = await this.send("GET", withQuery(pathOf(api.PATHS.readings, { group }), q), o);
+    if (!res.ok) throw await errorOf(res);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), truncated: res.headers.get("x-truncated") === "true" };
   }
 
   /** `GET /v1/groups/{group}/rules`. */
@@ -182,7 +190,7 @@ export class HubClient {
     return typeof t === "function" ? t() : (t ?? null);
   }
 
-  private async call<S extends z.ZodMiniType>(schema: S, method: string, path: string, o: CallOptions = {}, body?: unknown): Promise<z.infer<S>> {
+  private send(method: string, path: string, o: CallOptions = {}, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = {};
     const token = this.token();
     if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -191,22 +199,44 @@ export class HubClient {
     const init: RequestInit = { method, headers, signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout };
     if (body !== undefined) init.body = JSON.stringify(body);
     const doFetch = this.opts.fetch ?? fetch;
-    const res = await doFetch(`${this.opts.url}${path}`, init);
-    const text = await res.text();
-    let parsed: unknown = null;
-    try {
-      parsed = text === "" ? null : JSON.parse(text);
-    } catch {
-      // not JSON: reported below as an error or a bad answer
-    }
-    if (!res.ok) {
-      const err = api.ErrorBody.safeParse(parsed);
-      throw err.success ? new HubError(res.status, err.data.error, err.data.message) : new HubError(res.status, `http_${res.status}`, res.statusText);
-    }
+    return doFetch(`${this.opts.url}${path}`, init);
+  }
+
+  private async call<S extends z.ZodMiniType>(schema: S, method: string, path: string, o: CallOptions = {}, body?: unknown): Promise<z.infer<S>> {
+    const res = await this.send(method, path, o, body);
+    if (!res.ok) throw await errorOf(res);
+    const parsed = parseJson(await res.text());
     const checked = schema.safeParse(parsed);
     if (!checked.success) throw new HubError(502, "bad_answer", `${method} ${path}: the answer does not match its schema: ${checked.error.issues[0]?.message ?? ""}`);
     return checked.data;
   }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text === "" ? null : JSON.parse(text);
+  } catch {
+    // not JSON: reported by the caller as an error or a bad answer
+    return null;
+  }
+}
+
+/** A refused request as a {@link HubError}, with the hub's code when the body has one. */
+async function errorOf(res: Response): Promise<HubError> {
+  const err = api.ErrorBody.safeParse(parseJson(await res.text()));
+  return err.success ? new HubError(res.status, err.data.error, err.data.message) : new HubError(res.status, `http_${res.status}`, res.statusText);
+}
+
+/** A filter as query parameters. */
+function filterQuery(filter: ReadingsFilter): URLSearchParams {
+  const q = new URLSearchParams();
+  if (filter.device !== undefined) q.set("device", filter.device);
+  if (filter.metric !== undefined) q.set("metric", filter.metric);
+  // The hub takes integer milliseconds; widen a fractional window rather than cut it.
+  if (filter.from !== undefined) q.set("from", String(Math.floor(filter.from)));
+  if (filter.to !== undefined) q.set("to", String(Math.ceil(filter.to)));
+  if (filter.limit !== undefined) q.set("limit", String(filter.limit));
+  return q;
 }
 
 function withQuery(path: string, q: URLSearchParams): string {

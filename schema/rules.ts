@@ -137,7 +137,8 @@ export function ruleHolds(op: RuleOp, value: number, threshold: number): boolean
 /** An alert as the REST API and the live socket carry it. */
 export interface Alert {
   id: number;
-  kind: "threshold" | "offline";
+  /** `archive`: the group's raw archive backlog is full (docs/archive.md); device is "" and value the backlog in readings. */
+  kind: "threshold" | "offline" | "archive";
   ruleId: string | null;
   device: string;
   metric: string | null;

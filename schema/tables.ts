@@ -2,7 +2,14 @@
  * Drizzle tables of one group's Durable Object SQLite database. Migrations
  * in ./migrations are generated from this file by `npm run db:generate`.
  */
-import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { customType, index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** A BLOB column as bytes. A Durable Object's SQLite takes and returns BLOBs as ArrayBuffers. */
+const bytes = customType<{ data: Uint8Array; driverData: ArrayBuffer }>({
+  dataType: () => "blob",
+  toDriver: (v) => (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v.buffer : v.slice().buffer) as ArrayBuffer,
+  fromDriver: (v) => new Uint8Array(v),
+});
 
 /**
  * The columns of a peer's row. Devices and gateways share one shape but
@@ -182,3 +189,52 @@ export const deviceConfigs = sqliteTable("device_configs", {
 
 export type CommandRow = typeof commands.$inferSelect;
 export type DeviceConfigRow = typeof deviceConfigs.$inferSelect;
+
+/**
+ * Raw readings captured for the archive (worker/group/archive/, docs/archive.md),
+ * not yet flushed to R2: one row per applied batch and device, written in the
+ * group commit's transaction, its readings CBOR-encoded as columns.
+ */
+export const archiveRows = sqliteTable(
+  "archive_rows",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** Hub time (ms) of the commit that applied the batch. */
+    received: integer("received").notNull(),
+    device: text("device").notNull(),
+    /** Who sent the batch: `device:{id}` or `gateway:{id}`. */
+    source: text("source").notNull(),
+    seq: integer("seq").notNull(),
+    /** Readings in `data`. */
+    readings: integer("readings").notNull(),
+    /** CBOR `{t0, s: [[metric, dt[], values[]], ...]}` (worker/group/archive/capture.ts). */
+    data: bytes("data").notNull(),
+  },
+  (t) => [index("archive_rows_received").on(t.received)],
+);
+
+/**
+ * The archive's manifest: every Parquet object the group wrote or is
+ * writing to R2. A flush first records its parts as `pending` with the
+ * captured rows they hold (ids `firstRow`..`lastRow`), then puts them, then
+ * in one transaction deletes those rows and marks the parts `done`; a flush
+ * interrupted anywhere is resumed by putting the same keys again.
+ */
+export const archiveParts = sqliteTable(
+  "archive_parts",
+  {
+    /** Start of the UTC hour of the part's readings (their `ts`), ms. */
+    hour: integer("hour").notNull(),
+    part: integer("part").notNull(),
+    key: text("key").notNull(),
+    firstRow: integer("first_row").notNull(),
+    lastRow: integer("last_row").notNull(),
+    readings: integer("readings").notNull(),
+    bytes: integer("bytes").notNull().default(0),
+    /** "pending" until its rows are deleted, then "done". */
+    state: text("state").notNull(),
+    /** Hub time the part was planned, ms. */
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.hour, t.part] }), index("archive_parts_state").on(t.state)],
+);

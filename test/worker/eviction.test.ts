@@ -99,6 +99,8 @@ describe("eviction", () => {
       "__drizzle_migrations",
       "aggregates",
       "alerts",
+      "archive_parts",
+      "archive_rows",
       "commands",
       "device_configs",
       "device_rejects",

@@ -11,6 +11,7 @@ const CONTRACT = [
   "get /v1/groups/{group}/gateways/{gateway}/ws",
   "get /v1/groups/{group}/devices",
   "get /v1/groups/{group}/aggregates",
+  "get /v1/groups/{group}/readings",
   "get /v1/groups/{group}/live",
   "get /v1/groups/{group}/rules",
   "put /v1/groups/{group}/rules",

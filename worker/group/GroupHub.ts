@@ -9,6 +9,7 @@
  *   live/         dashboards: live state and summary fan-out
  *   alerts/       rules, threshold and offline alerts
  *   downlink/     commands and desired configuration for devices (queue and config in SQLite)
+ *   archive/      raw readings captured in the commit, flushed to R2 as Parquet
  *   scheduler.ts  the one alarm, shared by every stage's timed tasks
  *
  * The object's name is the group's id (objects are reached by name, so
@@ -28,6 +29,8 @@
  * - registry: whether the group was listed this wake; listing again is harmless.
  * - downlink: only the group's command rate bucket, which starts full; the queue, configs and
  *   a socket's downlink opt-in (in its attachment) are read from storage.
+ * - archive: the backlog size, re-read from SQLite on first use, and the flush period last requested
+ *   (requested again at the next commit); captured rows and the manifest live in SQLite.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { CommandEntry, ConfigResponse, DeviceInfo, RatesResponse } from "../../schema/api.ts";
@@ -39,6 +42,7 @@ import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
 import { Registration } from "../registry.ts";
 import { Alerts, OFFLINE_TASK, readAlertLimits } from "./alerts/alerts.ts";
+import { ARCHIVE_TASK, Archive, readArchiveLimits, type RawFilter, type RawResult } from "./archive/archive.ts";
 import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
 import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Downlink, EXPIRY_TASK, type CommandRequest, type Queued } from "./downlink/downlink.ts";
@@ -58,6 +62,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly ingest: Ingest<Alert[]>;
   private readonly live: Live;
   private readonly alerts: Alerts;
+  private readonly archive: Archive;
   private readonly registration: Registration;
   private readonly scheduler: Scheduler;
   private readonly downlink: Downlink;
@@ -102,18 +107,32 @@ export class GroupHub extends DurableObject<Env> {
       gatewaySockets: () => connections.downlinkSockets("gateways"),
     }, readDownlinkLimits({ ...env })));
     scheduler.register(EXPIRY_TASK, { run: (now) => downlink.expire(now) });
+    const archive = (this.archive = new Archive(this.store.db, ctx.storage.kv, {
+      name: () => this.name,
+      scheduler,
+      bucket: () => env.ARCHIVE,
+      raiseAlert: (backlog, cap, now) => alerts.raiseArchive(backlog, cap, now),
+      clearAlert: (now) => alerts.clearArchive(now),
+      noteAlerts: (changed) => live.noteAlerts(changed),
+    }, readArchiveLimits({ ...env })));
+    scheduler.register(ARCHIVE_TASK, { run: (now) => archive.flushStep(now) });
     this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
       name: () => this.name,
       hasPendingWork: () => live.hasPendingWork(),
       inCommit(c, batches, now) {
         live.inCommit(c, now);
-        return alerts.evaluate(batches, now);
+        const changed = alerts.evaluate(batches, now);
+        const full = archive.capture(batches, now);
+        return full ? [...changed, full] : changed;
       },
       afterCommit(c, raised, now) {
         live.afterCommit(c, raised, now);
         alerts.afterCommit(now);
       },
-      afterFailure: () => alerts.afterFailure(),
+      afterFailure: () => {
+        alerts.afterFailure();
+        archive.afterFailure();
+      },
       rejected: (peer, code) => live.rejected(peer, code, Date.now()),
       downlink: (peer, frame, now) => downlink.onReply(peer, frame, now),
     });
@@ -246,9 +265,9 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   /** The one alarm runs every stage's due tasks (scheduler.ts); it also wakes a hibernating group. */
-  override alarm(): void {
+  override async alarm(): Promise<void> {
     try {
-      this.scheduler.alarm(Date.now());
+      await this.scheduler.alarm(Date.now());
     } catch (err) {
       log.error("group.alarm", err, { group: this.name });
     }
@@ -362,6 +381,17 @@ export class GroupHub extends DurableObject<Env> {
       this.ingest.flush();
       return this.store.queryAggregates(q);
     });
+  }
+
+  /** RPC for GET /v1/groups/{group}/readings: raw readings from the archive and the rows not yet flushed. */
+  async readRaw(q: RawFilter): Promise<RawResult> {
+    try {
+      this.ingest.flush();
+      return await this.archive.read(q);
+    } catch (err) {
+      log.error("group.readRaw", err, { group: this.name });
+      throw err;
+    }
   }
 
   /** Runs an RPC method; a failure is logged with the group's name before the Worker sees it. */

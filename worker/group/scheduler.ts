@@ -23,9 +23,10 @@ export interface Task {
   /**
    * Does one bounded step of work. Returns the time it should run next (ms
    * since the epoch; `now` to continue right away) or null to sleep until
-   * `request()` is called again.
+   * `request()` is called again. A step that waits on I/O (an R2 put)
+   * returns a promise; the alarm waits for it before the next task.
    */
-  run(now: number): number | null;
+  run(now: number): number | null | Promise<number | null>;
 }
 
 /** What the scheduler needs from the object. */
@@ -81,9 +82,10 @@ export class Scheduler implements TaskRequester {
   /**
    * The alarm handler: runs each due task once (one step each, in
    * registration order) and re-arms for the earliest next due time. Never
-   * throws; a failing task is logged and retried after RETRY_MS.
+   * throws; a failing task is logged and retried after RETRY_MS. Runs
+   * synchronously to the end unless a task returns a promise.
    */
-  alarm(now: number): void {
+  async alarm(now: number): Promise<void> {
     this.armedAt = null;
     for (const [name, task] of this.tasks) {
       const due = this.due(name);
@@ -92,7 +94,9 @@ export class Scheduler implements TaskRequester {
       this.host.kv.delete(PREFIX + name);
       let next: number | null;
       try {
-        next = task.run(now);
+        const step = task.run(now);
+        // Awaited only when it is a promise, so synchronous tasks keep running in one turn.
+        next = step instanceof Promise ? await step : step;
       } catch (err) {
         log.error("scheduler.task", err, { group: this.host.name(), task: name });
         next = now + RETRY_MS;

@@ -7,9 +7,10 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
-import { CommandBody, ConfigBody, ID_RULE, PATHS, SeqResetBody } from "../../schema/api.ts";
+import { CommandBody, ConfigBody, ID_RULE, MAX_RAW_READINGS, PATHS, SeqResetBody } from "../../schema/api.ts";
 import { cborSize, isJsonValue } from "../../schema/downlink.ts";
 import { readDownlinkLimits } from "../../schema/limits.ts";
+import { exportReadings } from "../group/archive/export.ts";
 import { PROTOCOL_VERSION } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
 import { log } from "../log.ts";
@@ -163,6 +164,15 @@ route(ROUTES.devices, async (c, { params: { group }, reply }) => {
 route(ROUTES.aggregates, async (c, { params: { group }, query, reply }) => {
   if (!(await isOperator(c, group))) return unauthorized();
   return reply(await c.env.GROUPS.getByName(group).queryAggregates(query));
+});
+
+route(ROUTES.readings, async (c, { params: { group }, query }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const { format = "json", limit = MAX_RAW_READINGS, ...filter } = query;
+  const r = await c.env.GROUPS.getByName(group).readRaw({ ...filter, limit });
+  if (!r.ok) return jsonError(400, "range_too_large", r.message);
+  const { body, type } = exportReadings(r.columns, r.truncated, format);
+  return new Response(body, { headers: { "content-type": type, "cache-control": "no-store", "x-truncated": String(r.truncated) } });
 });
 
 route(ROUTES.getRules, async (c, { params: { group }, reply }) => {

@@ -30,6 +30,8 @@ import {
   PATHS,
   PeerParams,
   PeerSeqResponse,
+  ReadingsQuery,
+  ReadingsResponse,
   RatesResponse,
   RevocationEntry,
   RevocationLifted,
@@ -121,6 +123,17 @@ export const ROUTES = {
     params: GroupParams,
     query: AggregateQuery,
     ok: AggregatesResponse,
+    errors: [400, 401],
+  },
+  readings: {
+    method: "get",
+    path: PATHS.readings,
+    summary:
+      "Raw readings from the archive and the rows not yet flushed, per series by time (docs/archive.md). format=csv answers CSV with a header row, format=parquet a Parquet file; both carry x-truncated",
+    caller: "operator",
+    params: GroupParams,
+    query: ReadingsQuery,
+    ok: ReadingsResponse,
     errors: [400, 401],
   },
   live: {

@@ -105,6 +105,25 @@ export class Alerts {
     return this.store.listAlerts(activeOnly, limit);
   }
 
+  /**
+   * The archive's backlog reached its cap (`value` readings): raises the
+   * group's one `archive` alert unless it is active. Runs inside the commit.
+   */
+  raiseArchive(value: number, cap: number, now: number): Alert | null {
+    if (this.store.activeAlerts().some((a) => a.kind === "archive")) return null;
+    const a = this.store.insertAlert({ kind: "archive", ruleId: null, device: "", metric: null, op: null, threshold: cap, value, raisedAt: now, clearedAt: null });
+    this.store.prune(this.limits.maxRows);
+    return a;
+  }
+
+  /** The archive's backlog is below its cap again: clears the `archive` alert, if active. */
+  clearArchive(now: number): Alert | null {
+    const a = this.store.activeAlerts().find((x) => x.kind === "archive");
+    if (!a) return null;
+    this.store.clearAlert(a.id, now);
+    return { ...a, clearedAt: now };
+  }
+
   /** The offline check (task OFFLINE_TASK): the alerts it raised, and when to check next (null: no device to watch). */
   checkOffline(now: number): { raised: Alert[]; next: number | null } {
     const alerting = this.ensureLoaded();

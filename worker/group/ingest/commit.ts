@@ -13,7 +13,7 @@
  */
 import { encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
-import { compactToReadings } from "../../../schema/cbatch.ts";
+import { compactCount, compactToReadings } from "../../../schema/cbatch.ts";
 import { ErrorCode, type CompactBatchFrame, type CompactSeries, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
 import { log } from "../../log.ts";
 import { byKind, type Peer } from "../peer.ts";
@@ -41,6 +41,13 @@ interface Pending {
 export interface DeviceReadings {
   device: string;
   readings: Iterable<Reading>;
+  /** The peer that sent the batch (the device itself, or a gateway) and the batch's seq. */
+  source: Peer;
+  seq: number;
+  /** How many readings `readings` yields. */
+  count: number;
+  /** A compact batch's own columns (this device's series), for stages that keep columns (the archive). */
+  compact?: CompactBatchFrame;
 }
 
 /**
@@ -161,12 +168,13 @@ function appliedByDevice(batch: readonly Pending[]): DeviceReadings[] {
   const out: DeviceReadings[] = [];
   for (const p of batch) {
     if (!p.readings) continue;
+    const from = { source: p.peer, seq: p.seq };
     if ("series" in p.readings) {
-      appliedCompact(out, p.peer.kind === "device" ? p.peer.id : undefined, p.readings);
+      appliedCompact(out, from, p.peer.kind === "device" ? p.peer.id : undefined, p.readings);
       continue;
     }
     if (p.peer.kind === "device") {
-      out.push({ device: p.peer.id, readings: p.readings as readonly Reading[] });
+      out.push({ device: p.peer.id, readings: p.readings as readonly Reading[], count: p.readings.length, ...from });
       continue;
     }
     const byDevice = new Map<string, Reading[]>();
@@ -175,15 +183,15 @@ function appliedByDevice(batch: readonly Pending[]): DeviceReadings[] {
       if (!list) byDevice.set(device, (list = []));
       list.push([ts, metric, value]);
     }
-    for (const [device, readings] of byDevice) out.push({ device, readings });
+    for (const [device, readings] of byDevice) out.push({ device, readings, count: readings.length, ...from });
   }
   return out;
 }
 
 /** A compact batch's readings per device (`device` for a device's batch, else each series' own), built on first read. */
-function appliedCompact(out: DeviceReadings[], device: string | undefined, b: CompactBatchFrame): void {
+function appliedCompact(out: DeviceReadings[], from: Pick<DeviceReadings, "source" | "seq">, device: string | undefined, b: CompactBatchFrame): void {
   if (device !== undefined) {
-    out.push({ device, readings: lazyReadings(b) });
+    out.push({ device, readings: lazyReadings(b), count: compactCount(b), compact: b, ...from });
     return;
   }
   const byDevice = new Map<string, CompactSeries[]>();
@@ -193,7 +201,10 @@ function appliedCompact(out: DeviceReadings[], device: string | undefined, b: Co
     if (!list) byDevice.set(d, (list = []));
     list.push(s);
   }
-  for (const [d, series] of byDevice) out.push({ device: d, readings: lazyReadings({ ...b, series }) });
+  for (const [d, series] of byDevice) {
+    const own = { ...b, series };
+    out.push({ device: d, readings: lazyReadings(own), count: compactCount(own), compact: own, ...from });
+  }
 }
 
 function lazyReadings(b: CompactBatchFrame): Iterable<Reading> {
