@@ -61,9 +61,9 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxSeq: 2 ** 48,
   peerWorkBytesPerSec: 4 * 1024 * 1024,
   peerWorkBurstBytes: 16 * 1024 * 1024,
-  frameOverheadBytes: 4096,
-  groupWorkBytesPerSec: 32 * 1024 * 1024,
-  groupWorkBurstBytes: 64 * 1024 * 1024,
+  frameOverheadBytes: 16 * 1024,
+  groupWorkBytesPerSec: 64 * 1024 * 1024,
+  groupWorkBurstBytes: 128 * 1024 * 1024,
 };
 
 /** Names of the vars in wrangler.jsonc, by limit. */
