@@ -229,6 +229,9 @@ describe("raw archive", () => {
   it("past the backlog cap stops archiving, raises the archive alert, keeps the aggregates, and clears it once flushed", async () => {
     const group = uniqueGroup("arch");
     const { sock } = await connectDevice(group, "d1");
+    // R2 is down, so the backlog only grows (an automatic flush cannot empty it between the batches).
+    const faults: Faults = { put: "before", puts: 0 };
+    await injectFaults(group, faults);
     await runInDurableObject(env.GROUPS.getByName(group), (obj) => {
       const a = (obj as unknown as ArchiveSeam).archive;
       a.limits = { ...a.limits, maxBacklog: 24 };
@@ -241,6 +244,7 @@ describe("raw archive", () => {
     expect(raised).toMatchObject([{ kind: "archive", device: "", threshold: 24, value: 20 }]);
     expect((await aggregates(group)).reduce((n, b) => n + b.count, 0)).toBe(25);
 
+    faults.put = null;
     await flushAll(group);
     expect(await archiveStats(group)).toMatchObject({ backlog: 0, archived: 20, dropped: 5 });
     expect((await api.alerts(group, { active: true })).filter((a) => a.kind === "archive")).toEqual([]);
