@@ -32,6 +32,8 @@ export const PATHS = {
   commands: "/v1/groups/{group}/devices/{device}/commands",
   command: "/v1/groups/{group}/devices/{device}/commands/{id}",
   config: "/v1/groups/{group}/devices/{device}/config",
+  retention: "/v1/groups/{group}/retention",
+  storage: "/v1/groups/{group}/storage",
 } as const;
 
 /** {@link ID_PATTERN} as error messages quote it. */
@@ -86,6 +88,16 @@ function millis(name: "from" | "to") {
   return doc(z.optional(value), { description: `${name === "from" ? "earliest" : "latest"} time, integer ms since the Unix epoch` });
 }
 
+/** The bucket resolutions the hub stores, finest first (docs/history.md). */
+export const RESOLUTIONS = ["minute", "hour", "day"] as const;
+export type Resolution = (typeof RESOLUTIONS)[number];
+/** Length of a bucket at each resolution, ms (UTC minutes, hours and days). */
+export const RESOLUTION_MS: Readonly<Record<Resolution, number>> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+/** Default `maxPoints` of the aggregates query. */
+export const DEFAULT_MAX_POINTS = 1500;
+/** Largest `maxPoints` accepted. */
+export const MAX_MAX_POINTS = 50_000;
+
 /** Query of `GET /v1/groups/{group}/aggregates`; every field optional, empty means absent. */
 export const AggregateQuery = z
   .object({
@@ -93,12 +105,39 @@ export const AggregateQuery = z
     metric: filter(METRIC_PATTERN, "metric must match [A-Za-z0-9_.:-]{1,64}", "only this metric"),
     from: millis("from"),
     to: millis("to"),
+    resolution: doc(
+      z.pipe(
+        z.optional(z.enum(["", ...RESOLUTIONS, "auto"], "resolution must be minute, hour, day or auto")),
+        z.transform((r): Resolution | "auto" => (r === undefined || r === "" ? "minute" : r)),
+      ),
+      { description: "bucket size: minute (default), hour, day, or auto (the finest retained over the range with at most maxPoints buckets per series)" },
+    ),
+    maxPoints: doc(
+      z.pipe(
+        z.optional(
+          z
+            .string()
+            .check(z.refine((s) => s === "" || (/^\d{1,6}$/.test(s) && Number(s) >= 1 && Number(s) <= MAX_MAX_POINTS), `maxPoints must be an integer from 1 to ${MAX_MAX_POINTS}`)),
+        ),
+        z.transform((s) => (s === undefined || s === "" ? DEFAULT_MAX_POINTS : Number(s))),
+      ),
+      { description: `most buckets per series that resolution=auto aims for (default ${DEFAULT_MAX_POINTS})` },
+    ),
   })
   .check(z.refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, "from must not be after to"));
 /** The aggregate filter once validated. */
 export type AggregateQuery = z.output<typeof AggregateQuery>;
 /** The aggregate filter as a client passes it. */
-export type AggregateFilter = { device?: string; metric?: string; from?: number; to?: number };
+export type AggregateFilter = {
+  device?: string;
+  metric?: string;
+  from?: number;
+  to?: number;
+  /** Default minute. */
+  resolution?: Resolution | "auto";
+  /** For `auto`; default {@link DEFAULT_MAX_POINTS}. */
+  maxPoints?: number;
+};
 
 const limitValue = z.pipe(
   // Number(), not a digit pattern: the route has always accepted what Number() reads as an integer.
@@ -163,12 +202,12 @@ export type DeviceInfo = z.infer<typeof DeviceInfo>;
 export const DevicesResponse = doc(z.object({ devices: z.array(DeviceInfo) }), { id: "DevicesResponse" });
 export type DevicesResponse = z.infer<typeof DevicesResponse>;
 
-/** One per-minute bucket of `GET /v1/groups/{group}/aggregates`. */
+/** One bucket of `GET /v1/groups/{group}/aggregates` (a minute, an hour or a day). */
 export const AggregateBucket = doc(
   z.object({
     device: z.string(),
     metric: z.string(),
-    start: described(z.number(), "bucket start, ms since the epoch, a multiple of 60,000"),
+    start: described(z.number(), "bucket start, ms since the epoch: the start of its UTC minute, hour or day"),
     count: z.int(),
     sum: z.number(),
     min: z.number(),
@@ -180,6 +219,7 @@ export const AggregateBucket = doc(
 export type AggregateBucket = z.infer<typeof AggregateBucket>;
 export const AggregatesResponse = doc(
   z.object({
+    resolution: described(z.enum(RESOLUTIONS), "the resolution of these buckets (the one auto chose)"),
     buckets: z.array(AggregateBucket),
     truncated: described(z.boolean(), "more buckets matched than one response holds; narrow the filter"),
   }),
@@ -311,6 +351,36 @@ export type RevocationsResponse = z.infer<typeof RevocationsResponse>;
 /** `DELETE /v1/groups/{group}/revocations/{kind}/{id}`: the revocation was lifted. */
 export const RevocationLifted = doc(z.object({ kind: PeerKind, id: z.string(), revoked: z.literal(false) }), { id: "RevocationLifted" });
 export type RevocationLifted = z.infer<typeof RevocationLifted>;
+
+/** How long one resolution is kept, ms; null keeps it forever. */
+function keep(r: Resolution) {
+  return described(
+    z.nullable(
+      z.int().check(
+        z.minimum(RESOLUTION_MS[r], `${r}Ms must be at least ${RESOLUTION_MS[r]} (one ${r}) or null`),
+        z.maximum(MAX_KEEP_MS, `${r}Ms must be at most ${MAX_KEEP_MS} (100 years) or null`),
+      ),
+    ),
+    `how long ${r} buckets are kept, ms; null: forever`,
+  );
+}
+const forever = (ms: number | null): number => ms ?? Infinity;
+/** Longest finite retention accepted: 100 years. */
+export const MAX_KEEP_MS = 100 * 366 * 86_400_000;
+
+/**
+ * `GET` and `PUT /v1/groups/{group}/retention`: how long each resolution is
+ * kept. A finer resolution may not be kept longer than a coarser one.
+ */
+export const Retention = doc(
+  z
+    .object({ minuteMs: keep("minute"), hourMs: keep("hour"), dayMs: keep("day") })
+    .check(
+      z.refine((r) => forever(r.minuteMs) <= forever(r.hourMs) && forever(r.hourMs) <= forever(r.dayMs), "a finer resolution may not be kept longer than a coarser one (minuteMs <= hourMs <= dayMs, null meaning forever)"),
+    ),
+  { id: "Retention" },
+);
+export type Retention = z.infer<typeof Retention>;
 
 /** `PUT /v1/groups/{group}/peers/{kind}/{id}/seq`: the lastSeq an operator sets (any seq from 0 to 2^53 - 1). */
 export const SeqResetBody = doc(

@@ -69,9 +69,12 @@ export class HubClient {
     return (await this.call(api.DevicesResponse, "GET", pathOf(api.PATHS.devices, { group }), o)).devices;
   }
 
-  /** `GET /v1/groups/{group}/aggregates`; `truncated` says to narrow the filter. */
+  /** `GET /v1/groups/{group}/aggregates` (minute buckets unless `resolution` says otherwise); `truncated` says to narrow the filter. */
   aggregates(group: string, filter: AggregateFilter = {}, o?: CallOptions): Promise<z.infer<typeof api.AggregatesResponse>> {
-    return this.call(api.AggregatesResponse, "GET", withQuery(pathOf(api.PATHS.aggregates, { group }), filterQuery(filter)), o);
+    const q = filterQuery(filter);
+    if (filter.resolution !== undefined) q.set("resolution", filter.resolution);
+    if (filter.maxPoints !== undefined) q.set("maxPoints", String(filter.maxPoints));
+    return this.call(api.AggregatesResponse, "GET", withQuery(pathOf(api.PATHS.aggregates, { group }), q), o);
   }
 
   /** `GET /v1/groups/{group}/readings` as JSON: raw readings per series by time; `truncated` says more matched than `limit`. */
@@ -132,6 +135,16 @@ export class HubClient {
    */
   resetSeq(group: string, kind: PeerKind, id: string, lastSeq: number, o?: CallOptions): Promise<z.infer<typeof api.PeerSeqResponse>> {
     return this.call(api.PeerSeqResponse, "PUT", pathOf(api.PATHS.peerSeq, { group, kind, id }), o, { lastSeq });
+  }
+
+  /** `GET /v1/groups/{group}/retention`: how long each resolution is kept (null: forever). */
+  retention(group: string, o?: CallOptions): Promise<api.Retention> {
+    return this.call(api.Retention, "GET", pathOf(api.PATHS.retention, { group }), o);
+  }
+
+  /** `PUT /v1/groups/{group}/retention`: answers the retention now in force; pruning by it starts within seconds. */
+  putRetention(group: string, r: api.Retention, o?: CallOptions): Promise<api.Retention> {
+    return this.call(api.Retention, "PUT", pathOf(api.PATHS.retention, { group }), o, r);
   }
 
   /**

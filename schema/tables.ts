@@ -2,7 +2,7 @@
  * Drizzle tables of one group's Durable Object SQLite database. Migrations
  * in ./migrations are generated from this file by `npm run db:generate`.
  */
-import { customType, index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { customType, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** A BLOB column as bytes. A Durable Object's SQLite takes and returns BLOBs as ArrayBuffers. */
 const bytes = customType<{ data: Uint8Array; driverData: ArrayBuffer }>({
@@ -40,7 +40,12 @@ export const devices = sqliteTable("devices", peerColumns());
  */
 export const gateways = sqliteTable("gateways", peerColumns());
 
-/** Per (device, metric, minute bucket) aggregates. */
+/**
+ * Per (device, metric, minute bucket) aggregates as written before the
+ * history tables (migration 0006). Nothing writes here any more: the
+ * history backfill (worker/group/history/backfill.ts) moves these rows into
+ * `series` and the bucket tables in chunks, and deletes them as it goes.
+ */
 export const aggregates = sqliteTable(
   "aggregates",
   {
@@ -59,6 +64,51 @@ export const aggregates = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.device, t.metric, t.start] }), index("aggregates_metric_start").on(t.metric, t.start)],
 );
+
+/**
+ * One row per (device, metric) series: buckets are keyed by its integer id,
+ * so a bucket stores neither name (docs/history.md).
+ */
+export const series = sqliteTable(
+  "series",
+  {
+    id: integer("id").primaryKey(),
+    device: text("device").notNull(),
+    metric: text("metric").notNull(),
+  },
+  (t) => [uniqueIndex("series_device_metric").on(t.device, t.metric)],
+);
+
+/**
+ * The columns of a bucket at any resolution. `bucket` is the bucket's index
+ * (start / resolution length); first and last timestamps are stored as
+ * offsets from the bucket's start, which keeps them to 3 or 4 bytes. The
+ * migration creates these tables WITHOUT ROWID (the primary key is the row:
+ * no second copy of the key in a separate index).
+ */
+const bucketColumns = () => ({
+  series: integer("series").notNull(),
+  bucket: integer("bucket").notNull(),
+  count: integer("count").notNull(),
+  sum: real("sum").notNull(),
+  min: real("min").notNull(),
+  max: real("max").notNull(),
+  /** Timestamp of the earliest reading, ms after the bucket's start. */
+  firstOff: integer("first_off").notNull(),
+  /** Timestamp of the latest reading, ms after the bucket's start. */
+  lastOff: integer("last_off").notNull(),
+  /** Value of the reading with the greatest timestamp (the later arrival on a tie). */
+  last: real("last").notNull(),
+});
+
+/** Minute buckets (UTC minutes), per series. */
+export const minuteBuckets = sqliteTable("minute_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+/** Hour buckets (UTC hours), per series. */
+export const hourBuckets = sqliteTable("hour_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+/** Day buckets (UTC days), per series. */
+export const dayBuckets = sqliteTable("day_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+/** Any of the three bucket tables (they share one shape). */
+export type BucketTable = typeof minuteBuckets | typeof hourBuckets | typeof dayBuckets;
 
 export type DeviceRow = typeof devices.$inferSelect;
 export type GatewayRow = typeof gateways.$inferSelect;
@@ -79,7 +129,7 @@ export const rules = sqliteTable("rules", {
   minIntervalMs: integer("min_interval_ms"),
 });
 
-/** Group settings as key/value (today: offline_after_ms). */
+/** Group settings as key/value (offline_after_ms, retention). */
 export const settings = sqliteTable("settings", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),

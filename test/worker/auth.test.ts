@@ -170,7 +170,7 @@ describe("auth", () => {
       for (const res of [await call(path, { headers: bearer(token) }), await call(`${path}?token=${token}`)]) {
         expect(res.status, path).toBe(200);
         expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-        expect(await res.json()).toEqual(path.endsWith("devices") ? { devices: [] } : { buckets: [], truncated: false });
+        expect(await res.json()).toEqual(path.endsWith("devices") ? { devices: [] } : { resolution: "minute", buckets: [], truncated: false });
       }
     }
   });

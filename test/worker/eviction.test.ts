@@ -90,7 +90,7 @@ describe("eviction", () => {
           .toArray()
           .map((r) => ({ rowid: r.rowid, hash: r.hash, created_at: Number(r.created_at) }));
         const count = (table: string): number => sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n;
-        return { instance, tables, migrations, devices: count("devices"), aggregates: count("aggregates") };
+        return { instance, tables, migrations, devices: count("devices"), aggregates: count("minute_buckets") };
       });
 
     // A brand new object: its constructor migrated an empty database.
@@ -102,13 +102,17 @@ describe("eviction", () => {
       "archive_parts",
       "archive_rows",
       "commands",
+      "day_buckets",
       "device_configs",
       "device_rejects",
       "devices",
       "gateways",
+      "hour_buckets",
+      "minute_buckets",
       "revocations",
       "rules",
       "seq_resets",
+      "series",
       "settings",
       "sqlite_sequence",
     ]);

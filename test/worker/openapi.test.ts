@@ -27,6 +27,8 @@ const CONTRACT = [
   "get /v1/groups/{group}/devices/{device}/commands/{id}",
   "put /v1/groups/{group}/devices/{device}/config",
   "get /v1/groups/{group}/devices/{device}/config",
+  "get /v1/groups/{group}/retention",
+  "put /v1/groups/{group}/retention",
 ];
 
 interface Operation {
@@ -115,6 +117,8 @@ describe("GET /v1/openapi.json", () => {
       ["metric", false],
       ["from", false],
       ["to", false],
+      ["resolution", false],
+      ["maxPoints", false],
     ]);
     expect(doc.components.schemas.Error).toMatchObject({ type: "object", required: ["error", "message"] });
     expect(doc.components.schemas.AggregateBucket).toMatchObject({ required: ["device", "metric", "start", "count", "sum", "min", "max", "last"] });

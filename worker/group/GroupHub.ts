@@ -10,6 +10,7 @@
  *   alerts/       rules, threshold and offline alerts
  *   downlink/     commands and desired configuration for devices (queue and config in SQLite)
  *   archive/      raw readings captured in the commit, flushed to R2 as Parquet
+ *   history/      minute, hour and day buckets: queries, retention, backfill
  *   scheduler.ts  the one alarm, shared by every stage's timed tasks
  *
  * The object's name is the group's id (objects are reached by name, so
@@ -31,9 +32,10 @@
  *   a socket's downlink opt-in (in its attachment) are read from storage.
  * - archive: the backlog size, re-read from SQLite on first use, and the flush period last requested
  *   (requested again at the next commit); captured rows and the manifest live in SQLite.
+ * - history: series ids (dropped when a commit rolls back) and the retention, re-read from SQLite on use.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { CommandEntry, ConfigResponse, DeviceInfo, RatesResponse } from "../../schema/api.ts";
+import type { AggregateQuery, AggregatesResponse, CommandEntry, ConfigResponse, DeviceInfo, RatesResponse, Retention } from "../../schema/api.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { readDownlinkLimits, readLimits, type Limits } from "../../schema/limits.ts";
 import { CloseCode, DOWNLINK_PARAM, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
@@ -47,8 +49,10 @@ import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, ty
 import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Downlink, EXPIRY_TASK, type CommandRequest, type Queued } from "./downlink/downlink.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
+import { BACKFILL_TASK } from "./history/backfill.ts";
+import { History, PRUNE_TASK } from "./history/history.ts";
 import { Ingest } from "./ingest/ingest.ts";
-import { Store, type AggregateFilter, type Bucket } from "./ingest/store.ts";
+import { Store } from "./ingest/store.ts";
 import { Live, readLiveConfig } from "./live/live.ts";
 import { peerName, type Peer, type PeerKind } from "./peer.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -63,6 +67,7 @@ export class GroupHub extends DurableObject<Env> {
   private readonly live: Live;
   private readonly alerts: Alerts;
   private readonly archive: Archive;
+  private readonly history: History;
   private readonly registration: Registration;
   private readonly scheduler: Scheduler;
   private readonly downlink: Downlink;
@@ -75,7 +80,10 @@ export class GroupHub extends DurableObject<Env> {
     this.store = new Store(ctx.storage);
     // Runs again on every wake from hibernation: keep it to migrations and
     // cheap setup. Events wait until the migrations finish.
-    void ctx.blockConcurrencyWhile(() => this.store.migrate());
+    void ctx.blockConcurrencyWhile(async () => {
+      await this.store.migrate();
+      this.history.wake(Date.now());
+    });
     // Answered by the runtime without waking the object, so keep-alives cost nothing.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     this.connections = new Connections(ctx, this.limits, readConnectionTiming({ ...env }));
@@ -116,6 +124,9 @@ export class GroupHub extends DurableObject<Env> {
       noteAlerts: (changed) => live.noteAlerts(changed),
     }, readArchiveLimits({ ...env })));
     scheduler.register(ARCHIVE_TASK, { run: (now) => archive.flushStep(now) });
+    const history = (this.history = new History(this.store.db, this.store.buckets, { scheduler }));
+    scheduler.register(BACKFILL_TASK, { run: (now) => history.backfillStep(now) });
+    scheduler.register(PRUNE_TASK, { run: (now) => history.pruneStep(now) });
     this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
       name: () => this.name,
       hasPendingWork: () => live.hasPendingWork(),
@@ -376,10 +387,10 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   /** RPC for GET /v1/groups/{group}/aggregates. Commits pending batches first so acked data is visible. */
-  queryAggregates(q: AggregateFilter): { buckets: Bucket[]; truncated: boolean } {
+  queryAggregates(q: AggregateQuery): AggregatesResponse {
     return this.rpc("queryAggregates", () => {
       this.ingest.flush();
-      return this.store.queryAggregates(q);
+      return this.history.query(q, Date.now());
     });
   }
 
@@ -392,6 +403,16 @@ export class GroupHub extends DurableObject<Env> {
       log.error("group.readRaw", err, { group: this.name });
       throw err;
     }
+  }
+
+  /** RPC for GET /v1/groups/{group}/retention. */
+  getRetention(): Retention {
+    return this.rpc("getRetention", () => this.history.retention());
+  }
+
+  /** RPC for PUT /v1/groups/{group}/retention (already validated by the Worker); pruning by it starts at once. */
+  putRetention(r: Retention): Retention {
+    return this.rpc("putRetention", () => this.history.putRetention(r, Date.now()));
   }
 
   /** Runs an RPC method; a failure is logged with the group's name before the Worker sees it. */

@@ -7,7 +7,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
-import { CommandBody, ConfigBody, ID_RULE, MAX_RAW_READINGS, PATHS, SeqResetBody } from "../../schema/api.ts";
+import { CommandBody, ConfigBody, ID_RULE, MAX_RAW_READINGS, PATHS, Retention, SeqResetBody } from "../../schema/api.ts";
 import { cborSize, isJsonValue } from "../../schema/downlink.ts";
 import { readDownlinkLimits } from "../../schema/limits.ts";
 import { exportReadings } from "../group/archive/export.ts";
@@ -320,6 +320,27 @@ route(ROUTES.putConfig, async (c, { params: { group, device }, reply }) => {
 route(ROUTES.getConfig, async (c, { params: { group, device }, reply }) => {
   if (!(await isOperator(c, group))) return unauthorized();
   return reply(await c.env.GROUPS.getByName(group).getConfig(device));
+});
+
+/** Largest retention body accepted, bytes. */
+const MAX_RETENTION_BODY = 1024;
+
+route(ROUTES.getRetention, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).getRetention());
+});
+
+route(ROUTES.putRetention, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const read = await jsonBody(c, MAX_RETENTION_BODY);
+  if (!read.ok) return read.response;
+  const checked = Retention.safeParse(read.body);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
+    return jsonError(400, "bad_body", `body must be {"minuteMs", "hourMs", "dayMs"}, each ms or null (forever); ${where}${issue?.message ?? "invalid"}`);
+  }
+  return reply(await c.env.GROUPS.getByName(group).putRetention(checked.data));
 });
 
 app.notFound((c) => {

@@ -33,6 +33,7 @@ import {
   ReadingsQuery,
   ReadingsResponse,
   RatesResponse,
+  Retention,
   RevocationEntry,
   RevocationLifted,
   RevocationParams,
@@ -118,7 +119,7 @@ export const ROUTES = {
   aggregates: {
     method: "get",
     path: PATHS.aggregates,
-    summary: "Per-minute aggregates, sorted by device, metric, start",
+    summary: "Minute, hour or day aggregates (default minute), sorted by device, metric, start",
     caller: "operator",
     params: GroupParams,
     query: AggregateQuery,
@@ -276,6 +277,25 @@ export const ROUTES = {
     params: DeviceParams,
     ok: ConfigResponse,
     errors: [400, 401],
+  },
+  getRetention: {
+    method: "get",
+    path: PATHS.retention,
+    summary: "How long minute, hour and day buckets are kept (docs/history.md)",
+    caller: "operator",
+    params: GroupParams,
+    ok: Retention,
+    errors: [400, 401],
+  },
+  putRetention: {
+    method: "put",
+    path: PATHS.retention,
+    summary: "Set how long minute, hour and day buckets are kept; pruning by it starts within seconds",
+    caller: "operator",
+    params: GroupParams,
+    body: Retention,
+    ok: Retention,
+    errors: [400, 401, 413],
   },
 } as const satisfies Record<string, RouteSpec>;
 

@@ -169,6 +169,23 @@ function fold(a: PartialAggregate, ts: number, value: number): void {
   }
 }
 
+/**
+ * Merges partial aggregate `b` into `a` by the same rule, `b` counting as
+ * the later arrival: it wins `last` on an equal last timestamp. Rollups
+ * (hour and day buckets) are built from minute partials with it.
+ */
+export function mergePartial(a: PartialAggregate, b: PartialAggregate): void {
+  a.count += b.count;
+  a.sum += b.sum;
+  if (b.min < a.min) a.min = b.min;
+  if (b.max > a.max) a.max = b.max;
+  if (b.firstTs < a.firstTs) a.firstTs = b.firstTs;
+  if (b.lastTs >= a.lastTs) {
+    a.lastTs = b.lastTs;
+    a.last = b.last;
+  }
+}
+
 function deviceMetrics(c: Collapsed, device: string): Map<string, Map<number, PartialAggregate>> {
   let metrics = c.aggregates.get(device);
   if (!metrics) {

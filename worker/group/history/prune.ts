@@ -1,0 +1,132 @@
+/**
+ * Pruning (docs/history.md): deletes buckets older than a cutoff, series by
+ * series, in steps of at most a few thousand rows so that no step holds the
+ * object for long (acks never wait on it). Each step is one transaction and
+ * stores its cursor with it, so an eviction mid-pass loses nothing: the
+ * next step deletes by the same cutoffs from where the last committed one
+ * stopped. Deleting by cutoff is idempotent.
+ */
+import { and, asc, eq, gt, lt, sql } from "drizzle-orm";
+import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
+import { series, settings } from "../../../schema/tables.ts";
+import { BUCKET_TABLES } from "./writer.ts";
+
+/** Buckets older than these bucket indexes go (null: keep all of that resolution). */
+export type Cutoffs = Record<Resolution, number | null>;
+
+/** Where a pass stands: the last series done, and the cutoffs it deletes by. */
+interface Cursor {
+  series: number;
+  cutoffs: Cutoffs;
+}
+
+const CURSOR_KEY = "prune_cursor";
+/** Rows deleted per step at most (per series statement, and in total). */
+export const PRUNE_STEP_ROWS = 4000;
+/** Series visited per step at most (most have nothing to delete). */
+const PRUNE_STEP_SERIES = 500;
+
+/** The bucket index below which buckets of `r` older than `keepMs` before `now` lie. */
+export function cutoffOf(r: Resolution, keepMs: number | null, now: number): number | null {
+  return keepMs === null ? null : Math.floor((now - keepMs) / RESOLUTION_MS[r]);
+}
+
+export class Pruner {
+  private readonly db: DrizzleSqliteDODatabase;
+
+  constructor(db: DrizzleSqliteDODatabase) {
+    this.db = db;
+  }
+
+  /** Whether a pass is under way (its cursor is stored). */
+  inProgress(): boolean {
+    return this.readCursor() !== null;
+  }
+
+  /**
+   * One step of a pass by `cutoffs` (a pass under way keeps its own until
+   * it ends, unless `restart`). Returns how many buckets went and whether
+   * the pass is done.
+   */
+  step(cutoffs: Cutoffs, restart = false, maxRows = PRUNE_STEP_ROWS): { deleted: number; done: boolean } {
+    return this.db.transaction(() => {
+      const cursor = (!restart && this.readCursor()) || { series: 0, cutoffs };
+      const ids = this.db
+        .select({ id: series.id })
+        .from(series)
+        .where(gt(series.id, cursor.series))
+        .orderBy(asc(series.id))
+        .limit(PRUNE_STEP_SERIES)
+        .all();
+      let deleted = 0;
+      let last = cursor.series;
+      for (const { id } of ids) {
+        for (const r of RESOLUTIONS) {
+          const cut = cursor.cutoffs[r];
+          if (cut !== null) deleted += this.deleteBelow(r, id, cut, maxRows - deleted);
+          if (deleted >= maxRows) break;
+        }
+        // A series with more to delete than this step allows is visited again.
+        if (deleted >= maxRows) break;
+        last = id;
+      }
+      const done = ids.length < PRUNE_STEP_SERIES && last === (ids.at(-1)?.id ?? cursor.series);
+      if (done) this.reset();
+      else this.writeCursor({ series: last, cutoffs: cursor.cutoffs });
+      return { deleted, done };
+    });
+  }
+
+  /** Deletes up to `max` of a series' oldest buckets of `r` below `cutoff`; returns how many. */
+  private deleteBelow(r: Resolution, id: number, cutoff: number, max: number): number {
+    if (max <= 0) return 0;
+    const t = BUCKET_TABLES[r];
+    // The `max`-th bucket's index bounds the delete (DELETE ... LIMIT is a
+    // compile-time option of SQLite); the primary key (series, bucket) makes
+    // both the seek and the range delete cheap.
+    const bound = this.db
+      .select({ bucket: t.bucket })
+      .from(t)
+      .where(and(eq(t.series, id), lt(t.bucket, cutoff)))
+      .orderBy(asc(t.bucket))
+      .limit(1)
+      .offset(max)
+      .get();
+    const gone = this.db
+      .delete(t)
+      .where(and(eq(t.series, id), lt(t.bucket, bound ? bound.bucket : cutoff)))
+      .returning({ one: sql<number>`1` })
+      .all();
+    return gone.length;
+  }
+
+  /** Ends a pass under way: the next step starts a new one by the cutoffs it is given. */
+  reset(): void {
+    this.db.delete(settings).where(eq(settings.key, CURSOR_KEY)).run();
+  }
+
+  private readCursor(): Cursor | null {
+    const row = this.db.select().from(settings).where(eq(settings.key, CURSOR_KEY)).get();
+    return row ? toCursor(JSON.parse(row.value)) : null;
+  }
+
+  private writeCursor(c: Cursor): void {
+    const value = JSON.stringify(c);
+    this.db.insert(settings).values({ key: CURSOR_KEY, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run();
+  }
+}
+
+/** A stored cursor, checked (null if it is not one, which starts a new pass). */
+function toCursor(v: unknown): Cursor | null {
+  if (typeof v !== "object" || v === null || !("series" in v) || !("cutoffs" in v)) return null;
+  const { series: id, cutoffs } = v;
+  if (typeof id !== "number" || typeof cutoffs !== "object" || cutoffs === null) return null;
+  const out: Partial<Cutoffs> = {};
+  for (const r of RESOLUTIONS) {
+    const c: unknown = (cutoffs as Record<string, unknown>)[r];
+    if (c !== null && typeof c !== "number") return null;
+    out[r] = c;
+  }
+  return { series: id, cutoffs: out as Cutoffs };
+}

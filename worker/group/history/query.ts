@@ -1,0 +1,160 @@
+/**
+ * Reads of the bucket tables: `GET /v1/groups/{group}/aggregates` at a
+ * resolution, and `auto`, which picks the finest resolution retained over
+ * the whole range with at most `maxPoints` buckets per series.
+ *
+ * While the backfill still moves rows of the pre-history `aggregates` table
+ * (backfill.ts), their buckets are merged into the answer by the same rule,
+ * so a migrated group shows all its data at every moment.
+ */
+import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
+import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import { RESOLUTIONS, RESOLUTION_MS, type AggregateBucket, type AggregateQuery, type AggregatesResponse, type Resolution, type Retention } from "../../../schema/api.ts";
+import { aggregates, dayBuckets, series } from "../../../schema/tables.ts";
+import { BUCKET_TABLES } from "./writer.ts";
+
+/** Most buckets one aggregates request returns; `truncated` says when more matched. */
+export const MAX_BUCKETS = 50_000;
+
+/** The keep time of each resolution, by name. */
+export function keepOf(r: Retention, res: Resolution): number | null {
+  return res === "minute" ? r.minuteMs : res === "hour" ? r.hourMs : r.dayMs;
+}
+
+/** A bucket with its last reading's timestamp, so legacy rows can merge into it. */
+interface TimedBucket extends AggregateBucket {
+  lastTs: number;
+}
+
+export class BucketQueries {
+  private readonly db: DrizzleSqliteDODatabase;
+
+  constructor(db: DrizzleSqliteDODatabase) {
+    this.db = db;
+  }
+
+  /** Buckets matching the filter, sorted by device, metric, start. */
+  query(q: AggregateQuery, retention: Retention, now: number): AggregatesResponse {
+    const resolution = q.resolution === "auto" ? this.pick(q, retention, now) : q.resolution;
+    let rows = this.select(q, resolution);
+    if (this.hasLegacy()) rows = mergeLegacy(rows, this.legacy(q), RESOLUTION_MS[resolution]);
+    const truncated = rows.length > MAX_BUCKETS;
+    if (truncated) rows.length = MAX_BUCKETS;
+    return { resolution, buckets: rows.map(({ lastTs: _, ...b }) => b), truncated };
+  }
+
+  /**
+   * The finest resolution retained from the range's start (the oldest day
+   * bucket when `from` is absent) that gives at most `maxPoints` buckets per
+   * series; day when none does.
+   */
+  pick(q: AggregateQuery, retention: Retention, now: number): Resolution {
+    const to = q.to ?? now;
+    const from = q.from ?? this.oldestDay(q) ?? to;
+    for (const r of RESOLUTIONS) {
+      const keep = keepOf(retention, r);
+      const len = RESOLUTION_MS[r];
+      const points = Math.ceil(to / len) - Math.floor(from / len);
+      if ((keep === null || from >= now - keep) && points <= q.maxPoints) return r;
+    }
+    return "day";
+  }
+
+  private select(q: AggregateQuery, r: Resolution): TimedBucket[] {
+    const t = BUCKET_TABLES[r];
+    const len = RESOLUTION_MS[r];
+    const where: SQL[] = [];
+    if (q.device !== undefined) where.push(eq(series.device, q.device));
+    if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
+    // `from` selects buckets that end after it, `to` buckets that start before it.
+    if (q.from !== undefined) where.push(gte(t.bucket, Math.floor(q.from / len)));
+    if (q.to !== undefined) where.push(lt(t.bucket, Math.ceil(q.to / len)));
+    const rows = this.db
+      .select({
+        device: series.device,
+        metric: series.metric,
+        bucket: t.bucket,
+        count: t.count,
+        sum: t.sum,
+        min: t.min,
+        max: t.max,
+        last: t.last,
+        lastOff: t.lastOff,
+      })
+      .from(t)
+      .innerJoin(series, eq(series.id, t.series))
+      .where(and(...where))
+      .orderBy(asc(series.device), asc(series.metric), asc(t.bucket))
+      .limit(MAX_BUCKETS + 1)
+      .all();
+    return rows.map(({ bucket, lastOff, ...b }) => ({ ...b, start: bucket * len, lastTs: bucket * len + lastOff }));
+  }
+
+  /** Oldest day bucket's start among the filter's series (one index seek per series), or null. */
+  private oldestDay(q: AggregateQuery): number | null {
+    const where: SQL[] = [];
+    if (q.device !== undefined) where.push(eq(series.device, q.device));
+    if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
+    const first = sql<number | null>`(SELECT ${dayBuckets.bucket} FROM ${dayBuckets} WHERE ${dayBuckets.series} = ${series.id} ORDER BY ${dayBuckets.bucket} LIMIT 1)`;
+    const row = this.db
+      .select({ oldest: sql<number | null>`min(${first})` })
+      .from(series)
+      .where(and(...where))
+      .get();
+    const oldest = row?.oldest ?? null;
+    return oldest === null ? null : oldest * RESOLUTION_MS.day;
+  }
+
+  /** Whether rows of the pre-history table remain (the backfill is not done). */
+  hasLegacy(): boolean {
+    return this.db.select({ one: sql`1` }).from(aggregates).limit(1).get() !== undefined;
+  }
+
+  private legacy(q: AggregateQuery): TimedBucket[] {
+    const where: SQL[] = [];
+    if (q.device !== undefined) where.push(eq(aggregates.device, q.device));
+    if (q.metric !== undefined) where.push(eq(aggregates.metric, q.metric));
+    if (q.from !== undefined) where.push(gte(aggregates.start, Math.floor(q.from / RESOLUTION_MS.minute) * RESOLUTION_MS.minute));
+    if (q.to !== undefined) where.push(lt(aggregates.start, q.to));
+    return this.db
+      .select({
+        device: aggregates.device,
+        metric: aggregates.metric,
+        start: aggregates.start,
+        count: aggregates.count,
+        sum: aggregates.sum,
+        min: aggregates.min,
+        max: aggregates.max,
+        last: aggregates.last,
+        lastTs: aggregates.lastTs,
+      })
+      .from(aggregates)
+      .where(and(...where))
+      .all();
+  }
+}
+
+/** Merges legacy minute rows into buckets of length `len` (the one merge rule), sorted by device, metric, start. */
+function mergeLegacy(rows: TimedBucket[], legacy: TimedBucket[], len: number): TimedBucket[] {
+  if (legacy.length === 0) return rows;
+  const key = (b: TimedBucket) => `${b.device}\u0000${b.metric}\u0000${b.start}`;
+  const byKey = new Map(rows.map((b) => [key(b), b]));
+  for (const l of legacy) {
+    const b = { ...l, start: Math.floor(l.start / len) * len };
+    const into = byKey.get(key(b));
+    if (!into) {
+      byKey.set(key(b), b);
+      continue;
+    }
+    into.count += b.count;
+    into.sum += b.sum;
+    into.min = Math.min(into.min, b.min);
+    into.max = Math.max(into.max, b.max);
+    // As the backfill merges them (writer.ts: the moved row counts as the later one), so answers do not change when it ends.
+    if (b.lastTs >= into.lastTs) {
+      into.lastTs = b.lastTs;
+      into.last = b.last;
+    }
+  }
+  return [...byKey.values()].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.start - b.start));
+}
