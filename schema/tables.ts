@@ -42,7 +42,7 @@ export const gateways = sqliteTable("gateways", peerColumns());
 
 /**
  * Per (device, metric, minute bucket) aggregates as written before the
- * history tables (migration 0006). Nothing writes here any more: the
+ * history tables (migration 0008). Nothing writes here any more: the
  * history backfill (worker/group/history/backfill.ts) moves these rows into
  * `series` and the bucket tables in chunks, and deletes them as it goes.
  */

@@ -15,6 +15,8 @@ import { waitFor } from "../../harness/wait.ts";
 import { aggregates, connectDevice, getJson, operatorToken, runTasksNow, uniqueGroup } from "./helpers.ts";
 import { expectedBuckets, expectSameBuckets } from "./history-rollups.ts";
 
+/** Index of the migration that created the history tables. */
+const HISTORY_MIGRATION = journal.entries.findIndex((e) => e.tag.endsWith("_history"));
 const MIN = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -116,14 +118,14 @@ function oldReadings(now: number): { device: string; readings: Reading[] }[] {
 }
 
 /**
- * Makes the group's database one written by the code before migration
- * 0006: empty, migrations 0000-0005 applied, the old rows inserted.
+ * Makes the group's database one written by the code before the history
+ * migration: empty, every migration before it applied, the old rows inserted.
  */
 async function writeOldDatabase(state: DurableObjectState, old: { device: string; readings: Reading[] }[]): Promise<void> {
   const sql = state.storage.sql;
   const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name <> 'sqlite_sequence'").toArray();
   for (const { name } of tables) sql.exec(`DROP TABLE "${name}"`);
-  await migrate(drizzle(state.storage), { ...migrations, journal: { ...journal, entries: journal.entries.filter((e) => e.idx <= 5) } });
+  await migrate(drizzle(state.storage), { ...migrations, journal: { ...journal, entries: journal.entries.filter((e) => e.idx < HISTORY_MIGRATION) } });
   for (const { device, readings } of old) {
     for (const b of expectedBuckets(device, readings, "minute")) {
       const inBucket = readings.filter(([ts, m]) => m === b.metric && Math.floor(ts / MIN) * MIN === b.start).map(([ts]) => ts);
