@@ -44,6 +44,12 @@ export interface Limits {
   groupWorkBytesPerSec: number;
   /** The group's work burst (bucket size, in bytes). */
   groupWorkBurstBytes: number;
+  /** Distinct metrics one device may have; a batch that would add more is refused whole with `too_many_metrics` (0: no limit). */
+  maxMetricsPerDevice: number;
+  /** Distinct devices one gateway may write for; a batch that would add more is refused whole with `too_many_devices` (0: no limit). */
+  maxDevicesPerGateway: number;
+  /** Distinct (device, metric) series in the group; a batch that would add more is refused whole with `too_many_series` (0: no limit). */
+  maxSeriesPerGroup: number;
 }
 
 /** Defaults used when a var is absent. */
@@ -64,6 +70,9 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   frameOverheadBytes: 16 * 1024,
   groupWorkBytesPerSec: 64 * 1024 * 1024,
   groupWorkBurstBytes: 128 * 1024 * 1024,
+  maxMetricsPerDevice: 1000,
+  maxDevicesPerGateway: 10_000,
+  maxSeriesPerGroup: 100_000,
 };
 
 /** Names of the vars in wrangler.jsonc, by limit. */
@@ -84,6 +93,9 @@ export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
   frameOverheadBytes: "FRAME_OVERHEAD_BYTES",
   groupWorkBytesPerSec: "GROUP_WORK_BYTES_PER_SEC",
   groupWorkBurstBytes: "GROUP_WORK_BURST_BYTES",
+  maxMetricsPerDevice: "MAX_METRICS_PER_DEVICE",
+  maxDevicesPerGateway: "MAX_DEVICES_PER_GATEWAY",
+  maxSeriesPerGroup: "MAX_SERIES_PER_GROUP",
 };
 
 /**

@@ -80,6 +80,12 @@ export const ErrorCode = {
    * `retryAfterMs`, reconnect, and resend from the `hello`'s lastSeq.
    */
   Overloaded: "overloaded",
+  /** The batch would give one device more distinct metrics than `MAX_METRICS_PER_DEVICE`; nothing was applied. */
+  TooManyMetrics: "too_many_metrics",
+  /** Gateway sockets only: the batch would make the gateway write for more distinct devices than `MAX_DEVICES_PER_GATEWAY`; nothing was applied. */
+  TooManyDevices: "too_many_devices",
+  /** The batch would give the group more distinct (device, metric) series than `MAX_SERIES_PER_GROUP`; nothing was applied. */
+  TooManySeries: "too_many_series",
   /**
    * A `command_result` names a command that does not exist, is not this
    * device's (or, from a gateway, not the named device's), or already has

@@ -288,3 +288,19 @@ export const archiveParts = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.hour, t.part] }), index("archive_parts_state").on(t.state)],
 );
+
+/**
+ * Which devices each gateway has written readings for (issue #12 finding 2):
+ * a row when a gateway first writes for a device, in the commit that applies
+ * it, so `MAX_DEVICES_PER_GATEWAY` holds across wakes.
+ */
+export const gatewayDevices = sqliteTable(
+  "gateway_devices",
+  {
+    gateway: text("gateway").notNull(),
+    device: text("device").notNull(),
+    /** Hub time of the commit that first applied a reading of this device from this gateway. */
+    firstSeen: integer("first_seen").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.gateway, t.device] })],
+);

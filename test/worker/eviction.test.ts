@@ -106,6 +106,7 @@ describe("eviction", () => {
       "device_configs",
       "device_rejects",
       "devices",
+      "gateway_devices",
       "gateways",
       "hour_buckets",
       "minute_buckets",

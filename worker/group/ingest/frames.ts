@@ -27,7 +27,7 @@ export interface FrameContext {
   now(): number;
   /** Rate limit; false (and a `rate_limited` error sent) when the batch must wait. */
   admit(from: PeerSender, seq: number, readings: number): boolean;
-  /** Queues a valid batch for the group commit (acked after it commits). */
+  /** Queues a valid batch for the group commit (acked after it commits), or refuses it whole past a cardinality budget. */
   submit(from: PeerSender, seq: number, readings: PeerReadings): void;
   /** Answers a rejected frame with its error and reports it. */
   reject(from: PeerSender, r: Rejection): void;

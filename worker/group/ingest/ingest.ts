@@ -7,10 +7,12 @@ import type { Limits } from "../../../schema/limits.ts";
 import { CloseCode, ErrorCode, type DownlinkReplyFrame } from "../../../schema/protocol.ts";
 import type { Rejection } from "../../../schema/validate.ts";
 import { peerTag, type Peer } from "../peer.ts";
+import { Cardinality } from "./cardinality.ts";
 import type { PeerReadings } from "./collapse.ts";
 import { GroupCommit, type IngestHost } from "./commit.ts";
 import { dispatchFrame, rejectionFrame, type FrameContext, type PeerSender } from "./frames.ts";
 import type { Store } from "./store.ts";
+import { StoredSeries } from "./known-series.ts";
 import { Throttle } from "./throttle.ts";
 import { WorkBudget } from "./work.ts";
 
@@ -26,6 +28,7 @@ export class Ingest<Note> implements FrameContext {
   private readonly commit: GroupCommit<Note>;
   private readonly throttle: Throttle;
   private readonly work: WorkBudget;
+  private readonly cardinality: Cardinality;
   private readonly store: Store;
   private readonly limits: Limits;
   private readonly host: IngestStageHost<Note>;
@@ -36,7 +39,21 @@ export class Ingest<Note> implements FrameContext {
     this.limits = limits;
     this.host = host;
     this.clock = clock;
-    this.commit = new GroupCommit(store, limits, host);
+    const cardinality = (this.cardinality = new Cardinality(limits, new StoredSeries(store.db)));
+    // The budgets' new gateway devices are written in the commit that applies them.
+    this.commit = new GroupCommit(store, limits, {
+      name: () => host.name(),
+      hasPendingWork: () => host.hasPendingWork(),
+      inCommit(c, batches, now) {
+        cardinality.inCommit(now);
+        return host.inCommit(c, batches, now);
+      },
+      afterCommit: (c, note, now) => host.afterCommit(c, note, now),
+      afterFailure() {
+        cardinality.forget();
+        host.afterFailure();
+      },
+    });
     this.throttle = new Throttle(limits);
     this.work = new WorkBudget(limits, clock());
   }
@@ -143,7 +160,19 @@ export class Ingest<Note> implements FrameContext {
     return false;
   }
 
+  /**
+   * Queues a batch for the group commit, unless (not being a duplicate) it
+   * would take a cardinality budget past its limit: then it is refused whole
+   * with that budget's code and nothing of it is applied.
+   */
   submit(from: PeerSender, seq: number, readings: PeerReadings): void {
+    if (seq > this.commit.highest(from.peer)) {
+      const over = this.cardinality.admit(from.peer, readings);
+      if (over) {
+        this.reject(from, { ok: false, code: over.code, message: over.message, seq });
+        return;
+      }
+    }
     this.commit.submit(from, from.peer, seq, readings);
   }
 

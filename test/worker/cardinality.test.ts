@@ -1,0 +1,113 @@
+/**
+ * Issue #12, finding 2: cardinality budgets. One device token created
+ * 400,000 metrics and one gateway token 5,000 device ids; now a batch that
+ * would take a device's metrics, a gateway's devices or the group's series
+ * past MAX_METRICS_PER_DEVICE, MAX_DEVICES_PER_GATEWAY or
+ * MAX_SERIES_PER_GROUP is refused whole with that budget's code, and nothing
+ * of it is applied.
+ */
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
+import { DEFAULT_LIMITS, readLimits } from "../../schema/limits.ts";
+import { ErrorCode } from "../../schema/protocol.ts";
+import type { PeerSender } from "../../worker/group/ingest/frames.ts";
+import { Ingest } from "../../worker/group/ingest/ingest.ts";
+import { Store } from "../../worker/group/ingest/store.ts";
+import type { Peer } from "../../worker/group/peer.ts";
+import { aggregates, connectDevice, lastSeqOf, uniqueGroup } from "./helpers.ts";
+
+describe("cardinality budgets (hub)", () => {
+  it("refuses a batch carrying more distinct metrics than MAX_METRICS_PER_DEVICE, applying none of it", async () => {
+    const group = uniqueGroup();
+    const { sock } = await connectDevice(group, "d1");
+    const now = Date.now();
+    const many = Array.from({ length: DEFAULT_LIMITS.maxMetricsPerDevice + 1 }, (_, i) => [now - 1000, `m${i}`, i]);
+    sock.send({ type: "batch", seq: 1, readings: many });
+    expect(await sock.next()).toMatchObject({ type: "error", seq: 1, code: ErrorCode.TooManyMetrics });
+    // Exactly at the limit is fine.
+    sock.send({ type: "batch", seq: 2, readings: many.slice(1) });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 2 });
+    expect(await lastSeqOf(group, "d1")).toBe(2);
+    expect((await aggregates(group)).length).toBe(DEFAULT_LIMITS.maxMetricsPerDevice);
+    sock.close();
+  });
+});
+
+describe("cardinality budgets (ingest stage, small limits)", () => {
+  it("keeps metrics per device, devices per gateway (across a wake) and series per group, whole batches only", async () => {
+    const group = uniqueGroup();
+    const stub = env.GROUPS.getByName(group);
+    // The object's own constructor migrates the database this stage uses.
+    const result = await runInDurableObject(stub, (_hub, state) => {
+      const limits = { ...readLimits({ ...env }), groupCommitMs: 0, maxMetricsPerDevice: 3, maxDevicesPerGateway: 2, maxSeriesPerGroup: 6 };
+      const stage = () =>
+        new Ingest<null>(new Store(state.storage), limits, {
+          name: () => group,
+          hasPendingWork: () => false,
+          inCommit: () => null,
+          afterCommit: () => {},
+          afterFailure: () => {},
+          rejected: () => {},
+          downlink: () => null,
+        });
+      const answers: unknown[] = [];
+      const sender = (peer: Peer): PeerSender => ({
+        peer,
+        send: (data) => {
+          const d = decodeCbor(data);
+          answers.push(d.ok ? d.value : d);
+          return true;
+        },
+        close: () => {},
+      });
+      const t = Date.now() - 1000;
+      const send = (ingest: Ingest<null>, from: PeerSender, frame: CborValue): unknown => {
+        ingest.onMessage(from, encodeCbor(frame).slice().buffer);
+        return answers.at(-1);
+      };
+      const code = (a: unknown) => (a as { type: string; code?: string }).code ?? (a as { type: string }).type;
+      const device = sender({ kind: "device", id: "d1" });
+      const gateway = sender({ kind: "gateway", id: "gw" });
+      let ingest = stage();
+      ingest.connect(device.peer, t);
+      ingest.connect(gateway.peer, t);
+      const out: Record<string, unknown> = {};
+      out.threeMetrics = code(send(ingest, device, { type: "batch", seq: 1, readings: [[t, "a", 1], [t, "b", 1], [t, "c", 1]] }));
+      // A fourth metric among known ones: the whole batch is refused.
+      out.fourthMetric = code(send(ingest, device, { type: "batch", seq: 2, readings: [[t, "a", 2], [t, "d", 2]] }));
+      out.knownMetrics = code(send(ingest, device, { type: "batch", seq: 3, readings: [[t, "a", 3], [t, "c", 3]] }));
+      // A compact batch counts its series' metrics the same way.
+      out.compactNew = code(send(ingest, device, { type: "cbatch", seq: 4, t0: t, series: [{ metric: "e", dt: [0], values: [1] }] }));
+      out.twoDevices = code(send(ingest, gateway, { type: "batch", seq: 1, readings: [[t, "x", 1, "g1"], [t, "x", 1, "g2"]] }));
+      out.thirdDevice = code(send(ingest, gateway, { type: "batch", seq: 2, readings: [[t, "x", 1, "g1"], [t, "x", 1, "g3"]] }));
+      // A new stage on the same storage, as after a wake: the gateway's devices were stored.
+      ingest = stage();
+      ingest.connect(gateway.peer, t);
+      out.thirdAfterWake = code(send(ingest, gateway, { type: "batch", seq: 2, readings: [[t, "x", 1, "g3"]] }));
+      out.knownAfterWake = code(send(ingest, gateway, { type: "batch", seq: 3, readings: [[t, "y", 1, "g2"]] }));
+      // 3 (d1) + 3 (g1:x, g2:x, g2:y) = 6 series: a seventh is refused, for any device.
+      const other = sender({ kind: "device", id: "d2" });
+      ingest.connect(other.peer, t);
+      out.seventhSeries = code(send(ingest, other, { type: "batch", seq: 1, readings: [[t, "z", 1]] }));
+      // A duplicate is acked as before, whatever it carries.
+      out.duplicate = send(ingest, device, { type: "batch", seq: 1, readings: [[t, "q", 1]] });
+      return out;
+    });
+    expect(result).toEqual({
+      threeMetrics: "ack",
+      fourthMetric: ErrorCode.TooManyMetrics,
+      knownMetrics: "ack",
+      compactNew: ErrorCode.TooManyMetrics,
+      twoDevices: "ack",
+      thirdDevice: ErrorCode.TooManyDevices,
+      thirdAfterWake: ErrorCode.TooManyDevices,
+      knownAfterWake: "ack",
+      seventhSeries: ErrorCode.TooManySeries,
+      duplicate: { type: "ack", seq: 1, dup: true },
+    });
+    // Nothing of a refused batch was applied: d1 has a, b, c only; d2 and g3 nothing.
+    const series = (await aggregates(group)).map((b) => `${b.device}:${b.metric}`);
+    expect([...new Set(series)].sort()).toEqual(["d1:a", "d1:b", "d1:c", "g1:x", "g2:x", "g2:y"]);
+  });
+});

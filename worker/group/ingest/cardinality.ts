@@ -1,0 +1,174 @@
+/**
+ * Cardinality budgets (issue #12 finding 2): distinct metrics per device,
+ * devices per gateway, and (device, metric) series per group. A batch that
+ * would take any of them past its limit is refused whole with that budget's
+ * own code, before it is queued, so nothing of it is applied.
+ *
+ * What the hub already knows comes from a narrow `KnownSeries` (the group's
+ * stored series, and the devices each gateway wrote for), read once per wake
+ * and then kept in memory, together with what pending batches add. Counting
+ * series rows or aggregate keys is the store's business, so a storage
+ * rewrite only swaps the KnownSeries behind this class.
+ */
+import type { Limits } from "../../../schema/limits.ts";
+import { ErrorCode, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
+import type { Peer } from "../peer.ts";
+import type { PeerReadings } from "./collapse.ts";
+
+export type CardinalityLimits = Pick<Limits, "maxMetricsPerDevice" | "maxDevicesPerGateway" | "maxSeriesPerGroup">;
+
+/** Where the hub's known series and gateways' devices are stored. */
+export interface KnownSeries {
+  /** Every (device, metric) series the group has stored. */
+  series(): Iterable<readonly [device: string, metric: string]>;
+  /** The devices a gateway has written readings for. */
+  gatewayDevices(gateway: string): Iterable<string>;
+  /** Records devices gateways wrote for the first time; runs inside the commit's transaction. */
+  addGatewayDevices(pairs: readonly (readonly [gateway: string, device: string])[], now: number): void;
+}
+
+export type BudgetCode = typeof ErrorCode.TooManyMetrics | typeof ErrorCode.TooManyDevices | typeof ErrorCode.TooManySeries;
+
+/** Why a batch was refused: its code, and the message for its error frame. */
+export interface OverBudget {
+  code: BudgetCode;
+  message: string;
+}
+
+export class Cardinality {
+  private readonly limits: CardinalityLimits;
+  private readonly known: KnownSeries;
+  /** device -> metrics, stored or pending; null until first needed. */
+  private metrics: Map<string, Set<string>> | null = null;
+  private seriesCount = 0;
+  private readonly gateways = new Map<string, Set<string>>();
+  /** (gateway, device) pairs of pending batches, written with the next commit. */
+  private newGatewayDevices: [string, string][] = [];
+
+  constructor(limits: CardinalityLimits, known: KnownSeries) {
+    this.limits = limits;
+    this.known = known;
+  }
+
+  /**
+   * Admits a batch (not a duplicate): null and its new series and devices
+   * counted from now on, or why it is refused (nothing counted).
+   */
+  admit(peer: Peer, readings: PeerReadings): OverBudget | null {
+    const known = this.loaded();
+    const fresh = new Map<string, Set<string>>();
+    const devices = new Set<string>();
+    forEachSeries(peer, readings, (device, metric) => {
+      devices.add(device);
+      if (known.get(device)?.has(metric) || fresh.get(device)?.has(metric)) return;
+      let set = fresh.get(device);
+      if (!set) fresh.set(device, (set = new Set()));
+      set.add(metric);
+    });
+    const refusal = this.check(peer, fresh, devices);
+    if (refusal) return refusal;
+    for (const [device, metrics] of fresh) {
+      let set = known.get(device);
+      if (!set) known.set(device, (set = new Set()));
+      for (const m of metrics) set.add(m);
+      this.seriesCount += metrics.size;
+    }
+    if (peer.kind === "gateway") {
+      const mine = this.devicesOf(peer.id);
+      for (const device of devices) {
+        if (mine.has(device)) continue;
+        mine.add(device);
+        this.newGatewayDevices.push([peer.id, device]);
+      }
+    }
+    return null;
+  }
+
+  /** Inside a commit's transaction: records the gateways' new devices of the batches it applies. */
+  inCommit(now: number): void {
+    if (this.newGatewayDevices.length === 0) return;
+    this.known.addGatewayDevices(this.newGatewayDevices, now);
+    this.newGatewayDevices = [];
+  }
+
+  /** A commit failed: what pending batches added is unknown now, so read it all again when next needed. */
+  forget(): void {
+    this.metrics = null;
+    this.seriesCount = 0;
+    this.gateways.clear();
+    this.newGatewayDevices = [];
+  }
+
+  private check(peer: Peer, fresh: Map<string, Set<string>>, devices: Set<string>): OverBudget | null {
+    const { maxMetricsPerDevice, maxDevicesPerGateway, maxSeriesPerGroup } = this.limits;
+    const known = this.loaded();
+    if (maxMetricsPerDevice > 0) {
+      for (const [device, metrics] of fresh) {
+        const n = (known.get(device)?.size ?? 0) + metrics.size;
+        if (n > maxMetricsPerDevice) {
+          return { code: ErrorCode.TooManyMetrics, message: `device ${device} would have ${n} distinct metrics, above MAX_METRICS_PER_DEVICE (${maxMetricsPerDevice})` };
+        }
+      }
+    }
+    if (peer.kind === "gateway" && maxDevicesPerGateway > 0) {
+      const mine = this.devicesOf(peer.id);
+      let n = mine.size;
+      for (const device of devices) if (!mine.has(device)) n++;
+      if (n > maxDevicesPerGateway) {
+        return { code: ErrorCode.TooManyDevices, message: `gateway ${peer.id} would write for ${n} distinct devices, above MAX_DEVICES_PER_GATEWAY (${maxDevicesPerGateway})` };
+      }
+    }
+    if (maxSeriesPerGroup > 0) {
+      let added = 0;
+      for (const metrics of fresh.values()) added += metrics.size;
+      if (added > 0 && this.seriesCount + added > maxSeriesPerGroup) {
+        return { code: ErrorCode.TooManySeries, message: `the group would have ${this.seriesCount + added} series, above MAX_SERIES_PER_GROUP (${maxSeriesPerGroup})` };
+      }
+    }
+    return null;
+  }
+
+  private loaded(): Map<string, Set<string>> {
+    if (this.metrics) return this.metrics;
+    const m = new Map<string, Set<string>>();
+    let n = 0;
+    for (const [device, metric] of this.known.series()) {
+      let set = m.get(device);
+      if (!set) m.set(device, (set = new Set()));
+      if (!set.has(metric)) n++;
+      set.add(metric);
+    }
+    this.seriesCount = n;
+    return (this.metrics = m);
+  }
+
+  private devicesOf(gateway: string): Set<string> {
+    let set = this.gateways.get(gateway);
+    if (!set) this.gateways.set(gateway, (set = new Set(this.known.gatewayDevices(gateway))));
+    return set;
+  }
+}
+
+/**
+ * Calls `fn` with each reading's (device, metric) of a batch: once per series
+ * of a compact batch, once per reading of a v1 batch (a plain loop, not a
+ * generator: it runs for every reading applied). Consecutive repeats are
+ * skipped, as readings usually come in runs of one metric or one device.
+ */
+function forEachSeries(peer: Peer, readings: PeerReadings, fn: (device: string, metric: string) => void): void {
+  if ("series" in readings) {
+    for (const s of readings.series) fn(s.device ?? peer.id, s.metric);
+    return;
+  }
+  let lastDevice = "";
+  let lastMetric = "";
+  const gateway = peer.kind === "gateway";
+  for (const r of readings) {
+    const device = gateway ? (r as GatewayReading)[3] : peer.id;
+    const metric = (r as Reading)[1];
+    if (metric === lastMetric && device === lastDevice) continue;
+    lastDevice = device;
+    lastMetric = metric;
+    fn(device, metric);
+  }
+}
