@@ -4,7 +4,7 @@
  */
 import { eq } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
-import { aggregates, gatewayDevices } from "../../../schema/tables.ts";
+import { aggregates, gatewayDevices, series } from "../../../schema/tables.ts";
 import type { KnownSeries } from "./cardinality.ts";
 
 /** Rows per insert: 3 bound parameters each, and a Durable Object query takes at most 100. */
@@ -18,14 +18,14 @@ export class StoredSeries implements KnownSeries {
   }
 
   /**
-   * Read once per wake. The distinct (device, metric) keys of the aggregates'
-   * primary key index: a scan of the index, so its cost grows with the
-   * stored buckets until series get a table of their own (issue #13).
+   * Read once per wake: the `series` table (issue #13), and the keys of
+   * minute rows written before it that its backfill has not moved yet.
    */
   series(): Iterable<readonly [string, string]> {
-    return this.db
-      .selectDistinct({ device: aggregates.device, metric: aggregates.metric })
-      .from(aggregates)
+    const stored = this.db.select({ device: series.device, metric: series.metric }).from(series);
+    const old = this.db.selectDistinct({ device: aggregates.device, metric: aggregates.metric }).from(aggregates);
+    return stored
+      .union(old)
       .all()
       .map((r) => [r.device, r.metric] as const);
   }
