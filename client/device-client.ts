@@ -13,10 +13,11 @@
  */
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
-import { decodeCbor, type CborValue } from "../schema/cbor.ts";
+import { decodeCbor, encodeCbor, type CborValue } from "../schema/cbor.ts";
 import { CloseCode, type Reading } from "../schema/protocol.ts";
 import { validateHubFrame } from "../schema/validate.ts";
 import { encodeBatchFrame } from "./batch-frame.ts";
+import { DownlinkRunner } from "./downlink.ts";
 import type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
 
 export type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
@@ -50,6 +51,8 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
   private lastHeardAt = 0;
   private idleWaiters: (() => void)[] = [];
   state: ClientState = "idle";
+  /** Command and configuration handlers, with the memory that runs each command once (with `downlink: true`). */
+  readonly downlink: DownlinkRunner;
 
   constructor(opts: DeviceClientOptions<R>) {
     super();
@@ -67,8 +70,11 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
       reconnectWhenReplaced: false,
       frames: "cbatch",
       values: "lossless",
+      downlink: false,
+      executed: [],
       ...opts,
     };
+    this.downlink = new DownlinkRunner({ executed: this.opts.executed, send: (f) => this.helloSeen && this.sendRaw(encodeCbor(f)) });
     this.nextSeq = this.opts.lastSeq + 1;
     for (const u of [...this.opts.unacked].sort((a, b) => a.seq - b.seq)) {
       this.queue.push({ seq: u.seq, readings: u.readings, sentAt: 0 });
@@ -184,6 +190,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     base.protocol = base.protocol === "https:" || base.protocol === "wss:" ? "wss:" : "ws:";
     base.pathname = `/v1/groups/${encodeURIComponent(this.opts.group)}/${this.opts.endpoint}/${encodeURIComponent(this.opts.device)}/ws`;
     if (this.opts.tokenInQuery) base.searchParams.set("token", this.opts.token);
+    if (this.opts.downlink) base.searchParams.set("downlink", "1");
     return base.toString();
   }
 
@@ -255,6 +262,10 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
         return;
       case "error":
         this.onError(frame.seq, frame.code, frame.message, frame.retryAfterMs);
+        return;
+      case "command":
+      case "config":
+        this.downlink.onFrame(frame);
         return;
     }
   }

@@ -4,3 +4,5 @@
  */
 export { DeviceClient } from "./device-client.ts";
 export type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
+export { DownlinkRunner } from "./downlink.ts";
+export type { CommandHandler, CommandOutcome, ConfigHandler, ExecutedCommand } from "./downlink.ts";

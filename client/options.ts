@@ -5,6 +5,7 @@
 import type { ValueEncoding } from "../schema/cbatch-encode.ts";
 import type { CborValue } from "../schema/cbor.ts";
 import type { Reading } from "../schema/protocol.ts";
+import type { ExecutedCommand } from "./downlink.ts";
 
 export interface DeviceClientOptions<R extends readonly CborValue[] = Reading> {
   /** Hub base URL, e.g. http://127.0.0.1:8787 (ws:// and wss:// work too). */
@@ -65,6 +66,14 @@ export interface DeviceClientOptions<R extends readonly CborValue[] = Reading> {
    * already applied with `dup`.
    */
   unacked?: readonly { seq: number; readings: readonly R[] }[];
+  /**
+   * Opt in to downlink (`?downlink=1`): the hub sends commands and
+   * configuration, run by the handlers registered on `client.downlink`
+   * (client/downlink.ts), each command exactly once. Default false.
+   */
+  downlink?: boolean;
+  /** Commands executed before a restart (`client.downlink.executed()`), so a redelivered one is not run again. */
+  executed?: readonly ExecutedCommand[];
 }
 
 export type ClientState = "idle" | "connecting" | "open" | "backoff" | "offline" | "closed";
