@@ -3,6 +3,7 @@
  * defaults for programs that drive a fleet in-process.
  */
 import type { Reading } from "../schema/protocol.ts";
+import type { DownlinkSimConfig } from "./downlink.ts";
 import type { Fleet } from "./fleet.ts";
 import type { ReplayData } from "./replay.ts";
 import { NO_FAULTS, type BatchPolicy, type FaultConfig } from "./sim-device.ts";
@@ -49,6 +50,8 @@ export interface SimConfig {
    * value instead of 8. Default false: values as float64.
    */
   float32?: boolean;
+  /** `--downlink`: devices opt in and run the built-in commands; null (the default): they do not. */
+  downlink?: DownlinkSimConfig | null;
   /** Generation tick, ms (default 20); benchmarks pacing a rate precisely use less. */
   tickMs?: number;
   /**

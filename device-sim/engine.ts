@@ -18,6 +18,7 @@ import { SimDevice } from "./sim-device.ts";
 import { loadState, saveState, stateKey, stateOf, type SimState } from "./state.ts";
 import { Stats } from "./stats.ts";
 import { verify, type VerifyResult } from "./verify.ts";
+import { SimDownlink, type CommandCheck } from "./downlink.ts";
 
 export { simConfig, type SimConfig } from "./config.ts";
 
@@ -55,9 +56,12 @@ export class Simulation {
   private stopping = false;
   private stopRequested: (() => void) | null = null;
   private state: SimState | null = null;
+  /** `--downlink`: the devices' commands, and those this run queues. */
+  private readonly downlink: SimDownlink | null;
 
   constructor(cfg: SimConfig) {
     this.cfg = cfg;
+    this.downlink = cfg.downlink ? new SimDownlink(cfg.downlink, this.stats, () => this.rest()) : null;
   }
 
   /** Ends generation early (SIGINT); the run still drains, verifies and reports. */
@@ -89,6 +93,7 @@ export class Simulation {
         // come from one of its own connection attempts the hub saw late.
         reconnectWhenReplaced: true,
         frames: this.cfg.frames ?? "cbatch",
+        downlink: this.downlink !== null,
       },
       // Expectations cost a map update per reading; keep them only when something reads them.
       { stats: this.stats, expected: this.cfg.verify || this.cfg.statePath ? this.expected : null, policy: this.cfg.policy, faults: this.cfg.faults },
@@ -139,6 +144,7 @@ export class Simulation {
         d.maybeFlush(now);
         d.injectFaults(now, now - last);
       }
+      this.downlink?.tick(now - last);
       last = now;
       if (this.reachedLimit()) this.stopRequested?.();
     }, cfg.tickMs ?? TICK_MS);
@@ -182,6 +188,8 @@ export class Simulation {
       d.client.resume();
     }
     await this.drain(cfg.drainTimeoutMs);
+    // Before closing: the devices must still be there to answer their commands.
+    const commands = this.downlink && cfg.verify ? await this.downlink.settle(cfg.drainTimeoutMs).catch(() => null) : null;
     this.progress?.stop();
     // Close before reading the hub: with no socket open it applies nothing
     // more of ours, so lastSeq and the aggregates hold still while we read.
@@ -208,10 +216,10 @@ export class Simulation {
         restError = message(err);
       }
     }
-    return this.report(v, null, restError);
+    return this.report(v, null, restError, commands);
   }
 
-  private report(v: VerifyResult | undefined, early: Outcome | null, verifyError: string | null = null): SimResult {
+  private report(v: VerifyResult | undefined, early: Outcome | null, verifyError: string | null = null, commands: CommandCheck | null = null): SimResult {
     const unacked = { batches: 0, readings: 0 };
     for (const d of this.devices.values()) {
       const u = d.unacked();
@@ -220,8 +228,8 @@ export class Simulation {
     }
     const outcome =
       early ??
-      decide({ stats: this.stats, verify: v, verifyRequested: this.cfg.verify, verifyError, unackedBatches: unacked.batches, keepsState: this.cfg.statePath !== null });
-    const summary = summarize(this.stats, unacked, v, outcome);
+      decide({ stats: this.stats, verify: v, verifyRequested: this.cfg.verify, verifyError, unackedBatches: unacked.batches, keepsState: this.cfg.statePath !== null, commands });
+    const summary = summarize(this.stats, unacked, v, outcome, commands);
     return { summary, verify: v, exitCode: outcome.exitCode, reason: outcome.reason, text: formatSummary(summary, v) };
   }
 
@@ -245,6 +253,8 @@ export class Simulation {
       const intervalMs = Number.isFinite(fd.kind.rate) ? 1000 / fd.kind.rate : 0;
       // Each device starts at its own phase within one interval, so a fleet never samples in lockstep.
       const gen: Generator = { sim, metrics: fd.kind.metrics, signals, intervalMs, nextAt: started + delay + Math.random() * intervalMs, owed: 0 };
+      // set_rate and a sampleRateMs configuration change this device's sample interval.
+      this.downlink?.add(sim, (ms) => ((gen.intervalMs = ms), (gen.nextAt = Date.now())));
       const source = this.cfg.batchSource?.(i - 1);
       if (source) gen.source = source;
       this.generators.push(gen);

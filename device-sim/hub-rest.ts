@@ -6,7 +6,7 @@
  * its deadline and fails with a one-line reason (a {@link HubError}).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { AggregateBucket, AggregatesResponse } from "../schema/api.ts";
+import type { AggregateBucket, AggregatesResponse, CommandEntry } from "../schema/api.ts";
 import { HubClient, HubError } from "../schema/client.ts";
 import { operatorSubject, signToken } from "../schema/token.ts";
 
@@ -101,6 +101,16 @@ export class HubRest {
       out.push(...all.buckets);
     }
     return out;
+  }
+
+  /** Queues a command (`--command-rate`); a refusal (429 included) is thrown, not retried: the load goes on. */
+  async queueCommand(group: string, device: string, cmd: { name: string; args?: unknown; ttlMs?: number }): Promise<string> {
+    return (await this.client.queueCommand(group, device, cmd, { signal: AbortSignal.timeout(this.timeoutMs) })).id;
+  }
+
+  /** One command's status and result. */
+  command(group: string, device: string, id: string): Promise<CommandEntry> {
+    return this.retry(`GET command ${id} of ${group}/${device}`, (signal) => this.client.command(group, device, id, { signal }));
   }
 
   private aggregates(group: string, device?: string): Promise<AggregatesResponse> {

@@ -55,6 +55,17 @@ Faults (rates are per device)
   --late-fraction F      fraction 0..1 of readings delivered late by --late-by
   --late-by D            how late (default 5m)
 
+Commands and configuration (downlink)
+  --downlink             devices opt in to downlink: they run the built-in commands ping,
+                         set_rate ({"ms": N}) and reboot (drops and reopens the socket), and
+                         apply a sampleRateMs configuration
+  --command-rate R       queue commands for the run's own devices, per device, e.g. 1/min
+                         (implies --downlink); with --verify, every one must reach a final
+                         status and run exactly once
+  --command-drop-rate F  fraction 0..1 of commands during which the device drops its socket
+                         (its result is lost, or it is still running when the hub resends it)
+  --command-ttl D        time to live of the queued commands (default 1m)
+
 Record and replay
   --record FILE          write every generated reading to FILE (JSON lines)
   --replay FILE          replay a recording (.jsonl) or a CSV with a header naming the
@@ -133,6 +144,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
       "clock-skew": { type: "string" },
       "late-fraction": { type: "string" },
       "late-by": { type: "string", default: "5m" },
+      downlink: { type: "boolean", default: false },
+      "command-rate": { type: "string" },
+      "command-drop-rate": { type: "string" },
+      "command-ttl": { type: "string", default: "1m" },
       record: { type: "string" },
       replay: { type: "string" },
       "replay-group": { type: "string", default: "replay" },
@@ -208,6 +223,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
   if (!(lateFraction >= 0 && lateFraction <= 1)) throw new OptionError("--late-fraction must be between 0 and 1");
 
   if (o.frames !== "cbatch" && o.frames !== "batch") throw new OptionError(`--frames must be cbatch or batch, got '${o.frames}'`);
+  const commandRate = rate("--command-rate", o["command-rate"]);
+  const dropFraction = o["command-drop-rate"] === undefined ? 0 : Number(o["command-drop-rate"]);
+  if (!(dropFraction >= 0 && dropFraction <= 1)) throw new OptionError("--command-drop-rate must be between 0 and 1");
+  const downlink = o.downlink === true || commandRate > 0 ? { commandRate, dropFraction, ttlMs: duration("--command-ttl", o["command-ttl"] ?? "") } : null;
+  if (downlink && replay) throw new OptionError("--downlink and --command-rate need a generated fleet, not --replay");
 
   const durationMs = o.duration !== undefined ? duration("--duration", o.duration) : o.readings !== undefined || replay ? null : 30_000;
   const config: SimConfig = {
@@ -245,6 +265,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions
     progress: o["no-progress"] !== true,
     frames: o.frames,
     float32: o.float32 === true,
+    downlink,
   };
   return { config, json: o.json === true, help };
 }

@@ -9,6 +9,7 @@ import type { HubRest } from "./hub-rest.ts";
 import type { SimDevice } from "./sim-device.ts";
 import type { Stats } from "./stats.ts";
 import type { VerifyResult } from "./verify.ts";
+import type { CommandCheck } from "./downlink.ts";
 
 /** Exit codes of `npm run sim` (2, bad options, is the CLI's own). */
 export const EXIT = {
@@ -92,9 +93,14 @@ export function decide(input: {
   verifyError: string | null;
   unackedBatches: number;
   keepsState: boolean;
+  /** With --downlink and --verify: what became of the commands this run queued. */
+  commands?: CommandCheck | null;
 }): Outcome {
-  const { stats, verify: v } = input;
+  const { stats, verify: v, commands: c } = input;
   if (v && !v.ok) return { exitCode: EXIT.differences, reason: `--verify found ${v.differences.length} differences (lost ${v.lost}, extra ${v.extra})` };
+  if (c && !c.ok) {
+    return { exitCode: EXIT.differences, reason: `--verify: ${c.ranTwice.length} commands ran more than once, ${c.unfinished.length} did not reach a final status (or succeeded without running)` };
+  }
   if (input.verifyRequested && !v) return { exitCode: EXIT.failed, reason: `--verify could not run: ${input.verifyError ?? "unknown reason"}` };
   if (stats.generatedReadings > 0 && stats.ackedReadings === 0) return { exitCode: EXIT.failed, reason: `nothing was acked: ${nothingAcked(stats)}` };
   if (v && input.unackedBatches > 0 && !input.keepsState) {

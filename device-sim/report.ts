@@ -1,4 +1,5 @@
 /** Progress lines during a run and the summary at its end. */
+import type { CommandCheck } from "./downlink.ts";
 import type { Outcome } from "./outcome.ts";
 import type { VerifyResult } from "./verify.ts";
 import type { Stats } from "./stats.ts";
@@ -24,6 +25,8 @@ export interface Summary {
   closesByCode: Record<string, number>;
   faultsInjected: Record<string, number>;
   verify?: Omit<VerifyResult, "differences"> & { differences: number; firstDifferences: VerifyResult["differences"] };
+  /** With --downlink and --verify: the commands this run queued, by final status, and how often they ran. */
+  commands?: Omit<CommandCheck, "ranTwice" | "unfinished"> & { ranTwice: number; unfinished: number };
   /** The process's exit code (docs/simulator.md, "Exit codes"). */
   exitCode: number;
   /** Why the run failed, in one line; null when it did not. */
@@ -32,7 +35,7 @@ export interface Summary {
 
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
 
-export function summarize(s: Stats, unacked: { batches: number; readings: number }, v: VerifyResult | undefined, outcome: Outcome): Summary {
+export function summarize(s: Stats, unacked: { batches: number; readings: number }, v: VerifyResult | undefined, outcome: Outcome, c: CommandCheck | null = null): Summary {
   const durationS = (Date.now() - s.startedAt) / 1000;
   const out: Summary = {
     durationS: round(durationS, 2),
@@ -55,6 +58,7 @@ export function summarize(s: Stats, unacked: { batches: number; readings: number
     exitCode: outcome.exitCode,
     failure: outcome.reason,
   };
+  if (c) out.commands = { ...c, ranTwice: c.ranTwice.length, unfinished: c.unfinished.length };
   if (v) {
     const { differences, ...rest } = v;
     out.verify = { ...rest, differences: differences.length, firstDifferences: differences.slice(0, 50) };
@@ -84,6 +88,12 @@ export function formatSummary(x: Summary, v?: VerifyResult): string {
     `  closes by code    ${kv(x.closesByCode)}`,
     `  faults injected   ${kv(x.faultsInjected)}`,
   ];
+  const c = x.commands;
+  if (c) {
+    lines.push(
+      `  commands          queued ${c.queued} (refused ${c.refused}), ${kv(c.byStatus)}; ran ${c.executions} times, ${c.ranTwice} more than once, ${c.unfinished} not final`,
+    );
+  }
   if (v) {
     lines.push("");
     if (v.ok) {

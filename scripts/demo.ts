@@ -17,7 +17,16 @@ export function demoConfig(url: string, secret: string): SimConfig {
   fleet.groups = ["demo", "factory-a", "greenhouse"];
   return simConfig(
     { url, secret, fleet },
-    { prefix: "demo", policy: { batchMs: 1000, batchReadings: 100 }, maxInFlight: 8, bufferBatches: 600, drainTimeoutMs: 3000, connectRate: 50 },
+    {
+      prefix: "demo",
+      policy: { batchMs: 1000, batchReadings: 100 },
+      maxInFlight: 8,
+      bufferBatches: 600,
+      drainTimeoutMs: 3000,
+      connectRate: 50,
+      // The devices answer commands and configuration from the README, the dashboard and curl.
+      downlink: { commandRate: 0, dropFraction: 0, ttlMs: 60_000 },
+    },
   );
 }
 

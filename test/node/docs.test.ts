@@ -19,7 +19,7 @@ import { waitFor } from "../../harness/wait.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { freePort } from "../../harness/ports.ts";
 import { DeviceClient } from "../../client/index.ts";
-import { AggregatesResponse, DevicesResponse, RevocationEntry, RevocationLifted, RevocationsResponse } from "../../schema/api.ts";
+import { AggregatesResponse, CommandQueued, CommandsResponse, DevicesResponse, RevocationEntry, RevocationLifted, RevocationsResponse } from "../../schema/api.ts";
 import { HubClient } from "../../schema/client.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { NOT_RUN, codeBlocks, docCommands } from "./docs-commands.ts";
@@ -181,6 +181,7 @@ async function runCurl(cmd: string): Promise<void> {
     const body: unknown = JSON.parse((await run(localize(cmd))).stdout);
     if (cmd.includes("/aggregates")) return AggregatesResponse.parse(body).buckets.length > 0;
     if (/\/devices"?$/.test(cmd)) return DevicesResponse.parse(body).devices.length > 0;
+    if (cmd.includes("/commands")) return cmd.includes("-X POST") ? CommandQueued.parse(body).status === "queued" : CommandsResponse.parse(body).commands.some((c) => c.status === "succeeded");
     if (cmd.includes("-X PUT")) return RevocationEntry.parse(body).id !== "";
     if (cmd.includes("-X DELETE")) return !RevocationLifted.parse(body).revoked;
     if (/\/revocations"?$/.test(cmd)) return Array.isArray(RevocationsResponse.parse(body).revocations);
