@@ -6,7 +6,10 @@
 import { sql } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { deviceRejects, devices } from "../../../schema/tables.ts";
+import { RESOLUTION_MS } from "../../../schema/api.ts";
 import { OMITTED_NAMES_PER_DEVICE, type LiveBounds, type LiveSeed } from "./live-state.ts";
+
+const HOUR_MS = RESOLUTION_MS.hour;
 
 export class LiveStore {
   private readonly db: DrizzleSqliteDODatabase;
@@ -42,18 +45,29 @@ export class LiveStore {
 
   /**
    * Latest value per (device, metric): the `last` of each series' newest
-   * bucket, at most `perDevice` metrics per device (by name), so a device
-   * with 400,000 metrics does not load them all; the live state keeps the
-   * first ones and counts the rest.
+   * hour bucket (hours are kept longer than minutes and hold the same last
+   * reading), plus rows of the pre-history `aggregates` table the backfill
+   * has not moved yet (worker/group/history/backfill.ts). At most
+   * `perDevice` metrics per device (by name), so a device with 400,000
+   * metrics does not load them all; the live state keeps the first ones and
+   * counts the rest.
    */
   private latestValues(perDevice: number): { device: string; metric: string; value: number; ts: number }[] {
+    // SQLite returns the bare column `value` from the row holding max(ts):
+    // https://www.sqlite.org/lang_select.html#bareagg
     return this.db.all<{ device: string; metric: string; value: number; ts: number }>(sql`
-      SELECT device, metric, value, ts FROM (
-        SELECT a.device AS device, a.metric AS metric, a.last AS value, a.last_ts AS ts,
-          row_number() OVER (PARTITION BY a.device ORDER BY a.metric) AS n
+      WITH candidates AS (
+        SELECT s.device AS device, s.metric AS metric, h.last AS value, h.bucket * ${HOUR_MS} + h.last_off AS ts
+        FROM series s
+        JOIN hour_buckets h ON h.series = s.id AND h.bucket = (SELECT max(bucket) FROM hour_buckets x WHERE x.series = s.id)
+        UNION ALL
+        SELECT a.device, a.metric, a.last, a.last_ts
         FROM aggregates a
         JOIN (SELECT device, metric, max(start) AS start FROM aggregates GROUP BY device, metric) m
-          ON a.device = m.device AND a.metric = m.metric AND a.start = m.start)
+          ON a.device = m.device AND a.metric = m.metric AND a.start = m.start),
+      newest AS (SELECT device, metric, value, max(ts) AS ts FROM candidates GROUP BY device, metric)
+      SELECT device, metric, value, ts FROM (
+        SELECT device, metric, value, ts, row_number() OVER (PARTITION BY device ORDER BY metric) AS n FROM newest)
       WHERE n <= ${perDevice}
       ORDER BY device, metric`);
   }
