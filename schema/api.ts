@@ -312,7 +312,7 @@ export const RulesDoc = doc(
 export const AlertEntry = doc(
   z.object({
     id: z.int(),
-    kind: described(z.enum(["threshold", "offline", "archive"]), "archive: the raw archive's backlog reached its cap (docs/archive.md)"),
+    kind: described(z.enum(["threshold", "offline", "archive", "budget"]), "archive: the raw archive's backlog reached its cap (docs/archive.md); budget: a batch was refused past a cardinality budget (metric holds the error code, device the sender)"),
     ruleId: z.nullable(z.string()),
     device: z.string(),
     metric: z.nullable(z.string()),

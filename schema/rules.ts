@@ -137,8 +137,13 @@ export function ruleHolds(op: RuleOp, value: number, threshold: number): boolean
 /** An alert as the REST API and the live socket carry it. */
 export interface Alert {
   id: number;
-  /** `archive`: the group's raw archive backlog is full (docs/archive.md); device is "" and value the backlog in readings. */
-  kind: "threshold" | "offline" | "archive";
+  /**
+   * `archive`: the group's raw archive backlog is full (docs/archive.md); device is "" and value the backlog in readings.
+   * `budget`: a batch was refused past a cardinality budget; device is the device or gateway that sent it, metric the
+   * error code (`too_many_metrics`, `too_many_devices`, `too_many_series`), threshold the limit, value what the batch
+   * would have reached. One stays active per sender and code.
+   */
+  kind: "threshold" | "offline" | "archive" | "budget";
   ruleId: string | null;
   device: string;
   metric: string | null;

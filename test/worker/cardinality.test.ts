@@ -15,7 +15,8 @@ import type { PeerSender } from "../../worker/group/ingest/frames.ts";
 import { Ingest } from "../../worker/group/ingest/ingest.ts";
 import { Store } from "../../worker/group/ingest/store.ts";
 import type { Peer } from "../../worker/group/peer.ts";
-import { aggregates, connectDevice, lastSeqOf, uniqueGroup } from "./helpers.ts";
+import type { Alert } from "../../schema/rules.ts";
+import { aggregates, connectDevice, getJson, lastSeqOf, operatorToken, uniqueGroup } from "./helpers.ts";
 
 describe("cardinality budgets (hub)", () => {
   it("refuses a batch carrying more distinct metrics than MAX_METRICS_PER_DEVICE, applying none of it", async () => {
@@ -30,6 +31,11 @@ describe("cardinality budgets (hub)", () => {
     expect(await sock.next()).toEqual({ type: "ack", seq: 2 });
     expect(await lastSeqOf(group, "d1")).toBe(2);
     expect((await aggregates(group)).length).toBe(DEFAULT_LIMITS.maxMetricsPerDevice);
+    // The group raised one alert for it (a second refusal would not raise another).
+    const { body } = await getJson(`/v1/groups/${group}/alerts`, await operatorToken(group));
+    expect((body as { alerts: Alert[] }).alerts).toEqual([
+      expect.objectContaining({ kind: "budget", device: "d1", metric: ErrorCode.TooManyMetrics, threshold: DEFAULT_LIMITS.maxMetricsPerDevice, value: DEFAULT_LIMITS.maxMetricsPerDevice + 1, clearedAt: null }),
+    ]);
     sock.close();
   });
 });
@@ -49,9 +55,11 @@ describe("cardinality budgets (ingest stage, small limits)", () => {
           afterCommit: () => {},
           afterFailure: () => {},
           rejected: () => {},
+          overBudget: (peer, over) => budgetAlerts.push(`${peer.id}:${over.code}`),
           downlink: () => null,
         });
       const answers: unknown[] = [];
+      const budgetAlerts: string[] = [];
       const sender = (peer: Peer): PeerSender => ({
         peer,
         send: (data) => {
@@ -92,6 +100,7 @@ describe("cardinality budgets (ingest stage, small limits)", () => {
       out.seventhSeries = code(send(ingest, other, { type: "batch", seq: 1, readings: [[t, "z", 1]] }));
       // A duplicate is acked as before, whatever it carries.
       out.duplicate = send(ingest, device, { type: "batch", seq: 1, readings: [[t, "q", 1]] });
+      out.alerts = budgetAlerts;
       return out;
     });
     expect(result).toEqual({
@@ -105,6 +114,7 @@ describe("cardinality budgets (ingest stage, small limits)", () => {
       knownAfterWake: "ack",
       seventhSeries: ErrorCode.TooManySeries,
       duplicate: { type: "ack", seq: 1, dup: true },
+      alerts: ["d1:too_many_metrics", "d1:too_many_metrics", "gw:too_many_devices", "gw:too_many_devices", "d2:too_many_series"],
     });
     // Nothing of a refused batch was applied: d1 has a, b, c only; d2 and g3 nothing.
     const series = (await aggregates(group)).map((b) => `${b.device}:${b.metric}`);

@@ -284,6 +284,7 @@ describe("peer reporting", () => {
         afterCommit: () => {},
         afterFailure: () => {},
         rejected: (peer, code) => out.push({ peer, code }),
+        overBudget: () => {},
         downlink: () => null,
       });
       const sent: unknown[] = [];

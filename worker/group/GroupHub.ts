@@ -145,6 +145,10 @@ export class GroupHub extends DurableObject<Env> {
         archive.afterFailure();
       },
       rejected: (peer, code) => live.rejected(peer, code, Date.now()),
+      overBudget(peer, over, now) {
+        const raised = alerts.raiseBudget(peer.id, over.code, over.limit, over.value, now);
+        if (raised) live.noteAlerts([raised]);
+      },
       downlink: (peer, frame, now) => downlink.onReply(peer, frame, now),
     });
   }

@@ -116,6 +116,18 @@ export class Alerts {
     return a;
   }
 
+  /**
+   * A batch of `sender` (a device or gateway id) was refused past a
+   * cardinality budget (`code`): raises a `budget` alert, unless one for the
+   * same sender and code is active. Null when none was raised.
+   */
+  raiseBudget(sender: string, code: string, limit: number, value: number, now: number): Alert | null {
+    if (this.store.activeAlerts().some((a) => a.kind === "budget" && a.device === sender && a.metric === code)) return null;
+    const a = this.store.insertAlert({ kind: "budget", ruleId: null, device: sender, metric: code, op: null, threshold: limit, value, raisedAt: now, clearedAt: null });
+    this.store.prune(this.limits.maxRows);
+    return a;
+  }
+
   /** The archive's backlog is below its cap again: clears the `archive` alert, if active. */
   clearArchive(now: number): Alert | null {
     const a = this.store.activeAlerts().find((x) => x.kind === "archive");

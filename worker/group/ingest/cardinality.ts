@@ -33,6 +33,9 @@ export type BudgetCode = typeof ErrorCode.TooManyMetrics | typeof ErrorCode.TooM
 export interface OverBudget {
   code: BudgetCode;
   message: string;
+  /** The budget's limit, and the count the batch would have reached. */
+  limit: number;
+  value: number;
 }
 
 export class Cardinality {
@@ -106,7 +109,8 @@ export class Cardinality {
       for (const [device, metrics] of fresh) {
         const n = (known.get(device)?.size ?? 0) + metrics.size;
         if (n > maxMetricsPerDevice) {
-          return { code: ErrorCode.TooManyMetrics, message: `device ${device} would have ${n} distinct metrics, above MAX_METRICS_PER_DEVICE (${maxMetricsPerDevice})` };
+          const message = `device ${device} would have ${n} distinct metrics, above MAX_METRICS_PER_DEVICE (${maxMetricsPerDevice})`;
+          return { code: ErrorCode.TooManyMetrics, message, limit: maxMetricsPerDevice, value: n };
         }
       }
     }
@@ -115,14 +119,16 @@ export class Cardinality {
       let n = mine.size;
       for (const device of devices) if (!mine.has(device)) n++;
       if (n > maxDevicesPerGateway) {
-        return { code: ErrorCode.TooManyDevices, message: `gateway ${peer.id} would write for ${n} distinct devices, above MAX_DEVICES_PER_GATEWAY (${maxDevicesPerGateway})` };
+        const message = `gateway ${peer.id} would write for ${n} distinct devices, above MAX_DEVICES_PER_GATEWAY (${maxDevicesPerGateway})`;
+        return { code: ErrorCode.TooManyDevices, message, limit: maxDevicesPerGateway, value: n };
       }
     }
     if (maxSeriesPerGroup > 0) {
       let added = 0;
       for (const metrics of fresh.values()) added += metrics.size;
       if (added > 0 && this.seriesCount + added > maxSeriesPerGroup) {
-        return { code: ErrorCode.TooManySeries, message: `the group would have ${this.seriesCount + added} series, above MAX_SERIES_PER_GROUP (${maxSeriesPerGroup})` };
+        const n = this.seriesCount + added;
+        return { code: ErrorCode.TooManySeries, message: `the group would have ${n} series, above MAX_SERIES_PER_GROUP (${maxSeriesPerGroup})`, limit: maxSeriesPerGroup, value: n };
       }
     }
     return null;

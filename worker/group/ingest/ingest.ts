@@ -7,7 +7,7 @@ import type { Limits } from "../../../schema/limits.ts";
 import { CloseCode, ErrorCode, type DownlinkReplyFrame } from "../../../schema/protocol.ts";
 import type { Rejection } from "../../../schema/validate.ts";
 import { peerTag, type Peer } from "../peer.ts";
-import { Cardinality } from "./cardinality.ts";
+import { Cardinality, type OverBudget } from "./cardinality.ts";
 import type { PeerReadings } from "./collapse.ts";
 import { GroupCommit, type IngestHost } from "./commit.ts";
 import { dispatchFrame, rejectionFrame, type FrameContext, type PeerSender } from "./frames.ts";
@@ -20,6 +20,8 @@ import { WorkBudget } from "./work.ts";
 export interface IngestStageHost<Note> extends IngestHost<Note> {
   /** A frame of `peer` was rejected with `code`: count it and show it live. */
   rejected(peer: Peer, code: string): void;
+  /** A batch of `peer` was refused past a cardinality budget: the group raises an alert. */
+  overBudget(peer: Peer, over: OverBudget, now: number): void;
   /** A downlink answer (downlink stage); a rejection to send back, or null when taken. */
   downlink(peer: Peer, frame: DownlinkReplyFrame, now: number): Rejection | null;
 }
@@ -170,6 +172,7 @@ export class Ingest<Note> implements FrameContext {
       const over = this.cardinality.admit(from.peer, readings);
       if (over) {
         this.reject(from, { ok: false, code: over.code, message: over.message, seq });
+        this.host.overBudget(from.peer, over, this.now());
         return;
       }
     }
