@@ -11,6 +11,7 @@
  */
 import { EventEmitter } from "node:events";
 import { BRIDGE_CLIENT_PREFIX } from "./broker-auth.ts";
+import { DOWNLINK_FILTERS, DownlinkRelay } from "./downlink.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./embedded-broker.ts";
 import { Forwarder } from "./forwarder.ts";
 import { Logger } from "./log.ts";
@@ -51,6 +52,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly matcher: TopicMatcher;
   private readonly source: MqttSource;
   private readonly forwarder: Forwarder<Delivery>;
+  /** With --downlink: commands and configuration to the sensors, their answers back. */
+  readonly downlink: DownlinkRelay | null;
   private readonly mqttUrl: string;
   private broker: EmbeddedBroker | null;
   private ops: OpsServer | null = null;
@@ -68,6 +71,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.matcher = new TopicMatcher(this.templates);
     this.mqttUrl = broker ? broker.bridgeUrl : cfg.mqttUrl;
     const token = opts.token ?? ((g: string) => cfg.tokens[g] ?? null);
+    const relay = (this.downlink = cfg.downlink
+      ? new DownlinkRelay({ publish: (t, p, r) => this.source.publish(t, p, r), reply: (g, f) => this.forwarder.reply(g, f), log: this.log })
+      : null);
     this.forwarder = new Forwarder<Delivery>({
       hubUrl: cfg.hubUrl,
       gateway: cfg.gateway,
@@ -85,6 +91,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       onAcked: (d) => this.source.settle(d),
       onRejected: (d, detail) => this.drop(d, "hub_rejected", detail),
       onReplaced: (group) => this.fail(`another connection took over gateway '${cfg.gateway}' of group '${group}'`),
+      ...(relay ? { downlink: (group: string, frame: Parameters<DownlinkRelay["fromHub"]>[1]) => relay.fromHub(group, frame) } : {}),
     });
     this.source = new MqttSource(
       {
@@ -94,7 +101,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
         password: broker ? broker.bridgePassword : (cfg.mqttPassword ?? undefined),
         // aedes speaks MQTT 3.1.1 only.
         protocolVersion: broker ? 4 : cfg.mqttVersion,
-        filters: subscriptionFilters(this.templates),
+        filters: [...subscriptionFilters(this.templates), ...(relay ? DOWNLINK_FILTERS : [])],
         window: cfg.window,
         keepaliveSec: cfg.keepaliveSec,
         reconnectMs: 1000,
@@ -128,6 +135,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       });
     }
     this.source.start();
+    // Downlink reaches a group's sensors over its gateway socket: open one per token now, not at its first reading.
+    if (this.downlink) for (const g of Object.keys(this.cfg.tokens)) this.forwarder.lane(g);
     this.log.info("bridge.started", {
       mqtt: redact(this.mqttUrl),
       embeddedBroker: this.broker !== null,
@@ -144,6 +153,11 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     if (d.retain) {
       // A stored retained message replayed because we subscribed: not a new reading.
       this.drop(d, "retained", "retained message sent on subscribe");
+      return;
+    }
+    // A sensor's answer to a command or configuration: to the hub at once (not a reading).
+    if (this.downlink?.fromSensor(d.topic, d.payload)) {
+      this.source.settle(d);
       return;
     }
     const m = this.matcher.match(d.topic);

@@ -10,6 +10,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import type { Client, PublishPacket, Subscription } from "aedes";
 import { isValidId } from "../schema/protocol.ts";
+import { downlinkGroup } from "./downlink.ts";
 import type { TopicTemplate } from "./mapping.ts";
 
 /** One broker user: its scrypt password hash and the groups it may publish to (`*`: any). */
@@ -158,11 +159,16 @@ export class BrokerPolicy {
     return { kind: "sensor", user: username, groups: user.groups.includes("*") ? "*" : new Set(user.groups) };
   }
 
-  /** Sensors publish only to their groups' topics; the bridge never publishes. A refusal closes the connection (MQTT 3.1.1 has no negative PUBACK). */
+  /**
+   * Sensors publish only to their groups' topics (readings, and answers on
+   * their downlink topics); the bridge only to downlink topics (commands and
+   * configuration). A refusal closes the connection (MQTT 3.1.1 has no negative PUBACK).
+   */
   readonly authorizePublish = (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void => {
     const id = client ? this.identities.get(client) : undefined;
-    const group = topicGroup(this.opts.templates, packet.topic);
-    if (id?.kind === "sensor" && group !== null && mayUse(id.groups, group)) {
+    const down = downlinkGroup(packet.topic);
+    const group = topicGroup(this.opts.templates, packet.topic) ?? down;
+    if ((id?.kind === "sensor" && group !== null && mayUse(id.groups, group)) || (id?.kind === "bridge" && down !== null)) {
       callback(null);
       return;
     }
@@ -173,7 +179,9 @@ export class BrokerPolicy {
   /** The bridge subscribes to what its templates need; a sensor only under its own groups (for downlink to its devices). */
   readonly authorizeSubscribe = (client: Client, sub: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void => {
     const id = this.identities.get(client);
-    if (id?.kind === "bridge" || (id?.kind === "sensor" && filterWithinGroups(this.opts.templates, sub.topic, id.groups))) {
+    const down = downlinkGroup(sub.topic);
+    const sensorMay = id?.kind === "sensor" && (filterWithinGroups(this.opts.templates, sub.topic, id.groups) || (down !== null && mayUse(id.groups, down)));
+    if (id?.kind === "bridge" || sensorMay) {
       callback(null, sub);
       return;
     }

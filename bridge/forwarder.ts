@@ -9,8 +9,9 @@
  * batch per message and retried, so one bad message cannot take the good
  * ones of its batch down with it.
  */
+import { encodeCbor, type CborValue } from "../schema/cbor.ts";
 import { DEFAULT_LIMITS } from "../schema/limits.ts";
-import type { GatewayReading, Reading } from "../schema/protocol.ts";
+import type { CommandFrame, ConfigFrame, GatewayReading, Reading } from "../schema/protocol.ts";
 import { GatewayClient } from "./gateway-client.ts";
 import type { Logger } from "./log.ts";
 import type { BridgeCounters } from "./metrics.ts";
@@ -38,6 +39,8 @@ export interface ForwarderOptions<H> {
   onRejected: (h: H, detail: string) => void;
   /** Another connection took over this gateway id (close 4001): two bridges share an id. */
   onReplaced: (group: string) => void;
+  /** With downlink: the sockets opt in, and each command or config frame for a device comes here. */
+  downlink?: (group: string, frame: CommandFrame | ConfigFrame) => void;
 }
 
 interface Part<H> {
@@ -83,7 +86,10 @@ class Lane<H> {
       keepAliveMs: 20_000,
       frames: f.frames,
       values: f.float32 ? "float32" : "lossless",
+      downlink: f.downlink !== undefined,
     });
+    const relay = f.downlink;
+    if (relay) this.client.downlink.passThrough((frame) => relay(group, frame));
     this.client.on("ack", (_seq, dup, _latency, readings, batch) => this.onAck(batch, dup, readings));
     this.client.on("reject", (seq, code, message, batch) => this.onReject(seq, code, message, batch));
     this.client.on("hello", (lastSeq) => {
@@ -189,15 +195,28 @@ export class Forwarder<H> {
 
   /** Queues one message's readings for its group; false when there is no token for the group. */
   submit(group: string, device: string, readings: readonly Reading[], h: H): boolean {
+    const lane = this.lane(group);
+    if (!lane) return false;
+    lane.add(device, readings, h);
+    return true;
+  }
+
+  /** The group's lane, opened on first use (so downlink can reach a group before any reading); null without a token. */
+  lane(group: string): Lane<H> | null {
     let lane = this.lanes.get(group);
     if (!lane) {
       const token = this.f.token(group);
-      if (token === null) return false;
+      if (token === null) return null;
       lane = new Lane(group, token, this.f);
       this.lanes.set(group, lane);
     }
-    lane.add(device, readings, h);
-    return true;
+    return lane;
+  }
+
+  /** Sends a downlink answer on the group's gateway socket; false when it is not open. */
+  reply(group: string, frame: CborValue): boolean {
+    const lane = this.lanes.get(group);
+    return lane?.connected === true && lane.client.sendRaw(encodeCbor(frame));
   }
 
   /** group -> gateway socket open */

@@ -300,6 +300,16 @@ export class MqttSource extends EventEmitter<MqttSourceEvents> {
     this.counters.pubacked += out.length;
   }
 
+  /**
+   * Publishes at QoS 1 on the bridge's own connection (downlink to sensors);
+   * resolves on the broker's PUBACK, rejects when there is no connection.
+   */
+  publish(topic: string, payload: string, retain: boolean): Promise<void> {
+    const client = this.client;
+    if (!client?.connected) return Promise.reject(new Error("not connected to the broker"));
+    return new Promise((resolve, reject) => client.publish(topic, payload, { qos: 1, retain }, (err) => (err ? reject(err) : resolve())));
+  }
+
   /** Disconnects cleanly; unsettled messages stay with the broker's session and come back to the next run. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -51,6 +51,8 @@ export interface BridgeConfig {
   frames: "cbatch" | "batch";
   /** Send values as float32 (rounded), only where the sensors' precision allows it. */
   float32: boolean;
+  /** Carry commands and configuration to the sensors (docs/bridge.md, "Commands and configuration"). */
+  downlink: boolean;
 }
 
 export const DEFAULTS: Readonly<BridgeConfig> = {
@@ -82,6 +84,7 @@ export const DEFAULTS: Readonly<BridgeConfig> = {
   logLevel: "info",
   frames: "cbatch",
   float32: false,
+  downlink: false,
 };
 
 type Kind = "string" | "nullable" | "int" | "list" | "tokens" | "version" | "level" | "port" | "id" | "users" | "bool" | "frames";
@@ -125,6 +128,7 @@ const SPECS: readonly Spec[] = [
   { key: "brokerAllowAnonymous", flag: "broker-allow-anonymous", env: "BRIDGE_BROKER_ALLOW_ANONYMOUS", kind: "bool", arg: "", help: "let clients without a user name publish to every group (embedded broker on a loopback address only)" },
   { key: "frames", flag: "frames", env: "BRIDGE_FRAMES", kind: "frames", arg: "cbatch|batch", help: "batches to the hub as compact columns (cbatch, default) or protocol v1 (batch, for an older hub)" },
   { key: "float32", flag: "float32", env: "BRIDGE_FLOAT32", kind: "bool", arg: "", help: "send values as float32, rounded: 4 bytes a value instead of 8 where sensors' precision allows it" },
+  { key: "downlink", flag: "downlink", env: "BRIDGE_DOWNLINK", kind: "bool", arg: "", help: "carry commands and configuration from the hub to the sensors, on devices/{group}/{device}/... topics" },
   { key: "logLevel", flag: "log-level", env: "BRIDGE_LOG_LEVEL", kind: "level", arg: "LEVEL", help: "debug, info, warn or error" },
 ];
 

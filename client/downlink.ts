@@ -49,6 +49,7 @@ const REMEMBER_PAST_EXPIRY_MS = 3600_000;
 export class DownlinkRunner {
   private readonly handlers = new Map<string, CommandHandler>();
   private configHandler: ConfigHandler | null = null;
+  private relay: ((frame: CommandFrame | ConfigFrame) => void) | null = null;
   private readonly send: (frame: CborValue) => boolean;
   private readonly maxRemembered: number;
   /** Executed (or running) commands by id, oldest first. */
@@ -79,6 +80,17 @@ export class DownlinkRunner {
     return this;
   }
 
+  /**
+   * Hands every `command` and `config` frame to `relay` as it comes, instead
+   * of the handlers: for a gateway that passes downlink on to its devices
+   * (the MQTT bridge), where the devices behind it keep the memory that
+   * runs each command once.
+   */
+  passThrough(relay: (frame: CommandFrame | ConfigFrame) => void): this {
+    this.relay = relay;
+    return this;
+  }
+
   /** Commands executed, with their outcomes (to save for a restart). */
   executed(): ExecutedCommand[] {
     const out: ExecutedCommand[] = [];
@@ -93,7 +105,8 @@ export class DownlinkRunner {
 
   /** A `command` or `config` frame from the hub. */
   onFrame(frame: CommandFrame | ConfigFrame): void {
-    if (frame.type === "command") void this.onCommand(frame);
+    if (this.relay) this.relay(frame);
+    else if (frame.type === "command") void this.onCommand(frame);
     else this.configChain = this.configChain.then(() => this.onConfig(frame));
   }
 

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedBroker } from "../../bridge/embedded-broker.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { freePort } from "../../harness/ports.ts";
-import { buckets, operatorGet, sharedHub, uniqueGroup, type Bucket } from "./hub.ts";
+import { buckets, operatorClient, operatorGet, sharedHub, uniqueGroup, type Bucket } from "./hub.ts";
+import { downlinkTopics } from "../../bridge/downlink.ts";
 import { parseTemplates } from "../../bridge/mapping.ts";
 import { DEFAULTS } from "../../bridge/options.ts";
 import { SENSOR, brokerUsers, hasMosquitto, inProcessBridge, mosquittoPub, publisher, startMosquitto, waitFor, type Mosquitto } from "./mqtt.ts";
@@ -255,4 +256,51 @@ describe.skipIf(!available && !process.env.CI)("MQTT bridge", () => {
       await bridge.stop();
     }
   });
+
+  for (const kind of ["mosquitto", "embedded"] as const) {
+    it(`${kind}: downlink: a command and a configuration reach an MQTT sensor, its answers reach the hub, and a repeat is answered from the sensor's memory`, async () => {
+      const group = uniqueGroup("brdl");
+      const { bridge } = await inProcessBridge(
+        { hubUrl: t.url, gateway: `gw-dl-${kind}`, mqttUrl: mq.url, embeddedBroker: kind === "embedded" ? await freePort() : null, clientId: `${group}-bridge`, downlink: true },
+        [group],
+      );
+      const op = await operatorClient(t.url, group);
+      try {
+        await waitFor(() => bridge.health().mqtt.connected && bridge.health().hub[group] === true, "the bridge's MQTT and gateway connections");
+        const port = kind === "embedded" ? (bridge.brokerPort ?? 0) : mq.port;
+        const sensor = await publisher(`mqtt://127.0.0.1:${port}`, `${group}-sensor`, kind === "embedded" ? SENSOR : undefined);
+        const topics = downlinkTopics(group, "s-1");
+        // The sensor runs each command id once and publishes the stored result for a repeat.
+        const results = new Map<string, { ok: boolean; result: unknown }>();
+        let runs = 0;
+        const configs: unknown[] = [];
+        sensor.on("message", (topic, payload) => {
+          const body = JSON.parse(payload.toString()) as { id: string; name: string; version: number; desired: unknown };
+          if (topic === topics.commands) {
+            if (!results.has(body.id)) results.set(body.id, { ok: true, result: { ran: body.name, run: ++runs } });
+            void sensor.publishAsync(topics.result, JSON.stringify({ id: body.id, ...results.get(body.id) }), { qos: 1 });
+          } else if (topic === topics.config) {
+            configs.push(body.desired);
+            void sensor.publishAsync(topics.applied, JSON.stringify({ version: body.version, reported: body.desired }), { qos: 1 });
+          }
+        });
+        await sensor.subscribeAsync([topics.commands, topics.config], { qos: 1 });
+
+        const { id } = await op.queueCommand(group, "s-1", { name: "ping", args: { n: 1 } });
+        await waitFor(async () => (await op.command(group, "s-1", id)).status === "succeeded", "the command to succeed through the bridge");
+        expect(await op.command(group, "s-1", id)).toMatchObject({ status: "succeeded", result: { ran: "ping", run: 1 } });
+        // The same command again (as after a lost result): the sensor's memory answers, the hub refuses the late repeat.
+        await sensor.publishAsync(topics.result, JSON.stringify({ id, ...results.get(id) }), { qos: 1 });
+        expect(await op.putConfig(group, "s-1", { sampleRateMs: 500 })).toBe(1);
+        await waitFor(async () => (await op.config(group, "s-1")).appliedVersion === 1, "the configuration to be applied through the bridge");
+        expect(await op.config(group, "s-1")).toEqual({ desired: { sampleRateMs: 500 }, version: 1, reported: { sampleRateMs: 500 }, appliedVersion: 1 });
+        expect(runs).toBe(1);
+        expect(configs).toEqual([{ sampleRateMs: 500 }]);
+        expect(bridge.downlink?.counts).toMatchObject({ published: 2, answered: 3, answersDropped: 0 });
+        await sensor.endAsync();
+      } finally {
+        await bridge.stop();
+      }
+    });
+  }
 });
