@@ -97,6 +97,7 @@ const RUNNERS: [RegExp, Runner][] = [
   [/^echo '([^']*)' \| npm run -s bridge -- hash-password$/, runHashPassword],
   [/^npm run bridge -- /, runBridge],
   [/^npm run sim -- /, runSim],
+  [/^npm run cost -- /, async (cmd) => expect((await run(cmd)).stdout).toMatch(/total per month|"pricesReadOn"/)],
   [/^npm run db:generate$/, async (cmd) => expect((await run(cmd)).output).toMatch(/No schema changes/)],
   // As written it rewrites the file; --check tells whether that would change it.
   [/^npm run types$/, async (cmd) => expect((await run(`${cmd} -- --check`)).output).toMatch(/up to date/)],
