@@ -89,8 +89,8 @@ export interface FleetInput {
   format: Format;
   /** Average metric name length. */
   nameBytes: number;
-  /** Days of one-minute aggregates kept in SQLite. */
-  retentionDays: number;
+  /** Days of minute, hour and day buckets kept in SQLite (docs/history.md, "Retention"). */
+  retention: { minuteDays: number; hourDays: number; dayDays: number };
   /** Hours a day someone watches each group's dashboard (keeps the object awake). */
   dashboardHours: number;
   /** Reconnects per device per day (each one a Worker request and a Durable Object request). */
@@ -110,7 +110,8 @@ export const DEFAULT_FLEET: Readonly<Omit<FleetInput, "devices" | "rate" | "batc
   devicesPerGroup: 1000,
   format: "cbatch32",
   nameBytes: 9,
-  retentionDays: 30,
+  // The history defaults (minutes 3 days, hours a year, days forever), after a first year.
+  retention: { minuteDays: 3, hourDays: 365, dayDays: 365 },
   dashboardHours: 8,
   reconnectsPerDay: 1,
   groupCommitMs: 4,
@@ -187,14 +188,15 @@ export function fleetCost(input: FleetInput): CostReport {
   const commits = groups * SECONDS_PER_MONTH * (groupBatchesPerSecond / (1 + groupBatchesPerSecond * commitWindowS));
   const connects = input.devices * input.reconnectsPerDay * 30;
   const doRequests = batches / c.wsMessagesPerRequest + connects;
-  // Rows written per batch: each series' bucket upserted and the device's
-  // row; a new bucket each minute also writes its index entry; each commit
-  // writes its readings/s slot (one KV key).
-  const rowsWritten = batches * (series + 1) + input.devices * input.metrics * MINUTES_PER_MONTH + commits;
-  const rowsRead = batches * (series + 1);
-  const aggregateRows = input.devices * input.metrics * input.retentionDays * 24 * 60;
-  // About 120 bytes per aggregate row with its primary key and index entry.
-  const sqliteGb = (aggregateRows * 120) / 1e9;
+  // Rows written per batch: each series' minute, hour and day buckets
+  // upserted (docs/history.md) and the device's row; each commit writes its
+  // readings/s slot (one KV key).
+  const rowsWritten = batches * (3 * series + 1) + commits;
+  const rowsRead = rowsWritten;
+  const { minuteDays, hourDays, dayDays } = input.retention;
+  const bucketsPerSeries = minuteDays * 1440 + hourDays * 24 + dayDays;
+  // About 65 bytes a stored bucket (docs/history.md, measured by bench:history).
+  const sqliteGb = (input.devices * input.metrics * bucketsPerSeries * 65) / 1e9;
   const archiveGb = (readings * input.archiveBytesPerReading * input.archiveMonths) / 1e9;
   const archivePuts = input.archiveBytesPerReading > 0 ? groups * (SECONDS_PER_MONTH / input.archiveFlushS) : 0;
 
@@ -205,7 +207,7 @@ export function fleetCost(input: FleetInput): CostReport {
     { item: "DO duration (128 MB while awake)", quantity: gbSeconds, unit: "GB-s", usd: overage(gbSeconds, c.doGbSecondsIncluded, c.doPerMillionGbSeconds) },
     { item: "SQLite rows written", quantity: rowsWritten, unit: "rows", usd: overage(rowsWritten, c.sqliteRowsWrittenIncluded, c.sqlitePerMillionRowsWritten) },
     { item: "SQLite rows read", quantity: rowsRead, unit: "rows", usd: overage(rowsRead, c.sqliteRowsReadIncluded, c.sqlitePerMillionRowsRead) },
-    { item: "SQLite storage (aggregates)", quantity: sqliteGb, unit: "GB-month", usd: Math.max(0, sqliteGb - c.sqliteGbMonthIncluded) * c.sqlitePerGbMonth },
+    { item: "SQLite storage (history buckets)", quantity: sqliteGb, unit: "GB-month", usd: Math.max(0, sqliteGb - c.sqliteGbMonthIncluded) * c.sqlitePerGbMonth },
   ];
   if (input.archiveBytesPerReading > 0) {
     cf.push(

@@ -16,7 +16,9 @@ const USAGE = `usage: npm run cost -- --devices N --rate R --batch-ms B [options
   --metrics M              metrics per device (${d.metrics})
   --format F               ${FORMATS.join(" | ")} (${d.format})
   --devices-per-group G    devices per group, one Durable Object each (${d.devicesPerGroup})
-  --retention-days D       days of one-minute aggregates kept (${d.retentionDays})
+  --minute-days D          days of minute buckets kept (${d.retention.minuteDays})
+  --hour-days D            days of hour buckets kept (${d.retention.hourDays})
+  --day-days D             days of day buckets stored so far (${d.retention.dayDays}: after a first year)
   --dashboard-hours H      hours a day a dashboard watches each group (${d.dashboardHours})
   --archive-bytes B        bytes per reading in the R2 archive; 0: no archive (${d.archiveBytesPerReading})
   --archive-months M       months of archive stored (${d.archiveMonths})
@@ -33,7 +35,9 @@ const v = parseCli(USAGE, {
     metrics: { type: "string", default: String(d.metrics) },
     format: { type: "string", default: d.format },
     "devices-per-group": { type: "string", default: String(d.devicesPerGroup) },
-    "retention-days": { type: "string", default: String(d.retentionDays) },
+    "minute-days": { type: "string", default: String(d.retention.minuteDays) },
+    "hour-days": { type: "string", default: String(d.retention.hourDays) },
+    "day-days": { type: "string", default: String(d.retention.dayDays) },
     "dashboard-hours": { type: "string", default: String(d.dashboardHours) },
     "archive-bytes": { type: "string", default: String(d.archiveBytesPerReading) },
     "archive-months": { type: "string", default: String(d.archiveMonths) },
@@ -58,7 +62,11 @@ const input: FleetInput = orExit((): FleetInput => {
     metrics: numberOption("metrics", v.metrics, { min: 1 }),
     format,
     devicesPerGroup: numberOption("devices-per-group", v["devices-per-group"], { min: 1 }),
-    retentionDays: numberOption("retention-days", v["retention-days"], { min: 0, integer: false }),
+    retention: {
+      minuteDays: numberOption("minute-days", v["minute-days"], { min: 0, integer: false }),
+      hourDays: numberOption("hour-days", v["hour-days"], { min: 0, integer: false }),
+      dayDays: numberOption("day-days", v["day-days"], { min: 0, integer: false }),
+    },
     dashboardHours: numberOption("dashboard-hours", v["dashboard-hours"], { min: 0, max: 24, integer: false }),
     archiveBytesPerReading: numberOption("archive-bytes", v["archive-bytes"], { min: 0, integer: false }),
     archiveMonths: numberOption("archive-months", v["archive-months"], { min: 1 }),
