@@ -32,6 +32,9 @@ export default defineConfig({
                 // Archive rows are due a second after their commit (production: an hour), so
                 // test/worker/archive.test.ts flushes without waiting for an hour to close.
                 ARCHIVE_FLUSH_MS: "1000",
+                // A 4 MB storage budget (production: 6 GB), so test/worker/budget.test.ts reaches
+                // it with a few tens of thousands of buckets; other tests' groups stay far below.
+                MAX_GROUP_BYTES: "4000000",
               },
             },
           }),

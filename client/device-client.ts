@@ -343,9 +343,11 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
         return;
       }
       if (i >= 0 && i < this.inFlight) {
-        if (code === "internal") {
-          // Nothing was applied; resend everything in flight on a fresh connection.
+        if (code === "internal" || code === "storage_full") {
+          // Nothing was applied; resend everything in flight on a fresh
+          // connection (after retryAfterMs when the group's storage is full).
           this.emit("reject", seq, code, message);
+          if (code === "storage_full") this.reconnectNotBefore = Date.now() + (retryAfterMs ?? 10_000);
           this.ws?.terminate();
           return;
         }

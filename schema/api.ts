@@ -312,7 +312,10 @@ export const RulesDoc = doc(
 export const AlertEntry = doc(
   z.object({
     id: z.int(),
-    kind: described(z.enum(["threshold", "offline", "archive", "budget"]), "archive: the raw archive's backlog reached its cap (docs/archive.md); budget: a batch was refused past a cardinality budget (metric holds the error code, device the sender)"),
+    kind: described(
+      z.enum(["threshold", "offline", "archive", "budget", "storage"]),
+      "archive: the raw archive's backlog reached its cap (docs/archive.md); budget: a batch was refused past a cardinality budget (metric holds the error code, device the sender); storage: the group's database neared its budget and the oldest buckets are being pruned (docs/history.md)",
+    ),
     ruleId: z.nullable(z.string()),
     device: z.string(),
     metric: z.nullable(z.string()),
@@ -381,6 +384,23 @@ export const Retention = doc(
   { id: "Retention" },
 );
 export type Retention = z.infer<typeof Retention>;
+
+/** One resolution in `GET /v1/groups/{group}/storage`. */
+const StorageResolution = z.object({
+  buckets: described(z.int(), "buckets stored"),
+  oldest: described(z.nullable(z.number()), "start of the oldest bucket, ms; null when there is none"),
+  keepMs: described(z.nullable(z.number()), "the retention of this resolution, ms; null: forever"),
+});
+/** `GET /v1/groups/{group}/storage`: the database's size against the group's budget (docs/history.md). */
+export const StorageResponse = doc(
+  z.object({
+    bytes: described(z.number(), "size of the group's database, bytes"),
+    budgetBytes: described(z.number(), "MAX_GROUP_BYTES: from 90 % of it the oldest buckets are pruned; at it batches are refused with storage_full"),
+    resolutions: z.object({ minute: StorageResolution, hour: StorageResolution, day: StorageResolution }),
+  }),
+  { id: "StorageResponse" },
+);
+export type StorageResponse = z.infer<typeof StorageResponse>;
 
 /** `PUT /v1/groups/{group}/peers/{kind}/{id}/seq`: the lastSeq an operator sets (any seq from 0 to 2^53 - 1). */
 export const SeqResetBody = doc(

@@ -137,6 +137,11 @@ export class HubClient {
     return this.call(api.PeerSeqResponse, "PUT", pathOf(api.PATHS.peerSeq, { group, kind, id }), o, { lastSeq });
   }
 
+  /** `GET /v1/groups/{group}/storage`: the database's size against its budget, and the buckets per resolution. */
+  storage(group: string, o?: CallOptions): Promise<api.StorageResponse> {
+    return this.call(api.StorageResponse, "GET", pathOf(api.PATHS.storage, { group }), o);
+  }
+
   /** `GET /v1/groups/{group}/retention`: how long each resolution is kept (null: forever). */
   retention(group: string, o?: CallOptions): Promise<api.Retention> {
     return this.call(api.Retention, "GET", pathOf(api.PATHS.retention, { group }), o);

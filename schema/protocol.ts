@@ -66,6 +66,13 @@ export const ErrorCode = {
   /** The hub could not commit the batch; nothing was applied, send it again. */
   Internal: "internal",
   /**
+   * The group's database is at its storage budget and no space could be
+   * made yet: nothing was applied. The frame carries `retryAfterMs`; the hub
+   * closes the socket (1013), so reconnect after that wait and resend from
+   * the `hello`'s lastSeq. Keep the batch.
+   */
+  StorageFull: "storage_full",
+  /**
    * The device or gateway is over its rate limit. Nothing was applied; wait
    * `retryAfterMs`, then resend this batch and every later one, in order.
    * Without `seq`, it is over its work budget (frames and bytes, counted
@@ -113,6 +120,8 @@ export const CloseCode = {
   MessageTooBig: 1009,
   /** The hub hit an unexpected error; reconnect and resend. */
   InternalError: 1011,
+  /** The group's storage is full (after a `storage_full` error): reconnect after the error's `retryAfterMs` and resend. */
+  TryAgainLater: 1013,
   /** Another connection for the same device replaced this one. */
   Replaced: 4001,
   /** An operator revoked this device or gateway; do not reconnect. */

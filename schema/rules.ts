@@ -142,8 +142,9 @@ export interface Alert {
    * `budget`: a batch was refused past a cardinality budget; device is the device or gateway that sent it, metric the
    * error code (`too_many_metrics`, `too_many_devices`, `too_many_series`), threshold the limit, value what the batch
    * would have reached. One stays active per sender and code.
+   * `storage`: the group's database neared its budget (docs/history.md); device is "", value the bytes and threshold the budget.
    */
-  kind: "threshold" | "offline" | "archive" | "budget";
+  kind: "threshold" | "offline" | "archive" | "budget" | "storage";
   ruleId: string | null;
   device: string;
   metric: string | null;

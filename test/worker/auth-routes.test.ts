@@ -23,6 +23,7 @@ const ROUTES: RouteCase[] = [
   { name: "aggregates", method: "GET", path: (g) => `/v1/groups/${g}/aggregates`, wants: "operator" },
   { name: "rules GET", method: "GET", path: (g) => `/v1/groups/${g}/rules`, wants: "operator" },
   { name: "rules PUT", method: "PUT", path: (g) => `/v1/groups/${g}/rules`, body: '{"rules":[]}', wants: "operator" },
+  { name: "storage", method: "GET", path: (g) => `/v1/groups/${g}/storage`, wants: "operator" },
   { name: "retention GET", method: "GET", path: (g) => `/v1/groups/${g}/retention`, wants: "operator" },
   { name: "retention PUT", method: "PUT", path: (g) => `/v1/groups/${g}/retention`, body: '{"minuteMs":null,"hourMs":null,"dayMs":null}', wants: "operator" },
   { name: "alerts", method: "GET", path: (g) => `/v1/groups/${g}/alerts`, wants: "operator" },

@@ -35,7 +35,7 @@
  * - history: series ids (dropped when a commit rolls back) and the retention, re-read from SQLite on use.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AggregateQuery, AggregatesResponse, CommandEntry, ConfigResponse, DeviceInfo, RatesResponse, Retention } from "../../schema/api.ts";
+import type { AggregateQuery, AggregatesResponse, CommandEntry, ConfigResponse, DeviceInfo, RatesResponse, Retention, StorageResponse } from "../../schema/api.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
 import { readDownlinkLimits, readLimits, type Limits } from "../../schema/limits.ts";
 import { CloseCode, DOWNLINK_PARAM, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
@@ -50,6 +50,7 @@ import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
 import { Downlink, EXPIRY_TASK, type CommandRequest, type Queued } from "./downlink/downlink.ts";
 import { Revocations, type Revocation } from "./connections/revocations.ts";
 import { BACKFILL_TASK } from "./history/backfill.ts";
+import { readBudget } from "./history/budget.ts";
 import { History, PRUNE_TASK } from "./history/history.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { Store } from "./ingest/store.ts";
@@ -119,12 +120,19 @@ export class GroupHub extends DurableObject<Env> {
       name: () => this.name,
       scheduler,
       bucket: () => env.ARCHIVE,
-      raiseAlert: (backlog, cap, now) => alerts.raiseArchive(backlog, cap, now),
-      clearAlert: (now) => alerts.clearArchive(now),
+      raiseAlert: (backlog, cap, now) => alerts.raiseGroup("archive", backlog, cap, now),
+      clearAlert: (now) => alerts.clearGroup("archive", now),
       noteAlerts: (changed) => live.noteAlerts(changed),
     }, readArchiveLimits({ ...env })));
     scheduler.register(ARCHIVE_TASK, { run: (now) => archive.flushStep(now) });
-    const history = (this.history = new History(this.store.db, this.store.buckets, { scheduler }));
+    const history = (this.history = new History(this.store.db, this.store.buckets, {
+      scheduler,
+      databaseSize: () => ctx.storage.sql.databaseSize,
+      storageAlert(on, bytes, budget, now) {
+        const changed = on ? alerts.raiseGroup("storage", bytes, budget, now) : alerts.clearGroup("storage", now);
+        if (changed) live.noteAlerts([changed]);
+      },
+    }, readBudget({ ...env })));
     scheduler.register(BACKFILL_TASK, { run: (now) => history.backfillStep(now) });
     scheduler.register(PRUNE_TASK, { run: (now) => history.pruneStep(now) });
     this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
@@ -150,6 +158,7 @@ export class GroupHub extends DurableObject<Env> {
         if (raised) live.noteAlerts([raised]);
       },
       downlink: (peer, frame, now) => downlink.onReply(peer, frame, now),
+      storageFull: (now) => history.storageFull(now),
     });
   }
 
@@ -407,6 +416,14 @@ export class GroupHub extends DurableObject<Env> {
       log.error("group.readRaw", err, { group: this.name });
       throw err;
     }
+  }
+
+  /** RPC for GET /v1/groups/{group}/storage. */
+  storage(): StorageResponse {
+    return this.rpc("storage", () => {
+      this.ingest.flush();
+      return this.history.storage();
+    });
   }
 
   /** RPC for GET /v1/groups/{group}/retention. */

@@ -325,6 +325,11 @@ route(ROUTES.getConfig, async (c, { params: { group, device }, reply }) => {
 /** Largest retention body accepted, bytes. */
 const MAX_RETENTION_BODY = 1024;
 
+route(ROUTES.storage, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  return reply(await c.env.GROUPS.getByName(group).storage());
+});
+
 route(ROUTES.getRetention, async (c, { params: { group }, reply }) => {
   if (!(await isOperator(c, group))) return unauthorized();
   return reply(await c.env.GROUPS.getByName(group).getRetention());

@@ -34,6 +34,7 @@ import {
   ReadingsResponse,
   RatesResponse,
   Retention,
+  StorageResponse,
   RevocationEntry,
   RevocationLifted,
   RevocationParams,
@@ -285,6 +286,15 @@ export const ROUTES = {
     caller: "operator",
     params: GroupParams,
     ok: Retention,
+    errors: [400, 401],
+  },
+  storage: {
+    method: "get",
+    path: PATHS.storage,
+    summary: "The group's database size against its budget, and the buckets of each resolution (docs/history.md)",
+    caller: "operator",
+    params: GroupParams,
+    ok: StorageResponse,
     errors: [400, 401],
   },
   putRetention: {

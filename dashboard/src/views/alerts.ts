@@ -42,6 +42,7 @@ export function groupAlerts(alerts: readonly Alert[]): AlertGroup[] {
 
 export function alertTitle(a: Alert): string {
   if (a.kind === "offline") return "Device offline";
+  if (a.kind === "storage") return "Storage near its budget: oldest history pruned";
   const cond = a.metric !== null && a.op !== null && a.threshold !== null ? `${a.metric} ${a.op} ${fmtValue(a.threshold)}` : (a.metric ?? a.kind);
   return a.ruleId !== null ? `${cond} (rule ${a.ruleId})` : cond;
 }

@@ -18,7 +18,7 @@ function toOp(s: string | null): RuleOp | null {
 function toAlert(r: typeof alerts.$inferSelect): Alert {
   const a: Alert = {
     id: r.id,
-    kind: r.kind === "offline" || r.kind === "archive" || r.kind === "budget" ? r.kind : "threshold",
+    kind: r.kind === "offline" || r.kind === "archive" || r.kind === "budget" || r.kind === "storage" ? r.kind : "threshold",
     ruleId: r.ruleId,
     device: r.device,
     metric: r.metric,

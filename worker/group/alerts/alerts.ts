@@ -19,6 +19,9 @@ export interface AlertsHost {
   readonly scheduler: TaskRequester;
 }
 
+/** Alerts of the whole group (device ""), at most one active of each kind. */
+export type GroupAlertKind = "archive" | "storage";
+
 /** The scheduler task that checks for offline devices. */
 export const OFFLINE_TASK = "alerts.offline";
 
@@ -106,12 +109,14 @@ export class Alerts {
   }
 
   /**
-   * The archive's backlog reached its cap (`value` readings): raises the
-   * group's one `archive` alert unless it is active. Runs inside the commit.
+   * A group-level condition holds (`archive`: the raw archive's backlog
+   * reached its cap; `storage`: the database neared its budget): raises the
+   * group's one alert of that kind unless it is active, with `value` and
+   * `threshold` in the condition's unit. Returns the alert raised, or null.
    */
-  raiseArchive(value: number, cap: number, now: number): Alert | null {
-    if (this.store.activeAlerts().some((a) => a.kind === "archive")) return null;
-    const a = this.store.insertAlert({ kind: "archive", ruleId: null, device: "", metric: null, op: null, threshold: cap, value, raisedAt: now, clearedAt: null });
+  raiseGroup(kind: GroupAlertKind, value: number, threshold: number, now: number): Alert | null {
+    if (this.store.activeAlerts().some((a) => a.kind === kind)) return null;
+    const a = this.store.insertAlert({ kind, ruleId: null, device: "", metric: null, op: null, threshold, value, raisedAt: now, clearedAt: null });
     this.store.prune(this.limits.maxRows);
     return a;
   }
@@ -128,9 +133,9 @@ export class Alerts {
     return a;
   }
 
-  /** The archive's backlog is below its cap again: clears the `archive` alert, if active. */
-  clearArchive(now: number): Alert | null {
-    const a = this.store.activeAlerts().find((x) => x.kind === "archive");
+  /** The condition is over: clears the group's alert of that kind, if active. */
+  clearGroup(kind: GroupAlertKind, now: number): Alert | null {
+    const a = this.store.activeAlerts().find((x) => x.kind === kind);
     if (!a) return null;
     this.store.clearAlert(a.id, now);
     return { ...a, clearedAt: now };

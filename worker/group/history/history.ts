@@ -1,26 +1,32 @@
 /**
  * The history stage (docs/history.md): queries over minute, hour and day
- * buckets, the group's retention, and the timed work on them (pruning past
- * the retention; backfill of a group written before the history tables).
- * Bucket writes themselves happen
+ * buckets, the group's retention and storage budget, and the timed work on
+ * them (pruning past the retention or under storage pressure; backfill of a
+ * group written before the history tables). Bucket writes themselves happen
  * in the group commit's transaction (writer.ts, called by ingest/store.ts).
  *
  * In memory: the retention, re-read from SQLite on first use after a wake.
+ * Whether the group is under storage pressure is a settings row.
  */
 import { eq } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
-import { RESOLUTIONS, Retention, type AggregateQuery, type AggregatesResponse } from "../../../schema/api.ts";
+import { RESOLUTIONS, Retention, type AggregateQuery, type AggregatesResponse, type StorageResponse } from "../../../schema/api.ts";
 import { settings } from "../../../schema/tables.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import { Backfill, BACKFILL_TASK } from "./backfill.ts";
+import { Budget, type BudgetLimits } from "./budget.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "./prune.ts";
 import { BucketQueries, keepOf } from "./query.ts";
 import type { BucketWriter } from "./writer.ts";
 
 /** What the history stage needs from its host. */
 export interface HistoryHost {
-  /** Schedules the backfill (and pruning) tasks. */
+  /** Schedules the backfill and pruning tasks. */
   readonly scheduler: TaskRequester;
+  /** The database's size, bytes (`ctx.storage.sql.databaseSize`). */
+  databaseSize(): number;
+  /** Raises (`on`) or clears the group's `storage` alert, with the size and the budget. */
+  storageAlert(on: boolean, bytes: number, budget: number, now: number): void;
 }
 
 /** Retention when the group never set one (the arithmetic is in docs/history.md). */
@@ -31,6 +37,9 @@ const RETENTION_KEY = "retention";
 export const PRUNE_TASK = "history.prune";
 /** A full pruning pass runs at least this often. */
 export const PRUNE_EVERY_MS = 3_600_000;
+/** How long a peer refused with `storage_full` should wait, and how often a full group retries pruning. */
+export const FULL_RETRY_MS = 10_000;
+const PRESSURE_KEY = "storage_pressure";
 
 export class History {
   private readonly db: DrizzleSqliteDODatabase;
@@ -38,14 +47,16 @@ export class History {
   private readonly queries: BucketQueries;
   private readonly backfill: Backfill;
   private readonly pruner: Pruner;
+  private readonly budget: Budget;
   private cachedRetention: Retention | null = null;
 
-  constructor(db: DrizzleSqliteDODatabase, writer: BucketWriter, host: HistoryHost) {
+  constructor(db: DrizzleSqliteDODatabase, writer: BucketWriter, host: HistoryHost, limits: BudgetLimits) {
     this.db = db;
     this.host = host;
     this.queries = new BucketQueries(db);
     this.backfill = new Backfill(db, writer);
     this.pruner = new Pruner(db);
+    this.budget = new Budget(db, () => host.databaseSize(), limits);
   }
 
   /** After the migrations, on every wake: resumes the backfill if old rows remain. */
@@ -60,8 +71,40 @@ export class History {
     return this.backfill.step() ? now : null;
   }
 
-  /** Task PRUNE_TASK: one step of a pass by the retention; the next pass an hour after one ends. */
+  /**
+   * Before a commit with readings (the ingest host's `storageFull`): null,
+   * or FULL_RETRY_MS when the group is at its budget. Near it, asks for
+   * pruning now.
+   */
+  storageFull(now: number): number | null {
+    if (this.budget.full()) {
+      this.host.scheduler.request(PRUNE_TASK, now);
+      return FULL_RETRY_MS;
+    }
+    if (this.budget.pressed(false)) this.host.scheduler.request(PRUNE_TASK, now);
+    return null;
+  }
+
+  /** `GET /v1/groups/{group}/storage`. */
+  storage(): StorageResponse {
+    return this.budget.report(this.retention());
+  }
+
+  /**
+   * Task PRUNE_TASK. Under storage pressure: one step of pruning the oldest
+   * buckets (again at once; every FULL_RETRY_MS when nothing is left), with
+   * the `storage` alert raised. Otherwise one step of a pass by the
+   * retention; the next pass an hour after one ends.
+   */
   pruneStep(now: number): number | null {
+    const was = this.db.select().from(settings).where(eq(settings.key, PRESSURE_KEY)).get() !== undefined;
+    const pressed = this.budget.pressed(was);
+    if (pressed !== was) {
+      if (pressed) this.db.insert(settings).values({ key: PRESSURE_KEY, value: "1" }).onConflictDoNothing().run();
+      else this.db.delete(settings).where(eq(settings.key, PRESSURE_KEY)).run();
+      this.host.storageAlert(pressed, this.budget.bytes(), this.budget.limits.maxGroupBytes, now);
+    }
+    if (pressed) return this.budget.pressureStep() ? now : now + FULL_RETRY_MS;
     const r = this.retention();
     const cutoffs = Object.fromEntries(RESOLUTIONS.map((res) => [res, cutoffOf(res, keepOf(r, res), now)])) as Cutoffs;
     return this.pruner.step(cutoffs).done ? now + PRUNE_EVERY_MS : now;

@@ -21,7 +21,6 @@ interface Cursor {
   cutoffs: Cutoffs;
 }
 
-const CURSOR_KEY = "prune_cursor";
 /** Rows deleted per step at most (per series statement, and in total). */
 export const PRUNE_STEP_ROWS = 4000;
 /** Series visited per step at most (most have nothing to delete). */
@@ -34,9 +33,12 @@ export function cutoffOf(r: Resolution, keepMs: number | null, now: number): num
 
 export class Pruner {
   private readonly db: DrizzleSqliteDODatabase;
+  private readonly cursorKey: string;
 
-  constructor(db: DrizzleSqliteDODatabase) {
+  /** `cursorKey`: the settings row of this pruner's pass (retention and pressure passes keep their own). */
+  constructor(db: DrizzleSqliteDODatabase, cursorKey = "prune_cursor") {
     this.db = db;
+    this.cursorKey = cursorKey;
   }
 
   /** Whether a pass is under way (its cursor is stored). */
@@ -103,17 +105,17 @@ export class Pruner {
 
   /** Ends a pass under way: the next step starts a new one by the cutoffs it is given. */
   reset(): void {
-    this.db.delete(settings).where(eq(settings.key, CURSOR_KEY)).run();
+    this.db.delete(settings).where(eq(settings.key, this.cursorKey)).run();
   }
 
   private readCursor(): Cursor | null {
-    const row = this.db.select().from(settings).where(eq(settings.key, CURSOR_KEY)).get();
+    const row = this.db.select().from(settings).where(eq(settings.key, this.cursorKey)).get();
     return row ? toCursor(JSON.parse(row.value)) : null;
   }
 
   private writeCursor(c: Cursor): void {
     const value = JSON.stringify(c);
-    this.db.insert(settings).values({ key: CURSOR_KEY, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run();
+    this.db.insert(settings).values({ key: this.cursorKey, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run();
   }
 }
 

@@ -10,7 +10,7 @@
 import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTIONS, RESOLUTION_MS, type AggregateBucket, type AggregateQuery, type AggregatesResponse, type Resolution, type Retention } from "../../../schema/api.ts";
-import { aggregates, dayBuckets, series } from "../../../schema/tables.ts";
+import { aggregates, series } from "../../../schema/tables.ts";
 import { BUCKET_TABLES } from "./writer.ts";
 
 /** Most buckets one aggregates request returns; `truncated` says when more matched. */
@@ -19,6 +19,18 @@ export const MAX_BUCKETS = 50_000;
 /** The keep time of each resolution, by name. */
 export function keepOf(r: Retention, res: Resolution): number | null {
   return res === "minute" ? r.minuteMs : res === "hour" ? r.hourMs : r.dayMs;
+}
+
+/** The oldest bucket index of `r` among the series matching `where` (one primary-key seek per series), or null. */
+export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: SQL[]): number | null {
+  const t = BUCKET_TABLES[r];
+  const first = sql<number | null>`(SELECT ${t.bucket} FROM ${t} WHERE ${t.series} = ${series.id} ORDER BY ${t.bucket} LIMIT 1)`;
+  const row = db
+    .select({ oldest: sql<number | null>`min(${first})` })
+    .from(series)
+    .where(and(...where))
+    .get();
+  return row?.oldest ?? null;
 }
 
 /** A bucket with its last reading's timestamp, so legacy rows can merge into it. */
@@ -90,18 +102,12 @@ export class BucketQueries {
     return rows.map(({ bucket, lastOff, ...b }) => ({ ...b, start: bucket * len, lastTs: bucket * len + lastOff }));
   }
 
-  /** Oldest day bucket's start among the filter's series (one index seek per series), or null. */
+  /** Oldest day bucket's start among the filter's series, or null. */
   private oldestDay(q: AggregateQuery): number | null {
     const where: SQL[] = [];
     if (q.device !== undefined) where.push(eq(series.device, q.device));
     if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
-    const first = sql<number | null>`(SELECT ${dayBuckets.bucket} FROM ${dayBuckets} WHERE ${dayBuckets.series} = ${series.id} ORDER BY ${dayBuckets.bucket} LIMIT 1)`;
-    const row = this.db
-      .select({ oldest: sql<number | null>`min(${first})` })
-      .from(series)
-      .where(and(...where))
-      .get();
-    const oldest = row?.oldest ?? null;
+    const oldest = oldestBucket(this.db, "day", where);
     return oldest === null ? null : oldest * RESOLUTION_MS.day;
   }
 

@@ -14,7 +14,7 @@
 import { encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
 import { compactCount, compactToReadings } from "../../../schema/cbatch.ts";
-import { ErrorCode, type CompactBatchFrame, type CompactSeries, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
+import { CloseCode, ErrorCode, type CompactBatchFrame, type CompactSeries, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
 import { log } from "../../log.ts";
 import { byKind, type Peer } from "../peer.ts";
 import { addBatch, emptyCollapsed, readingCount, type Collapsed, type PeerReadings } from "./collapse.ts";
@@ -23,6 +23,8 @@ import type { Store } from "./store.ts";
 /** Where acks go: the socket the batch came on. */
 export interface AckTarget {
   send(data: Uint8Array): boolean;
+  /** Ends the socket (after a `storage_full` refusal, so that no later batch of it overtakes the refused one). */
+  close?(code: number, reason: string): void;
 }
 
 interface Pending {
@@ -64,6 +66,12 @@ export interface IngestHost<Note = unknown> {
   inCommit(c: Collapsed, batches: DeviceReadings[], now: number): Note;
   afterCommit(c: Collapsed, note: Note, now: number): void;
   afterFailure(): void;
+  /**
+   * Asked before a commit that applies readings: null to go ahead, or how
+   * long (ms) peers should wait because the group is at its storage budget;
+   * then nothing is applied and every batch gets `storage_full`.
+   */
+  storageFull?(now: number): number | null;
 }
 
 export class GroupCommit<Note> {
@@ -132,6 +140,11 @@ export class GroupCommit<Note> {
     const collapsed = emptyCollapsed();
     for (const p of batch) if (p.readings) addBatch(collapsed, p.peer, p.seq, p.readings);
     const now = Date.now();
+    const full = collapsed.readings > 0 ? (this.host.storageFull?.(now) ?? null) : null;
+    if (full !== null) {
+      this.refuseFull(batch, full);
+      return;
+    }
     let note: Note | undefined;
     let committed = false;
     try {
@@ -160,6 +173,28 @@ export class GroupCommit<Note> {
       // The data is committed and acked; only the live view missed an update.
       log.error("ingest.afterCommit", err, { group: this.host.name() });
     }
+  }
+
+  /**
+   * The group is at its storage budget: nothing is applied. Duplicates are
+   * acked as ever (they need no space); every other batch gets
+   * `storage_full` with `retryAfterMs`, and its socket is closed so that
+   * none of its later batches can be applied ahead of the refused one (the
+   * peer resends from the `hello`'s lastSeq). The host's other pending
+   * writes wait for the next commit.
+   */
+  private refuseFull(batch: readonly Pending[], retryAfterMs: number): void {
+    for (const m of Object.values(this.accepted)) m.clear();
+    const refused = new Set<AckTarget>();
+    for (const p of batch) {
+      if (!p.readings) {
+        send(p.to, { type: "ack", seq: p.seq, dup: true });
+        continue;
+      }
+      send(p.to, { type: "error", seq: p.seq, code: ErrorCode.StorageFull, message: "the group's storage is full; nothing was applied: keep the batch, reconnect after retryAfterMs and resend", retryAfterMs });
+      refused.add(p.to);
+    }
+    for (const to of refused) to.close?.(CloseCode.TryAgainLater, "storage full");
   }
 }
 
@@ -211,7 +246,7 @@ function lazyReadings(b: CompactBatchFrame): Iterable<Reading> {
   return { [Symbol.iterator]: () => compactToReadings(b)[Symbol.iterator]() };
 }
 
-function send(to: AckTarget, frame: { type: string; seq: number; dup?: true; code?: string; message?: string }): void {
+function send(to: AckTarget, frame: { type: string; seq: number; dup?: true; code?: string; message?: string; retryAfterMs?: number }): void {
   // A socket that closed after its batch arrived is fine: the peer resends after reconnecting and gets a dup ack.
   to.send(encodeCbor(frame));
 }
