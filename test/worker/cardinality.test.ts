@@ -57,6 +57,7 @@ describe("cardinality budgets (ingest stage, small limits)", () => {
           rejected: () => {},
           overBudget: (peer, over) => budgetAlerts.push(`${peer.id}:${over.code}`),
           downlink: () => null,
+          storageFull: () => null,
         });
       const answers: unknown[] = [];
       const budgetAlerts: string[] = [];

@@ -286,6 +286,7 @@ describe("peer reporting", () => {
         rejected: (peer, code) => out.push({ peer, code }),
         overBudget: () => {},
         downlink: () => null,
+        storageFull: () => null,
       });
       const sent: unknown[] = [];
       const sender = (peer: Peer): PeerSender => ({

@@ -71,7 +71,7 @@ export interface IngestHost<Note = unknown> {
    * long (ms) peers should wait because the group is at its storage budget;
    * then nothing is applied and every batch gets `storage_full`.
    */
-  storageFull?(now: number): number | null;
+  storageFull(now: number): number | null;
 }
 
 export class GroupCommit<Note> {
@@ -140,7 +140,7 @@ export class GroupCommit<Note> {
     const collapsed = emptyCollapsed();
     for (const p of batch) if (p.readings) addBatch(collapsed, p.peer, p.seq, p.readings);
     const now = Date.now();
-    const full = collapsed.readings > 0 ? (this.host.storageFull?.(now) ?? null) : null;
+    const full = collapsed.readings > 0 ? this.host.storageFull(now) : null;
     if (full !== null) {
       this.refuseFull(batch, full);
       return;

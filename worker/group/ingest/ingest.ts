@@ -55,6 +55,7 @@ export class Ingest<Note> implements FrameContext {
         cardinality.forget();
         host.afterFailure();
       },
+      storageFull: (now) => host.storageFull(now),
     });
     this.throttle = new Throttle(limits);
     this.work = new WorkBudget(limits, clock());
