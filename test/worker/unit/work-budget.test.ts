@@ -9,26 +9,27 @@ describe("work budget", () => {
   it("lets a burst through, refuses once, drops the rest unread, and closes a peer that keeps going", () => {
     const w = new WorkBudget(LIMITS, 0);
     for (let i = 0; i < 10; i++) expect(w.charge("d:a", 0, 0)).toEqual({ kind: "ok" });
-    expect(w.charge("d:a", 0, 0)).toEqual({ kind: "refuse", code: "rate_limited", retryAfterMs: 100 });
+    // Told to wait until half the burst is back: 100 of debt plus 500, at 1000 a second.
+    expect(w.charge("d:a", 0, 0)).toEqual({ kind: "refuse", code: "rate_limited", retryAfterMs: 600 });
     // In flight before the peer read the error: dropped silently.
     expect(w.charge("d:a", 0, 50)).toEqual({ kind: "drop" });
     // Still sending on this socket after the wait: it is not listening.
-    expect(w.charge("d:a", 0, 200)).toEqual({ kind: "close" });
+    expect(w.charge("d:a", 0, 700)).toEqual({ kind: "close" });
     // Another peer has its own budget.
-    expect(w.charge("d:b", 0, 200)).toEqual({ kind: "ok" });
+    expect(w.charge("d:b", 0, 700)).toEqual({ kind: "ok" });
   });
 
   it("charges bytes and overhead alike, so a flood of big frames and of tiny ones both run into debt and close", () => {
     const w = new WorkBudget(LIMITS, 0);
     expect(w.charge("d:a", 800, 0).kind).toBe("ok");
-    expect(w.charge("d:a", 800, 0)).toMatchObject({ kind: "refuse", retryAfterMs: 800 });
+    expect(w.charge("d:a", 800, 0)).toMatchObject({ kind: "refuse", retryAfterMs: 1300 });
     expect(w.charge("d:a", 800, 1)).toEqual({ kind: "close" });
   });
 
   it("refuses a reconnect while the peer is in debt, and lets it resume in step once paid", () => {
     const w = new WorkBudget(LIMITS, 0);
     for (let i = 0; i < 11; i++) w.charge("d:a", 0, 0);
-    expect(w.connect("d:a", 0)).toBe(100);
+    expect(w.connect("d:a", 0)).toBe(600);
     expect(w.connect("d:a", 100)).toBe(0);
     expect(w.charge("d:a", 0, 200)).toEqual({ kind: "ok" });
     expect(w.connect("d:new", 100)).toBe(0);

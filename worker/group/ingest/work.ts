@@ -69,7 +69,9 @@ export class WorkBudget {
       if (p.tokens <= -burst) return { kind: "close" };
     }
     if (p.resumeAt !== 0) return now >= p.resumeAt ? { kind: "close" } : { kind: "drop" };
-    if (rate > 0 && p.tokens < 0) return this.outOfStep(p, ErrorCode.RateLimited, wait(-p.tokens, rate));
+    // The wait is until half the burst is back, so a client that reconnects
+    // then gets a useful run of frames instead of one frame per reconnect.
+    if (rate > 0 && p.tokens < 0) return this.outOfStep(p, ErrorCode.RateLimited, wait(burst / 2 - p.tokens, rate));
     const groupRate = this.limits.groupWorkBytesPerSec;
     if (groupRate <= 0) return { kind: "ok" };
     refill(this.group, groupRate, this.limits.groupWorkBurstBytes, now);
@@ -80,15 +82,17 @@ export class WorkBudget {
 
   /**
    * A peer connects: 0 if it may (its socket starts in step again), else
-   * how long it must wait, in ms (it is still in debt for work it sent).
+   * how long it should wait, in ms: it is still in debt for work it sent,
+   * and is told to come back when half its burst is available again.
    */
   connect(key: string, now: number): number {
     const p = this.peers.get(key);
     if (!p) return 0;
     const rate = this.limits.peerWorkBytesPerSec;
     if (rate > 0) {
-      refill(p, rate, this.limits.peerWorkBurstBytes, now);
-      if (p.tokens < 0) return wait(-p.tokens, rate);
+      const burst = this.limits.peerWorkBurstBytes;
+      refill(p, rate, burst, now);
+      if (p.tokens < 0) return wait(burst / 2 - p.tokens, rate);
     }
     p.resumeAt = 0;
     return 0;
