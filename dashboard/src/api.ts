@@ -5,7 +5,7 @@
  * route) callers branch on. The functions below adapt its answers to the
  * page's own shapes (hub/types.ts), which the live frames share.
  */
-import type { RatesResponse } from "../../schema/api.ts";
+import type { CommandEntry, ConfigResponse, RatesResponse } from "../../schema/api.ts";
 import { HubClient, HubError } from "../../schema/client.ts";
 import { getToken } from "./token.ts";
 import { parseAlert, parseDevice, type Alert, type Bucket, type DevicePatch, type RuleSet } from "./hub/types.ts";
@@ -75,4 +75,24 @@ export async function fetchGroups(signal?: AbortSignal): Promise<string[] | null
 /** The live socket's URL. Browsers cannot set headers on a WebSocket, so the token rides in the query. */
 export function liveUrl(group: string): string {
   return hub().socketUrl({ live: true }, group);
+}
+
+/** `POST .../commands`: queues a command; its id. */
+export async function sendCommand(group: string, device: string, cmd: { name: string; args?: unknown; ttlMs?: number }): Promise<string> {
+  return (await hub().queueCommand(group, device, cmd)).id;
+}
+
+/** A device's commands, newest first. */
+export function fetchCommands(group: string, device: string, signal?: AbortSignal): Promise<CommandEntry[]> {
+  return hub().commands(group, device, { limit: 50 }, opts(signal));
+}
+
+/** A device's desired and reported configuration. */
+export function fetchConfig(group: string, device: string, signal?: AbortSignal): Promise<ConfigResponse> {
+  return hub().config(group, device, opts(signal));
+}
+
+/** Replaces a device's desired configuration; its new version. */
+export function saveConfig(group: string, device: string, desired: Record<string, unknown>): Promise<number> {
+  return hub().putConfig(group, device, desired);
 }

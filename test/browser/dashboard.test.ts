@@ -214,6 +214,21 @@ describe("dashboard", () => {
     await page.locator('[data-testid=status][data-state="live"]').waitFor();
   });
 
+  it("sends a command from the device page and shows its status change, and converges a configuration edited there", async () => {
+    await page.goto(`${hub.url}/groups/${group}/devices/dev-2`);
+    await page.getByTestId("commands").waitFor();
+    await page.getByTestId("command-name").fill("set_rate");
+    await page.getByTestId("command-args").fill('{"ms": 400}');
+    await page.getByTestId("command-send").click();
+    await page.locator('[data-testid=command-rows] tr[data-status="succeeded"]', { hasText: "set_rate" }).waitFor({ timeout: 15_000 });
+    expect(await page.locator("[data-testid=command-rows] tr").first().textContent()).toContain('"sampleRateMs":400');
+    await page.getByTestId("config-desired").fill('{"sampleRateMs": 500}');
+    await page.getByTestId("config-save").click();
+    await page.locator('[data-testid=config-sync][data-state="ok"]').waitFor({ timeout: 15_000 });
+    expect(await page.getByTestId("config-reported").textContent()).toContain('"sampleRateMs": 500');
+    await screenshot(page, "device-downlink");
+  });
+
   it("never writes the token to the console", () => {
     expect(consoleText.filter((t) => t.includes(token))).toEqual([]);
   });

@@ -93,6 +93,8 @@ export function startFleet(
     drainTimeoutMs: 2000,
     connectRate: opts.connectRate ?? 200,
     progress: false,
+    // The devices answer commands and configuration sent from the device page.
+    downlink: { commandRate: 0, dropFraction: 0, ttlMs: 60_000 },
   };
   const sim = new Simulation(cfg);
   const done = sim.run();

@@ -14,6 +14,7 @@ import { download, toCsv } from "../util/csv.ts";
 import { frameScheduler, h, setText, toggleClass } from "../util/dom.ts";
 import { fmtAgo, fmtInt, fmtRate, fmtTime, fmtValue } from "../util/format.ts";
 import { AlertsPanel } from "./alerts.ts";
+import { DownlinkPanel } from "./downlink.ts";
 import { StatusPill, topBar } from "./chrome.ts";
 
 export const RANGES = [
@@ -59,6 +60,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   const views = new Map<string, MetricView>();
   const status = new StatusPill();
   const alerts = new AlertsPanel(store, device);
+  const downlink = new DownlinkPanel(session, device);
   const scheduler = frameScheduler(() => render());
   const chartsEl = h("div", { class: "metric-charts", "data-testid": "metric-charts" });
   const message = h("p", { class: "muted", "data-testid": "device-message" }, "Loading…");
@@ -87,6 +89,8 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
       message,
       chartsEl,
       h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", null, "Alerts for this device")), alerts.el),
+      downlink.commandsCard,
+      downlink.configCard,
     ),
   );
 
@@ -295,9 +299,11 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     scheduler.schedule();
   }, 1000);
   void load();
+  downlink.start();
 
   return () => {
     abort.abort();
+    downlink.stop();
     unsubscribe();
     unSample();
     window.clearInterval(tick);
