@@ -210,7 +210,7 @@ async function main(): Promise<void> {
       entry: await bundleWorker(join(stateDir, "bundle")),
       config: readWranglerConfig(),
       secret,
-      vars: { PEER_READINGS_PER_SEC: "0" },
+      vars: { PEER_READINGS_PER_SEC: "0", PEER_WORK_BYTES_PER_SEC: "0", GROUP_WORK_BYTES_PER_SEC: "0" },
       onLog: () => undefined,
     });
     const token = await signToken(secret, gatewaySubject(GROUP, GATEWAY));

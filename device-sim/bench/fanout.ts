@@ -78,7 +78,7 @@ const hub = await startHub({
   config: readWranglerConfig(),
   secret,
   // Room for the largest fan-out, and no per-device limit on the load.
-  vars: { MAX_DASHBOARD_SOCKETS: "2000", PEER_READINGS_PER_SEC: "0" },
+  vars: { MAX_DASHBOARD_SOCKETS: "2000", PEER_READINGS_PER_SEC: "0", PEER_WORK_BYTES_PER_SEC: "0", GROUP_WORK_BYTES_PER_SEC: "0" },
   onLog: () => undefined,
 });
 progress(`hub on ${hub.url}`);

@@ -9,8 +9,8 @@ export const USAGE = `usage: npm run bench:ingest -- [options]
   --devices N     device sockets in the group (default 10)
   --batch N       readings per batch (default 100; rounded down to whole ticks of 4 metrics)
   --in-flight N   unacked batches per device at saturation (default 32)
-  --rate-limit    keep the hub's per-device rate limit (PEER_READINGS_PER_SEC);
-                  by default the bench turns it off to measure what the group can take
+  --rate-limit    keep the hub's per-device rate limits (PEER_READINGS_PER_SEC and the
+                  work budgets); by default the bench turns them off to measure what the group can take
   --json          print the result as JSON on stdout
   --profile       after each saturation window, profile the hub's isolate and
                   this process for a few more seconds and list the hottest functions

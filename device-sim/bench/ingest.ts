@@ -108,7 +108,8 @@ async function main(): Promise<Result> {
   // One device here sends ~200,000 readings/s, far above any sane per-device
   // policy; the question is what the group can take, so the limit is off
   // unless asked for (a hub without the limit ignores the var).
-  const baseVars: Record<string, string> = opts.keepRateLimit ? {} : { PEER_READINGS_PER_SEC: "0" };
+  // Off means every rate limit: readings, and the work budgets (docs/protocol.md, "Work budget").
+  const baseVars: Record<string, string> = opts.keepRateLimit ? {} : { PEER_READINGS_PER_SEC: "0", PEER_WORK_BYTES_PER_SEC: "0", GROUP_WORK_BYTES_PER_SEC: "0" };
 
   // Every temp file of the run lives under this one directory, removed last.
   const work = await mkdtemp(join(tmpdir(), "hub-bench-"));

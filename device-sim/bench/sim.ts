@@ -76,7 +76,7 @@ const work = await mkdtemp(join(tmpdir(), "hub-bench-sim-"));
 let saturation: Summary;
 try {
   const entry = await bundleWorker(join(work, "bundle"));
-  const hub = await startHub({ entry, config: readWranglerConfig(), secret, vars: { PEER_READINGS_PER_SEC: "0" }, onLog: () => undefined });
+  const hub = await startHub({ entry, config: readWranglerConfig(), secret, vars: { PEER_READINGS_PER_SEC: "0", PEER_WORK_BYTES_PER_SEC: "0", GROUP_WORK_BYTES_PER_SEC: "0" }, onLog: () => undefined });
   try {
     saturation = (await new Simulation(config(hub.url, 10, 1, Infinity, DURATION)).run()).summary;
   } finally {

@@ -22,6 +22,11 @@
  *   re-read from the socket's attachment on first use (so an ended socket never comes back as valid).
  * - group commit: the highest seq per peer, re-read from SQLite; pending batches were never acked, so peers resend them.
  * - rate limit buckets: start full again (a peer may briefly send more, never loses anything).
+ * - work budgets (ingest/work.ts), per peer and the group's: start full again, and a socket's out-of-step
+ *   mark after a dropped frame is forgotten, as a readings-limit block is; a client that follows the protocol
+ *   has reconnected long before the object can hibernate (it is told to, and its later frames are dropped).
+ * - cardinality budgets (ingest/cardinality.ts): known series and gateways' devices, re-read from SQLite
+ *   on first use (and after a failed commit).
  * - revocations: the revoked set, re-read from SQLite on first use.
  * - live: state, rates and per-socket summary progress, rebuilt from SQLite when a dashboard needs them
  *   (rates restart from zero; a socket without progress gets a full summary at the next change).
