@@ -13,6 +13,12 @@ import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { freePort } from "../../harness/ports.ts";
 import { ROOT, WRANGLER } from "../../harness/wrangler-dev.ts";
 
+/** The part of a local R2 bucket (Miniflare's proxy to it) that bench:archive reads. */
+export interface LocalBucket {
+  list(o: { prefix: string; cursor?: string }): Promise<{ objects: { key: string; size: number; uploaded: Date }[]; truncated: boolean; cursor?: string }>;
+  get(key: string): Promise<{ arrayBuffer(): Promise<ArrayBuffer> } | null>;
+}
+
 /** The parts of wrangler.jsonc the bench needs. */
 export interface WranglerConfig {
   compatibilityDate: string;
@@ -111,6 +117,8 @@ export interface Hub {
   /** The bundle's source map, to name profile frames by their source files. */
   sourceMapPath: string;
   persistDir: string;
+  /** The `ARCHIVE` R2 bucket, as the Worker sees it (bench:archive reads the Parquet objects). */
+  archive(): Promise<LocalBucket>;
   dispose(): Promise<void>;
 }
 
@@ -184,6 +192,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         GROUPS: { className: "GroupHub", useSQLite: true },
         REGISTRY: { className: "GroupRegistry", useSQLite: true },
       },
+      // The raw archive's bucket (wrangler.jsonc), local and persisted like the objects.
+      r2Buckets: { ARCHIVE: "telemetry-hub-archive" },
     }),
   );
   let url: URL;
@@ -201,6 +211,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     inspectorUrl: inspectorPort === undefined ? null : `http://127.0.0.1:${inspectorPort}`,
     sourceMapPath: `${opts.entry}.map`,
     persistDir,
+    // Miniflare's types name workers-types classes Node does not load; the proxy has these methods.
+    archive: () => mf.getR2Bucket("ARCHIVE") as unknown as Promise<LocalBucket>,
     async dispose() {
       try {
         await mf.dispose();
