@@ -41,6 +41,12 @@ export function fetchAggregates(group: string, q: AggregateQuery, signal?: Abort
   return hub().aggregates(group, q, opts(signal));
 }
 
+/** The device's raw readings in [from, to) as the hub's CSV (docs/archive.md); `truncated` if the hub's row limit cut it. */
+export async function fetchRawCsv(group: string, device: string, from: number, to: number, signal?: AbortSignal): Promise<{ csv: string; truncated: boolean }> {
+  const { bytes, truncated } = await hub().readingsFile(group, "csv", { device, from, to }, opts(signal));
+  return { csv: new TextDecoder().decode(bytes), truncated };
+}
+
 export async function fetchAlerts(group: string, limit = 200, signal?: AbortSignal): Promise<Alert[]> {
   return (await hub().alerts(group, { limit }, opts(signal))).flatMap((a) => parseAlert(a) ?? []);
 }

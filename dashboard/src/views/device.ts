@@ -5,7 +5,7 @@
  * buckets are read again so the chart settles on the hub's exact numbers.
  */
 import { BUCKET_MS } from "../../../schema/protocol.ts";
-import { fetchAggregates, isAuthError } from "../api.ts";
+import { fetchAggregates, fetchRawCsv, isAuthError } from "../api.ts";
 import { MetricChart, type Point } from "../charts/metric-chart.ts";
 import type { Latest } from "../hub/types.ts";
 import { groupHref } from "../router.ts";
@@ -71,6 +71,11 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     return b;
   });
   const exportBtn = h("button", { class: "btn", type: "button", "data-testid": "export-csv", on: { click: () => exportCsv() } }, "Export CSV");
+  const rawBtn = h(
+    "button",
+    { class: "btn", type: "button", "data-testid": "export-raw-csv", title: "Every reading of the range, from the raw archive", on: { click: () => void exportRawCsv() } },
+    "Export raw CSV",
+  );
 
   root.replaceChildren(
     topBar([{ text: "Groups", href: "/" }, { text: group, href: groupHref(group) }, { text: device }], ctx.signOut, status.el),
@@ -84,6 +89,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
         { class: "toolbar device-toolbar" },
         h("div", { class: "segmented", role: "group", "aria-label": "Time range" }, ...rangeButtons),
         exportBtn,
+        rawBtn,
         h("span", { class: "muted small" }, "Average per minute, with the min-max band"),
       ),
       message,
@@ -285,6 +291,24 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     const header = ["group", "device", "metric", "minute", "minute_ms", "count", "avg", "min", "max", "sum", "last", "source"];
     const stamp = new Date(now).toISOString().replaceAll(":", "-").slice(0, 19);
     download(`${group}_${device}_${range}_${stamp}.csv`, toCsv(header, rows));
+  }
+
+  /** The raw readings of the chosen range, as the hub writes them (GET …/readings?format=csv). */
+  async function exportRawCsv(): Promise<void> {
+    const now = Date.now();
+    rawBtn.setAttribute("disabled", "");
+    try {
+      const { csv, truncated } = await fetchRawCsv(group, device, windowFrom(now), now + 1, abort.signal);
+      const stamp = new Date(now).toISOString().replaceAll(":", "-").slice(0, 19);
+      download(`${group}_${device}_${range}_raw_${stamp}.csv`, csv);
+      rawBtn.title = truncated ? "The range held more readings than one export; this file has the first ones. Choose a shorter range." : "Every reading of the range, from the raw archive";
+      toggleClass(rawBtn, "is-truncated", truncated);
+    } catch (err) {
+      if (isAuthError(err)) ctx.signOut();
+      else setText(message, `Raw export failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      rawBtn.removeAttribute("disabled");
+    }
   }
 
   const unsubscribe = store.subscribe(() => scheduler.schedule());
