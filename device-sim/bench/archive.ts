@@ -83,7 +83,7 @@ const hubs: Hub[] = [];
 try {
   const entry = await bundleWorker(join(work, "bundle"));
   const config = readWranglerConfig();
-  const hub = (vars: Record<string, string>) => startHub({ entry, config, secret, vars: { PEER_READINGS_PER_SEC: "0", ...vars }, onLog: () => undefined }).then((h) => (hubs.push(h), h));
+  const hub = (vars: Record<string, string>) => startHub({ entry, config, secret, vars: { PEER_READINGS_PER_SEC: "0", PEER_WORK_BYTES_PER_SEC: "0", GROUP_WORK_BYTES_PER_SEC: "0", ...vars }, onLog: () => undefined }).then((h) => (hubs.push(h), h));
   // Both keep an hour's flush period: only capture differs while they ingest.
   const off = await hub({ ARCHIVE_CAPTURE: "0" });
   const on = await hub({ ARCHIVE_CAPTURE: "1" });
