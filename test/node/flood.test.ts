@@ -14,6 +14,9 @@
  * tiny frames per connection; a sender that only waits for its own buffer
  * therefore queues minutes of events before the hub can close it, whatever
  * the hub does with them (docs/security.md, "Floods").
+ *
+ * It starts a hub of its own (not the shared one): it floods it, and reads
+ * that hub's workerd memory.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
