@@ -149,6 +149,8 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench:ingest -- --duration 20": BENCHMARK,
   "npm run bench:ingest -- --json": BENCHMARK,
   "npm run bench:ingest -- --profile": BENCHMARK,
+  "npm run bench:ingest -- --batch 4 --duration 4 --warmup 1 --profile --json": BENCHMARK,
+  "npm run bench:ingest -- --batch 100 --duration 4 --warmup 1 --profile --json": BENCHMARK,
   "npm run bench:ingest -- --duration 6 --warmup 2": BENCHMARK,
   "npm run bench:bridge": BENCHMARK,
   "npm run bench:bridge -- --messages 100000 --rounds 7": BENCHMARK,
