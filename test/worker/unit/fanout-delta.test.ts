@@ -103,6 +103,23 @@ describe("fan-out encodes once per tick", () => {
   });
 });
 
+describe("dashboard count", () => {
+  it("lists the sockets once, not on every commit, until a dashboard connects or closes", () => {
+    const sockets = [new Socket()];
+    let listed = 0;
+    const state = new LiveState(2);
+    const fanout = new LiveFanout({ name: () => "g", dashboards: () => (listed++, sockets) }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 });
+    for (let i = 0; i < 100; i++) fanout.count();
+    expect(listed).toBe(1);
+    sockets.push(new Socket());
+    fanout.recount();
+    expect(fanout.count()).toBe(2);
+    fanout.onClose(sockets.pop() as Socket);
+    expect(fanout.count()).toBe(1);
+    expect(listed).toBe(3);
+  });
+});
+
 describe("live view bounds", () => {
   it("keeps at most maxMetrics latest values per device and counts the rest, so a snapshot stays small", () => {
     const { sockets, state, data, snapshot } = setup(1, { maxDevices: 10, maxMetrics: 8 });
