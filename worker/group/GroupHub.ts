@@ -119,7 +119,7 @@ export class GroupHub extends DurableObject<Env> {
       scheduler,
       deviceSockets: (id) => connections.downlinkSockets({ kind: "device", id }),
       gatewaySockets: () => connections.downlinkSockets("gateways"),
-    }, readDownlinkLimits({ ...env })));
+    }, readDownlinkLimits({ ...env }), this.limits.groupCommitMs));
     scheduler.register(EXPIRY_TASK, { run: (now) => downlink.expire(now) });
     const archive = (this.archive = new Archive(this.store.db, ctx.storage.kv, {
       name: () => this.name,
@@ -162,7 +162,7 @@ export class GroupHub extends DurableObject<Env> {
         const raised = alerts.raiseBudget(peer.id, over.code, over.limit, over.value, now);
         if (raised) live.noteAlerts([raised]);
       },
-      downlink: (peer, frame, now) => downlink.onReply(peer, frame, now),
+      downlink: (peer, frame) => downlink.onReply(peer, frame),
       storageFull: (now) => history.storageFull(now),
     });
   }
@@ -355,8 +355,8 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   /** RPC for POST /v1/groups/{group}/devices/{device}/commands (body checked by the Worker). */
-  queueCommand(device: string, req: CommandRequest): Queued {
-    return this.rpc("queueCommand", () => this.downlink.queue(device, req, Date.now()));
+  queueCommand(device: string, req: CommandRequest): Promise<Queued> {
+    return this.rpc("queueCommand", () => this.downlink.queue(device, req));
   }
 
   /** RPC for GET /v1/groups/{group}/devices/{device}/commands, newest first. */
@@ -370,8 +370,8 @@ export class GroupHub extends DurableObject<Env> {
   }
 
   /** RPC for PUT /v1/groups/{group}/devices/{device}/config (checked by the Worker); the new version. */
-  putConfig(device: string, desired: Record<string, unknown>): number {
-    return this.rpc("putConfig", () => this.downlink.putConfig(device, desired, Date.now()));
+  putConfig(device: string, desired: Record<string, unknown>): Promise<number> {
+    return this.rpc("putConfig", () => this.downlink.putConfig(device, desired));
   }
 
   /** RPC for GET /v1/groups/{group}/devices/{device}/config. */

@@ -8,7 +8,12 @@
  * scheduler task. Configuration is versioned per device and sent until the
  * device reports that version applied.
  *
- * In memory: only the group's command rate bucket, which starts full after a wake.
+ * Writes of commands, configurations and answers share one transaction per
+ * few milliseconds (write-batch.ts): a commit per command would bound the
+ * group at a few hundred commands a second.
+ *
+ * In memory: the group's command rate bucket, which starts full after a
+ * wake, and writes waiting for their batch (their callers wait too; none is answered before it commits).
  */
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { CommandEntry, ConfigResponse } from "../../../schema/api.ts";
@@ -21,6 +26,7 @@ import type { CommandRow } from "../../../schema/tables.ts";
 import type { Peer } from "../peer.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import { DownlinkStore, toEntry } from "./downlink-store.ts";
+import { WriteBatch } from "./write-batch.ts";
 
 /** A socket downlink frames can go out on. */
 export interface DownlinkTarget {
@@ -59,18 +65,27 @@ export class Downlink {
   /** Token bucket of the group's command rate: a second's worth at most. */
   private tokens: number;
   private refilledAt = 0;
+  private readonly batch: WriteBatch;
+  private readonly clock: () => number;
 
-  constructor(db: DrizzleSqliteDODatabase, host: DownlinkHost, limits: DownlinkLimits) {
+  /** `batchMs`: how long a write waits for others to share its transaction. */
+  constructor(db: DrizzleSqliteDODatabase, host: DownlinkHost, limits: DownlinkLimits, batchMs: number, clock: () => number = Date.now) {
     this.store = new DownlinkStore(db);
     this.host = host;
     this.limits = limits;
     this.tokens = limits.commandsPerSec;
+    this.clock = clock;
+    this.batch = new WriteBatch((fn) => db.transaction(fn), batchMs);
   }
 
-  /** Queues a command and sends it at once if its device (or a gateway) is listening. */
-  queue(device: string, req: CommandRequest, now: number): Queued {
-    const wait = this.takeToken(now);
-    if (wait > 0) return { ok: false, code: "rate_limited", message: `this group accepts ${this.limits.commandsPerSec} commands per second`, retryAfterMs: wait };
+  /** Queues a command and sends it at once if its device (or a gateway) is listening; settles once committed. */
+  queue(device: string, req: CommandRequest): Promise<Queued> {
+    const wait = this.takeToken(this.clock());
+    if (wait > 0) return Promise.resolve({ ok: false, code: "rate_limited", message: `this group accepts ${this.limits.commandsPerSec} commands per second`, retryAfterMs: wait });
+    return this.batch.run(() => this.queueNow(device, req, this.clock()));
+  }
+
+  private queueNow(device: string, req: CommandRequest, now: number): Queued {
     if (this.store.countOpen(device) >= this.limits.maxQueuedCommands) {
       const message = `device ${device} has ${this.limits.maxQueuedCommands} commands waiting (DOWNLINK_MAX_QUEUED)`;
       return { ok: false, code: "too_many_commands", message, retryAfterMs: 1000 };
@@ -96,8 +111,12 @@ export class Downlink {
     return this.store.config(device);
   }
 
-  /** Stores a new desired configuration and sends it if the device (or a gateway) is listening; returns its version. */
-  putConfig(device: string, desired: Record<string, unknown>, now: number): number {
+  /** Stores a new desired configuration and sends it if the device (or a gateway) is listening; settles with its version once committed. */
+  putConfig(device: string, desired: Record<string, unknown>): Promise<number> {
+    return this.batch.run(() => this.putConfigNow(device, desired, this.clock()));
+  }
+
+  private putConfigNow(device: string, desired: Record<string, unknown>, now: number): number {
     const version = this.store.putConfig(device, desired, now);
     const { targets, via } = this.targetsOf(device);
     const frame = encodeCbor(configFrame(device, version, desired, via));
@@ -126,11 +145,11 @@ export class Downlink {
     }
   }
 
-  /** A device's (or gateway's) answer; a rejection to send back, or null when it was taken. */
-  onReply(from: Peer, frame: DownlinkReplyFrame, now: number): Rejection | null {
+  /** A device's (or gateway's) answer; settles with a rejection to send back, or null when it was taken (and committed). */
+  onReply(from: Peer, frame: DownlinkReplyFrame): Promise<Rejection | null> {
     const device = from.kind === "device" ? from.id : frame.device;
-    if (device === undefined) return reject(ErrorCode.BadDevice, "a gateway's downlink answer must name its device");
-    return frame.type === "command_result" ? this.onResult(device, frame, now) : this.onApplied(device, frame, now);
+    if (device === undefined) return Promise.resolve(reject(ErrorCode.BadDevice, "a gateway's downlink answer must name its device"));
+    return this.batch.run(() => (frame.type === "command_result" ? this.onResult(device, frame, this.clock()) : this.onApplied(device, frame, this.clock())));
   }
 
   private onResult(device: string, frame: CommandResultFrame, now: number): Rejection | null {

@@ -4,6 +4,7 @@
  * path; only the validator differs by kind (frames.ts).
  */
 import type { Limits } from "../../../schema/limits.ts";
+import { log } from "../../log.ts";
 import { CloseCode, ErrorCode, type DownlinkReplyFrame } from "../../../schema/protocol.ts";
 import type { Rejection } from "../../../schema/validate.ts";
 import { peerTag, type Peer } from "../peer.ts";
@@ -22,8 +23,8 @@ export interface IngestStageHost<Note> extends IngestHost<Note> {
   rejected(peer: Peer, code: string): void;
   /** A batch of `peer` was refused past a cardinality budget: the group raises an alert. */
   overBudget(peer: Peer, over: OverBudget, now: number): void;
-  /** A downlink answer (downlink stage); a rejection to send back, or null when taken. */
-  downlink(peer: Peer, frame: DownlinkReplyFrame, now: number): Rejection | null;
+  /** A downlink answer (downlink stage): a rejection to send back, or null when taken (now, or once the promise settles). */
+  downlink(peer: Peer, frame: DownlinkReplyFrame): Rejection | null | Promise<Rejection | null>;
 }
 
 export class Ingest<Note> implements FrameContext {
@@ -186,8 +187,10 @@ export class Ingest<Note> implements FrameContext {
   }
 
   downlink(from: PeerSender, frame: DownlinkReplyFrame): void {
-    const r = this.host.downlink(from.peer, frame, this.now());
-    if (r) this.reject(from, r);
+    Promise.resolve(this.host.downlink(from.peer, frame)).then(
+      (r) => r && this.reject(from, r),
+      (err: unknown) => log.error("ingest.downlink", err, { group: this.host.name() }),
+    );
   }
 
   /** A rejection is counted with the next group commit. */
