@@ -6,7 +6,7 @@
  * its deadline and fails with a one-line reason (a {@link HubError}).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { AggregateBucket, AggregatesResponse, CommandEntry } from "../schema/api.ts";
+import type { AggregateBucket, AggregatesResponse, CommandEntry, Resolution } from "../schema/api.ts";
 import { HubClient, HubError } from "../schema/client.ts";
 import { operatorSubject, signToken } from "../schema/token.ts";
 
@@ -91,12 +91,12 @@ export class HubRest {
   }
 
   /** Every bucket of these devices in a group (per device when one response would be truncated). */
-  async buckets(group: string, devices: ReadonlySet<string>): Promise<AggregateBucket[]> {
-    let all = await this.aggregates(group);
+  async buckets(group: string, devices: ReadonlySet<string>, resolution: Resolution = "minute"): Promise<AggregateBucket[]> {
+    let all = await this.aggregates(group, undefined, resolution);
     if (!all.truncated) return all.buckets.filter((b) => devices.has(b.device));
     const out: AggregateBucket[] = [];
     for (const d of devices) {
-      all = await this.aggregates(group, d);
+      all = await this.aggregates(group, d, resolution);
       if (all.truncated) throw failure("truncated", `device ${group}/${d} has more buckets than one request returns`);
       out.push(...all.buckets);
     }
@@ -113,8 +113,8 @@ export class HubRest {
     return this.retry(`GET command ${id} of ${group}/${device}`, (signal) => this.client.command(group, device, id, { signal }));
   }
 
-  private aggregates(group: string, device?: string): Promise<AggregatesResponse> {
-    return this.retry(`GET aggregates of ${group}`, (signal) => this.client.aggregates(group, device === undefined ? {} : { device }, { signal }));
+  private aggregates(group: string, device: string | undefined, resolution: Resolution): Promise<AggregatesResponse> {
+    return this.retry(`GET aggregates of ${group}`, (signal) => this.client.aggregates(group, device === undefined ? { resolution } : { device, resolution }, { signal }));
   }
 
   /** A call retried on no answer, 429 and 5xx until the deadline; anything else fails at once. */

@@ -81,7 +81,7 @@ State, report, proof
   --state FILE           keep per-device seqs, unacked batches and expectations here; a
                          stopped and resumed run continues where it left off
   --verify               at the end, compare the hub's aggregates with what was acked,
-                         bucket by bucket; exit 1 on any difference
+                         bucket by bucket (minutes, hours and days); exit 1 on any difference
   --json                 print the summary as JSON on stdout
   --no-progress          no progress line
   -h, --help             this help

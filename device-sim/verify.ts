@@ -1,8 +1,12 @@
 /**
  * `--verify`: reads the hub's aggregates over REST and compares them, bucket
- * by bucket, with what the simulator generated and had acknowledged.
+ * by bucket, with what the simulator generated and had acknowledged: the
+ * minute buckets, and the hour and day buckets against the same
+ * expectations rolled up (docs/history.md), so exactly-once is checked at
+ * every resolution.
  */
-import type { Expected } from "./expected.ts";
+import { RESOLUTION_MS, type AggregateBucket, type Resolution } from "../schema/api.ts";
+import { Expected } from "./expected.ts";
 import type { HubRest } from "./hub-rest.ts";
 
 export interface Difference {
@@ -10,6 +14,8 @@ export interface Difference {
   device: string;
   metric: string;
   start: number;
+  /** Absent for minute buckets. */
+  resolution?: "hour" | "day";
   field: "count" | "sum" | "min" | "max" | "missing" | "unexpected";
   expected: number | null;
   actual: number | null;
@@ -36,38 +42,59 @@ const SUM_TOLERANCE = 1e-9;
  */
 export async function verify(hub: HubRest, expected: Expected): Promise<VerifyResult> {
   const r: VerifyResult = { ok: true, bucketsCompared: 0, readingsExpected: expected.readings, readingsFound: 0, lost: 0, extra: 0, differences: [] };
+  await compare(r, hub, expected, "minute");
+  // Coarser buckets only add differences: lost and extra readings are counted once, at minutes.
+  for (const res of ["hour", "day"] as const) await compare(r, hub, rollUp(expected, res), res);
+  r.ok = r.differences.length === 0;
+  return r;
+}
+
+/** The expectations in buckets of `res`, merged by the hub's rule (counts and sums add, min and max widen). */
+function rollUp(expected: Expected, res: Resolution): Expected {
+  const out = new Expected();
+  const len = RESOLUTION_MS[res];
+  for (const [group, device, metric, start, count, sum, min, max] of expected.rows()) out.addRow([group, device, metric, Math.floor(start / len) * len, count, sum, min, max]);
+  return out;
+}
+
+async function compare(r: VerifyResult, hub: HubRest, expected: Expected, res: Resolution): Promise<void> {
   const seen = new Set<string>();
+  const tag = res === "minute" ? {} : { resolution: res };
   for (const [group, devices] of expected.devicesByGroup()) {
     // Only this run's devices: others may share the group.
-    for (const b of await hub.buckets(group, devices)) {
+    for (const b of await hub.buckets(group, devices, res)) {
       const key = `${group}\u0000${b.device}\u0000${b.metric}\u0000${b.start}`;
       seen.add(key);
-      r.bucketsCompared++;
-      r.readingsFound += b.count;
+      if (res === "minute") {
+        r.bucketsCompared++;
+        r.readingsFound += b.count;
+      }
       const e = expected.get(group, b.device, b.metric, b.start);
-      const where = { group, device: b.device, metric: b.metric, start: b.start };
+      const where = { group, device: b.device, metric: b.metric, start: b.start, ...tag };
       if (!e) {
-        r.extra += b.count;
+        r.extra += res === "minute" ? b.count : 0;
         r.differences.push({ ...where, field: "unexpected", expected: null, actual: b.count });
         continue;
       }
-      if (e.count !== b.count) {
-        if (b.count < e.count) r.lost += e.count - b.count;
-        else r.extra += b.count - e.count;
-        r.differences.push({ ...where, field: "count", expected: e.count, actual: b.count });
-      }
-      if (Math.abs(e.sum - b.sum) > SUM_TOLERANCE * Math.max(1, Math.abs(e.sum))) {
-        r.differences.push({ ...where, field: "sum", expected: e.sum, actual: b.sum });
-      }
-      if (e.min !== b.min) r.differences.push({ ...where, field: "min", expected: e.min, actual: b.min });
-      if (e.max !== b.max) r.differences.push({ ...where, field: "max", expected: e.max, actual: b.max });
+      compareBucket(r, res, where, e, b);
     }
   }
   for (const [group, device, metric, start, count] of expected.rows()) {
     if (seen.has(`${group}\u0000${device}\u0000${metric}\u0000${start}`)) continue;
-    r.lost += count;
-    r.differences.push({ group, device, metric, start, field: "missing", expected: count, actual: null });
+    if (res === "minute") r.lost += count;
+    r.differences.push({ group, device, metric, start, ...tag, field: "missing", expected: count, actual: null });
   }
-  r.ok = r.differences.length === 0;
-  return r;
+}
+
+function compareBucket(r: VerifyResult, res: Resolution, where: Omit<Difference, "field" | "expected" | "actual">, e: { count: number; sum: number; min: number; max: number }, b: AggregateBucket): void {
+  if (e.count !== b.count) {
+    if (res === "minute" && b.count < e.count) r.lost += e.count - b.count;
+    else if (res === "minute") r.extra += b.count - e.count;
+    r.differences.push({ ...where, field: "count", expected: e.count, actual: b.count });
+  }
+  if (Math.abs(e.sum - b.sum) > SUM_TOLERANCE * Math.max(1, Math.abs(e.sum))) {
+    r.differences.push({ ...where, field: "sum", expected: e.sum, actual: b.sum });
+  }
+  if (e.min !== b.min) r.differences.push({ ...where, field: "min", expected: e.min, actual: b.min });
+  if (e.max !== b.max) r.differences.push({ ...where, field: "max", expected: e.max, actual: b.max });
 }

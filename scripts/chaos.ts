@@ -2,7 +2,7 @@
  * `npm run chaos`: crash the hub's runtime with SIGKILL at random moments
  * while simulated devices stream, restart it on the same local state, and
  * prove with `--verify` that no acknowledged reading was lost or counted
- * twice.
+ * twice, in the minute buckets and in their hour and day rollups.
  *
  *   npm run chaos                                   100,000 readings, at least 5 kills
  *   npm run chaos -- --readings 20000 --kills 2     the short version CI runs

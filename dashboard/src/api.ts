@@ -5,7 +5,7 @@
  * route) callers branch on. The functions below adapt its answers to the
  * page's own shapes (hub/types.ts), which the live frames share.
  */
-import type { CommandEntry, ConfigResponse, RatesResponse } from "../../schema/api.ts";
+import type { CommandEntry, ConfigResponse, RatesResponse, Resolution } from "../../schema/api.ts";
 import { HubClient, HubError } from "../../schema/client.ts";
 import { getToken } from "./token.ts";
 import { parseAlert, parseDevice, type Alert, type Bucket, type DevicePatch, type RuleSet } from "./hub/types.ts";
@@ -21,6 +21,9 @@ export interface AggregateQuery {
   metric?: string;
   from?: number;
   to?: number;
+  /** Default minute; `auto` lets the hub pick by retention and `maxPoints` (docs/history.md). */
+  resolution?: Resolution | "auto";
+  maxPoints?: number;
 }
 
 let client: HubClient | null = null;
@@ -37,7 +40,7 @@ export async function fetchDevices(group: string, signal?: AbortSignal): Promise
   return (await hub().devices(group, opts(signal))).flatMap((d) => parseDevice(d) ?? []);
 }
 
-export function fetchAggregates(group: string, q: AggregateQuery, signal?: AbortSignal): Promise<{ buckets: Bucket[]; truncated: boolean }> {
+export function fetchAggregates(group: string, q: AggregateQuery, signal?: AbortSignal): Promise<{ resolution: Resolution; buckets: Bucket[]; truncated: boolean }> {
   return hub().aggregates(group, q, opts(signal));
 }
 

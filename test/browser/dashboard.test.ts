@@ -198,15 +198,21 @@ describe("dashboard", () => {
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-csv").click()]);
     const path = await download.path();
     const csv = readFileSync(path, "utf8").trim().split(/\r\n/);
-    expect(csv[0]).toBe("group,device,metric,minute,minute_ms,count,avg,min,max,sum,last,source");
+    expect(csv[0]).toBe("group,device,metric,resolution,start,start_ms,count,avg,min,max,sum,last,source");
     expect(csv.length).toBeGreaterThan(1);
-    expect(csv.some((l) => l.includes(",dev-1,temp,"))).toBe(true);
+    expect(csv.some((l) => l.includes(",dev-1,temp,minute,"))).toBe(true);
     // Beside it, the raw readings of the same range from the archive (GET …/readings?format=csv).
     const [rawDownload] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-raw-csv").click()]);
     const raw = readFileSync(await rawDownload.path(), "utf8").trim().split("\n");
     expect(raw[0]).toBe("device,metric,ts,value,received,source,seq");
     expect(raw.length).toBeGreaterThan(1);
     expect(raw.slice(1).every((l) => l.startsWith("dev-1,"))).toBe(true);
+    expect(await page.getByTestId("resolution").getAttribute("data-resolution")).toBe("minute");
+    // 30 days is longer than minutes are kept: the hub answers hours, and the page says so.
+    await page.locator('[data-range="30d"]').click();
+    await expect.poll(() => page.getByTestId("resolution").getAttribute("data-resolution")).toBe("hour");
+    await page.locator('[data-range="15m"]').click();
+    await expect.poll(() => page.getByTestId("resolution").getAttribute("data-resolution")).toBe("minute");
     await screenshot(page, "device");
     // A device with an hour of history: a full chart with its min-max band.
     await page.goto(`${hub.url}/groups/${group}/devices/gone-1?range=1h`);

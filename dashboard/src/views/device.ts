@@ -1,10 +1,11 @@
 /**
  * `/groups/{group}/devices/{device}`: one chart per metric from the
- * aggregates REST endpoint (one-minute buckets), with live values appended
- * to the current minute as summaries arrive; every minute the last few
- * buckets are read again so the chart settles on the hub's exact numbers.
+ * aggregates REST endpoint (minute buckets for short ranges; hours or days,
+ * as the hub's `resolution=auto` picks, for long ones), with live values
+ * appended to the current bucket as summaries arrive; every minute the last
+ * few buckets are read again so the chart settles on the hub's exact numbers.
  */
-import { BUCKET_MS } from "../../../schema/protocol.ts";
+import { RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
 import { fetchAggregates, fetchRawCsv, isAuthError } from "../api.ts";
 import { MetricChart, type Point } from "../charts/metric-chart.ts";
 import type { Latest } from "../hub/types.ts";
@@ -25,6 +26,10 @@ export const RANGES = [
   { id: "1h", label: "1 h", ms: 60 * 60_000 },
   { id: "24h", label: "24 h", ms: 24 * 60 * 60_000 },
   { id: "7d", label: "7 d", ms: 7 * 24 * 60 * 60_000 },
+  { id: "30d", label: "30 d", ms: 30 * 24 * 60 * 60_000 },
+  { id: "1y", label: "1 y", ms: 365 * 24 * 60 * 60_000 },
+  // Everything the hub keeps, from the device's oldest day bucket on.
+  { id: "all", label: "All", ms: 0 },
 ] as const;
 type RangeId = (typeof RANGES)[number]["id"];
 /** Look-backs "Fit" tries, shortest first, until the data starts inside one. */
@@ -54,8 +59,10 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   const store = session.store;
   const group = store.group;
   let range: RangeId = rangeFromUrl();
-  /** Start of the fitted window (range "fit"), once the data is loaded. */
+  /** Start of the fitted window (ranges "fit" and "all"), once the data is loaded. */
   let fitFrom: number | null = null;
+  /** The resolution of the buckets shown (the hub's pick for ranges other than "fit"). */
+  let shown: Resolution = "minute";
   let abort = new AbortController();
   const views = new Map<string, MetricView>();
   const status = new StatusPill();
@@ -66,10 +73,11 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   const message = h("p", { class: "muted", "data-testid": "device-message" }, "Loading…");
   const facts = h("dl", { class: "facts", "data-testid": "device-facts" });
   const rangeButtons = RANGES.map((r) => {
-    const b = h("button", { class: "seg", type: "button", "data-range": r.id, "aria-pressed": String(r.id === range), title: r.id === "fit" ? "From the device's first reading (within 7 days) to now" : "" }, r.label);
+    const b = h("button", { class: "seg", type: "button", "data-range": r.id, "aria-pressed": String(r.id === range), title: r.id === "fit" ? "From the device's first reading (within 7 days) to now" : r.id === "all" ? "Everything the hub keeps of this device" : "" }, r.label);
     b.addEventListener("click", () => setRange(r.id));
     return b;
   });
+  const resolutionNote = h("span", { class: "muted small", "data-testid": "resolution" }, "Average per minute, with the min-max band");
   const exportBtn = h("button", { class: "btn", type: "button", "data-testid": "export-csv", on: { click: () => exportCsv() } }, "Export CSV");
   const rawBtn = h(
     "button",
@@ -90,7 +98,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
         h("div", { class: "segmented", role: "group", "aria-label": "Time range" }, ...rangeButtons),
         exportBtn,
         rawBtn,
-        h("span", { class: "muted small" }, "Average per minute, with the min-max band"),
+        resolutionNote,
       ),
       message,
       chartsEl,
@@ -104,9 +112,13 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     return RANGES.find((r) => r.id === range)?.ms ?? 3_600_000;
   }
 
+  function bucketMs(): number {
+    return RESOLUTION_MS[shown];
+  }
+
   /** Where the chart's time axis starts. */
   function windowFrom(now: number): number {
-    if (range === "fit") return fitFrom ?? now - FIT_MIN_MS;
+    if (range === "fit" || range === "all") return fitFrom ?? now - FIT_MIN_MS;
     return now - rangeMs();
   }
 
@@ -139,12 +151,16 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     return v;
   }
 
-  async function fetchInto(v: MetricView, from: number, to: number, signal: AbortSignal): Promise<void> {
-    const { buckets, truncated } = await fetchAggregates(group, { device, metric: v.metric, from, to }, signal);
+  /** Reads buckets of `from` (undefined: all there are) to `to` into a view; `auto` sets the resolution shown. */
+  async function fetchInto(v: MetricView, from: number | undefined, to: number, signal: AbortSignal, resolution: Resolution | "auto"): Promise<void> {
+    const q = { device, metric: v.metric, to, resolution, ...(from === undefined ? {} : { from }) };
+    const r = await fetchAggregates(group, q, signal);
     if (signal.aborted) return;
-    for (const start of v.points.keys()) if (start > from - BUCKET_MS && start < to) v.points.delete(start);
-    for (const b of buckets) v.points.set(b.start, { ...b, live: false });
-    v.truncated ||= truncated;
+    if (resolution === "auto") shown = r.resolution;
+    const len = RESOLUTION_MS[r.resolution];
+    for (const start of v.points.keys()) if ((from === undefined || start > from - len) && start < to) v.points.delete(start);
+    for (const b of r.buckets) v.points.set(b.start, { ...b, live: false });
+    v.truncated ||= r.truncated;
   }
 
   /** Metrics of this device: from the live state, else from its recent buckets. */
@@ -152,7 +168,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     const known = [...(store.devices.get(device)?.latest.keys() ?? [])];
     if (known.length > 0) return known;
     const lookBack = range === "fit" ? (FIT_SPANS[1] ?? 0) : rangeMs();
-    const { buckets } = await fetchAggregates(group, { device, from: Date.now() - lookBack }, signal);
+    const { buckets } = await fetchAggregates(group, { device, resolution: "auto", ...(range === "all" ? {} : { from: Date.now() - lookBack }) }, signal);
     return [...new Set(buckets.map((b) => b.metric))];
   }
 
@@ -171,8 +187,10 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     exportBtn.disabled = true;
     try {
       const metrics = await discoverMetrics(signal);
+      shown = "minute";
       if (range === "fit") await loadFitted(metrics, to, signal);
-      else await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal)));
+      else await Promise.all(metrics.map((m) => fetchInto(viewFor(m), range === "all" ? undefined : from, to, signal, "auto")));
+      if (range === "all") fitAll(to);
       if (signal.aborted) return;
       setText(message, views.size === 0 ? "No readings from this device in this time range." : "");
     } catch (err) {
@@ -185,12 +203,19 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
     scheduler.schedule();
   }
 
-  /** Range "fit": reads ever longer look-backs until the data starts inside one, then fits the window to it. */
+  /** Range "all": the window starts a little before the oldest bucket there is. */
+  function fitAll(to: number): void {
+    let first: number | null = null;
+    for (const v of views.values()) for (const start of v.points.keys()) if (first === null || start < first) first = start;
+    fitFrom = first === null ? to - FIT_MIN_MS : Math.min(first - (to - first) * 0.02, to - FIT_MIN_MS);
+  }
+
+  /** Range "fit" (minute buckets): reads ever longer look-backs until the data starts inside one, then fits the window to it. */
   async function loadFitted(metrics: string[], to: number, signal: AbortSignal): Promise<void> {
     let first: number | null = null;
     for (const [i, span] of FIT_SPANS.entries()) {
       const from = to - span;
-      await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal)));
+      await Promise.all(metrics.map((m) => fetchInto(viewFor(m), from, to, signal, "minute")));
       if (signal.aborted) return;
       first = null;
       for (const v of views.values()) for (const start of v.points.keys()) if (first === null || start < first) first = start;
@@ -205,7 +230,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   async function refreshRecent(): Promise<void> {
     const to = Date.now();
     try {
-      await Promise.all([...views.values()].map((v) => fetchInto(v, to - 3 * BUCKET_MS, to, abort.signal)));
+      await Promise.all([...views.values()].map((v) => fetchInto(v, to - 3 * bucketMs(), to, abort.signal, shown)));
       scheduler.schedule();
     } catch (err) {
       if (isAuthError(err)) session.handleRestError(err);
@@ -215,12 +240,12 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   function onSample(dev: string, metric: string, l: Latest): void {
     if (dev !== device) return;
     const v = viewFor(metric);
-    const start = Math.floor(l.ts / BUCKET_MS) * BUCKET_MS;
-    if (start + BUCKET_MS <= windowFrom(Date.now())) return;
+    const start = Math.floor(l.ts / bucketMs()) * bucketMs();
+    if (start + bucketMs() <= windowFrom(Date.now())) return;
     const p = v.points.get(start);
     if (!p) v.points.set(start, { start, count: 1, sum: l.value, min: l.value, max: l.value, last: l.value, live: true });
     else {
-      // A sample of the minute, not every reading: min, max and last are
+      // A sample of the bucket, not every reading: min, max and last are
       // exact for what was seen; the average is corrected by the next re-read.
       p.count += 1;
       p.sum += l.value;
@@ -234,7 +259,7 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
   }
 
   function sortedPoints(v: MetricView, from: number): Point[] {
-    return [...v.points.values()].filter((p) => p.start + BUCKET_MS > from).sort((a, b) => a.start - b.start);
+    return [...v.points.values()].filter((p) => p.start + bucketMs() > from).sort((a, b) => a.start - b.start);
   }
 
   function render(): void {
@@ -248,8 +273,10 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
       const l = store.devices.get(device)?.latest.get(v.metric);
       setText(v.latest, l ? fmtValue(l.value) : "");
       v.latest.title = l ? `latest, ${fmtTime(l.ts, now)}` : "";
-      setText(v.note, v.truncated ? "more buckets than one request returns; showing the first" : pts.length === 0 ? "no data in this range" : `${fmtInt(pts.length)} minute${pts.length === 1 ? "" : "s"}`);
+      setText(v.note, v.truncated ? "more buckets than one request returns; showing the first" : pts.length === 0 ? "no data in this range" : `${fmtInt(pts.length)} ${shown}${pts.length === 1 ? "" : "s"}`);
     }
+    resolutionNote.dataset.resolution = shown;
+    setText(resolutionNote, `Average per ${shown}, with the min-max band`);
     alerts.render(now);
   }
 
@@ -285,10 +312,10 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
       const v = views.get(m);
       if (!v) continue;
       for (const p of sortedPoints(v, from)) {
-        rows.push([group, device, m, new Date(p.start).toISOString(), p.start, p.count, p.count > 0 ? p.sum / p.count : null, p.min, p.max, p.sum, p.last, p.live ? "live" : "hub"]);
+        rows.push([group, device, m, shown, new Date(p.start).toISOString(), p.start, p.count, p.count > 0 ? p.sum / p.count : null, p.min, p.max, p.sum, p.last, p.live ? "live" : "hub"]);
       }
     }
-    const header = ["group", "device", "metric", "minute", "minute_ms", "count", "avg", "min", "max", "sum", "last", "source"];
+    const header = ["group", "device", "metric", "resolution", "start", "start_ms", "count", "avg", "min", "max", "sum", "last", "source"];
     const stamp = new Date(now).toISOString().replaceAll(":", "-").slice(0, 19);
     download(`${group}_${device}_${range}_${stamp}.csv`, toCsv(header, rows));
   }
@@ -313,9 +340,9 @@ export function mountDevice(root: HTMLElement, session: GroupSession, device: st
 
   const unsubscribe = store.subscribe(() => scheduler.schedule());
   const unSample = store.onSample(onSample);
-  let lastMinute = Math.floor(Date.now() / BUCKET_MS);
+  let lastMinute = Math.floor(Date.now() / RESOLUTION_MS.minute);
   const tick = window.setInterval(() => {
-    const minute = Math.floor((Date.now() - 3000) / BUCKET_MS);
+    const minute = Math.floor((Date.now() - 3000) / RESOLUTION_MS.minute);
     if (minute !== lastMinute) {
       lastMinute = minute;
       void refreshRecent();

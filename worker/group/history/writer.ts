@@ -102,8 +102,11 @@ export class BucketWriter {
   private readonly selectId;
   private readonly insertId;
   private ids = new Map<string, Map<string, number>>();
+  private readonly rollups: boolean;
 
-  constructor(db: DrizzleSqliteDODatabase) {
+  /** `rollups: false` writes minute buckets only: bench:history's baseline, never the hub's. */
+  constructor(db: DrizzleSqliteDODatabase, rollups = true) {
+    this.rollups = rollups;
     this.statements = { minute: bucketStatements(db, minuteBuckets), hour: bucketStatements(db, hourBuckets), day: bucketStatements(db, dayBuckets) };
     this.selectId = db
       .select({ id: series.id })
@@ -152,6 +155,7 @@ export class BucketWriter {
         const id = this.seriesId(device, metric);
         for (const [start, a] of buckets) {
           buffers.minute.add(id, start / RESOLUTION_MS.minute, start, a);
+          if (!this.rollups) continue;
           for (const r of ["hour", "day"] as const) {
             const s = Math.floor(start / RESOLUTION_MS[r]) * RESOLUTION_MS[r];
             const into = coarse[r].get(s);

@@ -83,9 +83,10 @@ export class Store {
   readonly buckets: BucketWriter;
   private readonly peers: ByKind<PeerStatements>;
 
-  constructor(storage: DurableObjectStorage) {
+  /** `rollups: false` (minute buckets only) is bench:history's baseline, never the hub's. */
+  constructor(storage: DurableObjectStorage, rollups = true) {
     this.db = drizzle(storage, { logger: false });
-    this.buckets = new BucketWriter(this.db);
+    this.buckets = new BucketWriter(this.db, rollups);
     this.peers = { device: peerStatements(this.db, devices), gateway: peerStatements(this.db, gateways) };
   }
 

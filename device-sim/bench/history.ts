@@ -1,0 +1,198 @@
+/**
+ * `npm run bench:history`: the history tables (docs/history.md) through the
+ * hub's own store code, in workerd (worker/bench/history-bench.ts, a
+ * Durable Object that calls `Store.commit`, the pruner and the queries).
+ *
+ *   npm run bench:history                       about 3 minutes
+ *   npm run bench:history -- --fill-devices 4   a smaller steady-state fill
+ *   npm run bench:history -- --json             the figures as JSON
+ *
+ * It prints, measured side by side in one run:
+ *   - ingest readings/s with rollups (minute, hour and day buckets in the
+ *     commit) and without (minute buckets only), 1,000 devices x 5 metrics,
+ *     one commit per simulated minute, alternating in rounds;
+ *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows);
+ *   - a steady state under the default retention: `--fill-devices` devices
+ *     x 5 metrics over 400 simulated days (hourly readings for the old days,
+ *     every minute for the last 3), pruned, its size, and that size scaled
+ *     to 1,000 devices;
+ *   - query times for one series (24 h at minute, 30 d at hour, 1 y at day,
+ *     `auto` over everything), each the mean of `--reps` runs inside the
+ *     object, timed from outside minus an empty request's time.
+ * Timestamps are simulated (the store takes them as given; the validator's
+ * window around the hub's clock is not part of this bench). Only 127.0.0.1
+ * is contacted; the bundle and the state are removed on exit.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
+import { ROOT } from "../../harness/wrangler-dev.ts";
+import { readWranglerConfig } from "./hub.ts";
+
+const USAGE = "usage: npm run bench:history [-- --rounds N] [-- --fill-devices N] [-- --reps N] [-- --json]\n";
+const values = parseCli(USAGE, {
+  options: {
+    rounds: { type: "string", default: "4" },
+    "fill-devices": { type: "string", default: "10" },
+    reps: { type: "string", default: "20" },
+    json: { type: "boolean", default: false },
+    help: HELP_FLAG,
+  },
+});
+const ROUNDS = orExit(() => numberOption("rounds", values.rounds, { min: 1 }), USAGE);
+const FILL_DEVICES = orExit(() => numberOption("fill-devices", values["fill-devices"], { min: 1 }), USAGE);
+const REPS = orExit(() => numberOption("reps", values.reps, { min: 1 }), USAGE);
+
+const DEVICES = 1000;
+const METRICS = 5;
+/** Simulated minutes per round and variant. */
+const ROUND_MINUTES = 3;
+const MIN = 60_000;
+const DAY = 86_400_000;
+const log = (s: string) => process.stderr.write(`bench:history: ${s}\n`);
+
+const dir = await mkdtemp(join(tmpdir(), "bench-history-"));
+const entry = join(dir, "history-bench.js");
+await build({
+  entryPoints: [join(ROOT, "worker/bench/history-bench.ts")],
+  outfile: entry,
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  conditions: ["workerd", "worker", "browser"],
+  mainFields: ["module", "main"],
+  external: ["cloudflare:*", "node:*"],
+  loader: { ".sql": "text" },
+  logLevel: "warning",
+});
+const config = readWranglerConfig();
+const mf = new Miniflare(
+  convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    log: new Log(LogLevel.WARN),
+    telemetry: { enabled: false },
+    cf: false,
+    name: "history-bench",
+    modules: [{ type: "ESModule", path: entry }],
+    modulesRoot: dir,
+    compatibilityDate: config.compatibilityDate,
+    compatibilityFlags: config.compatibilityFlags,
+    durableObjects: { BENCH: { className: "HistoryBench", useSQLite: true } },
+  }),
+);
+
+async function call<T>(path: string, params: Record<string, string | number>): Promise<{ ms: number; body: T }> {
+  const q = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]));
+  const started = performance.now();
+  const res = await mf.dispatchFetch(`http://bench${path}?${q}`);
+  const text = await res.text();
+  const ms = performance.now() - started;
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
+  return { ms, body: JSON.parse(text) as T };
+}
+
+interface Size {
+  bytes: number;
+  minute: number;
+  hour: number;
+  day: number;
+  series: number;
+}
+
+try {
+  const now = Math.floor(Date.now() / DAY) * DAY;
+  // 1. Ingest with and without rollups, alternating so both see the same machine load.
+  const t = { roll: 0, plain: 0 };
+  let readings = 0;
+  const start = now - 2 * DAY;
+  for (const object of ["roll", "plain"] as const) await call("/noop", { object, rollups: object === "roll" ? 1 : 0 });
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const object of ["roll", "plain"] as const) {
+      const from = start + r * ROUND_MINUTES * MIN;
+      const { ms, body } = await call<{ readings: number }>("/minutes", { object, rollups: object === "roll" ? 1 : 0, devices: DEVICES, metrics: METRICS, from, minutes: ROUND_MINUTES });
+      t[object] += ms;
+      if (object === "roll") readings += body.readings;
+    }
+    log(`ingest round ${r + 1}/${ROUNDS}`);
+  }
+  const rollSize = (await call<Size>("/size", { object: "roll" })).body;
+  const plainSize = (await call<Size>("/size", { object: "plain" })).body;
+  const empty = (await call<Size>("/size", { object: "empty" })).body;
+  const ingest = {
+    readings,
+    withRollups: Math.round(readings / (t.roll / 1000)),
+    withoutRollups: Math.round(readings / (t.plain / 1000)),
+    ratio: Number((t.plain / t.roll).toFixed(2)),
+  };
+  const bytesPerBucket = {
+    plainWithRollups: Number(((rollSize.bytes - empty.bytes) / (rollSize.minute + rollSize.hour + rollSize.day)).toFixed(1)),
+    plainMinuteOnly: Number(((plainSize.bytes - empty.bytes) / plainSize.minute).toFixed(1)),
+    compacted: null,
+  };
+
+  // 2. Steady state under the default retention: 400 days, hourly readings but for the last 3 days.
+  const fill = { object: "steady", devices: FILL_DEVICES, metrics: METRICS };
+  const first = now - 400 * DAY;
+  const minutesFrom = now - 3 * DAY;
+  for (let d = 0; d < 397; d += 30) {
+    await call("/hours", { ...fill, from: first + d * DAY, days: Math.min(30, 397 - d) });
+    log(`fill: day ${Math.min(d + 30, 397)}/400 (hourly)`);
+  }
+  for (let m = 0; m < 3 * 1440; m += 240) {
+    await call("/minutes", { ...fill, from: minutesFrom + m * MIN, minutes: 240 });
+  }
+  log("fill: last 3 days (every minute); pruning by the default retention");
+  const pruned = (await call<{ deleted: number }>("/prune", { object: "steady", now })).body.deleted;
+  const steady = (await call<Size>("/size", { object: "steady" })).body;
+  const steadyBuckets = steady.minute + steady.hour + steady.day;
+  const steadyState = {
+    series: steady.series,
+    buckets: { minute: steady.minute, hour: steady.hour, day: steady.day },
+    pruned,
+    bytes: steady.bytes,
+    bytesPerBucket: Number(((steady.bytes - empty.bytes) / steadyBuckets).toFixed(1)),
+    scaledTo1000DevicesGB: Number((((steady.bytes - empty.bytes) * (DEVICES / FILL_DEVICES)) / 1e9).toFixed(2)),
+  };
+
+  // 3. Queries for one series, inside the object; an empty request's time subtracted.
+  let noop = Infinity;
+  for (let i = 0; i < 5; i++) noop = Math.min(noop, (await call("/noop", { object: "steady" })).ms);
+  const one = "device=dev-0000&metric=m0";
+  const queries: Record<string, { ms: number; buckets: number; resolution: string }> = {};
+  for (const [name, q] of [
+    ["24h@minute", `${one}&resolution=minute&from=${now - DAY}&to=${now}`],
+    ["30d@hour", `${one}&resolution=hour&from=${now - 30 * DAY}&to=${now}`],
+    ["1y@day", `${one}&resolution=day&from=${now - 365 * DAY}&to=${now}`],
+    ["all@auto", `${one}&resolution=auto`],
+  ] as const) {
+    let best = Infinity;
+    let body = { buckets: 0, resolution: "" };
+    // The best of three timed batches of REPS queries: the machine is shared.
+    for (let k = 0; k < 3; k++) {
+      const r = await call<{ buckets: number; resolution: string }>("/query", { object: "steady", q, reps: REPS, now });
+      best = Math.min(best, r.ms);
+      body = r.body;
+    }
+    queries[name] = { ms: Number((Math.max(0, best - noop) / REPS).toFixed(3)), ...body };
+  }
+
+  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, bytesPerBucket, steadyState, queries };
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else {
+    const lines = [
+      `History bench (${result.cpu}, ${result.cores} cores, shared with other work: figures are indicative)`,
+      `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each)`,
+      `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only; compacted: not implemented`,
+      `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket); scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB`,
+      ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
+  }
+} finally {
+  await mf.dispose();
+  await rm(dir, { recursive: true, force: true });
+}
