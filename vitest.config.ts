@@ -35,6 +35,11 @@ export default defineConfig({
                 // A 4 MB storage budget (production: 6 GB), so test/worker/budget.test.ts reaches
                 // it with a few tens of thousands of buckets; other tests' groups stay far below.
                 MAX_GROUP_BYTES: "4000000",
+                // A per-device bucket of five full batches refilled at one a second
+                // (production: 50 and 10), so test/worker/throttle.test.ts reaches it
+                // however slowly a loaded machine runs the hub.
+                PEER_READINGS_PER_SEC: "5000",
+                PEER_BURST_READINGS: "25000",
               },
             },
           }),

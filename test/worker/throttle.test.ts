@@ -1,6 +1,7 @@
 /** Per-device rate limit: refused batches get rate_limited, later ones wait behind them, nothing is lost. */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS } from "../../schema/limits.ts";
+import { env } from "cloudflare:test";
+import { readLimits } from "../../schema/limits.ts";
 import { Throttle } from "../../worker/group/ingest/throttle.ts";
 import { aggregates, connectDevice, lastSeqOf, makeReadings, uniqueGroup } from "./helpers.ts";
 
@@ -32,12 +33,14 @@ describe("throttle (hub)", () => {
   it("refuses a flood over the burst without disconnecting, and a resend after retryAfterMs applies everything once", async () => {
     const group = uniqueGroup();
     const { sock } = await connectDevice(group, "flood");
-    const perBatch = DEFAULT_LIMITS.maxReadingsPerBatch;
-    // The bucket refills while the flood is sent, so how many batches it
-    // takes to be refused depends on this machine's speed; that one is
-    // refused does not. Send windows of batches until one is.
+    // The test binding's bucket holds five full batches and refills one a
+    // second (vitest.config.ts), far slower than any machine applies them.
+    // How many batches it takes to be refused still depends on this machine's
+    // speed; that one is refused does not. Send windows until one is.
+    const limits = readLimits({ ...env });
+    const perBatch = limits.maxReadingsPerBatch;
     const window = 10;
-    const maxBatches = Math.ceil(DEFAULT_LIMITS.peerBurstReadings / perBatch) * 4;
+    const maxBatches = Math.ceil(limits.peerBurstReadings / perBatch) * 4;
     const sent = new Map<number, [number, string, number][]>();
     const acked: number[] = [];
     const limited: { seq: number; retryAfterMs: number }[] = [];
