@@ -61,12 +61,20 @@ export class Cardinality {
     const known = this.loaded();
     const fresh = new Map<string, Set<string>>();
     const devices = new Set<string>();
+    // The sets of the device seen last, so runs of one device look it up once.
+    let device0 = "";
+    let known0: Set<string> | undefined;
+    let fresh0: Set<string> | undefined;
     forEachSeries(peer, readings, (device, metric) => {
-      devices.add(device);
-      if (known.get(device)?.has(metric) || fresh.get(device)?.has(metric)) return;
-      let set = fresh.get(device);
-      if (!set) fresh.set(device, (set = new Set()));
-      set.add(metric);
+      if (device !== device0) {
+        device0 = device;
+        devices.add(device);
+        known0 = known.get(device);
+        fresh0 = fresh.get(device);
+      }
+      if (known0?.has(metric) || fresh0?.has(metric)) return;
+      if (!fresh0) fresh.set(device, (fresh0 = new Set()));
+      fresh0.add(metric);
     });
     const refusal = this.check(peer, fresh, devices);
     if (refusal) return refusal;
@@ -155,26 +163,40 @@ export class Cardinality {
   }
 }
 
+/** Metrics a device batch's walk remembers, so a few metrics taking turns cost no set lookups. */
+const RECENT = 8;
+
 /**
- * Calls `fn` with each reading's (device, metric) of a batch: once per series
- * of a compact batch, once per reading of a v1 batch (a plain loop, not a
- * generator: it runs for every reading applied). Consecutive repeats are
- * skipped, as readings usually come in runs of one metric or one device.
+ * Calls `fn` with each (device, metric) of a batch: once per series of a
+ * compact batch; for a v1 batch once per reading, except a device's metric
+ * among its last RECENT distinct ones (a device's readings usually cycle
+ * through a few metrics) or a gateway's reading of the same device and
+ * metric as the one before. Plain loops, not a generator: this runs for
+ * every reading applied. Repeats may still reach `fn`; it must not care.
  */
 function forEachSeries(peer: Peer, readings: PeerReadings, fn: (device: string, metric: string) => void): void {
   if ("series" in readings) {
     for (const s of readings.series) fn(s.device ?? peer.id, s.metric);
     return;
   }
-  let lastDevice = "";
-  let lastMetric = "";
-  const gateway = peer.kind === "gateway";
-  for (const r of readings) {
-    const device = gateway ? (r as GatewayReading)[3] : peer.id;
-    const metric = (r as Reading)[1];
-    if (metric === lastMetric && device === lastDevice) continue;
-    lastDevice = device;
-    lastMetric = metric;
-    fn(device, metric);
+  if (peer.kind === "gateway") {
+    let lastDevice = "";
+    let lastMetric = "";
+    for (const [, metric, , device] of readings as readonly GatewayReading[]) {
+      if (metric === lastMetric && device === lastDevice) continue;
+      lastDevice = device;
+      lastMetric = metric;
+      fn(device, metric);
+    }
+    return;
+  }
+  const recent: string[] = [];
+  let next = 0;
+  outer: for (const r of readings as readonly Reading[]) {
+    const metric = r[1];
+    for (let k = 0; k < recent.length; k++) if (recent[k] === metric) continue outer;
+    recent[next] = metric;
+    next = (next + 1) % RECENT;
+    fn(peer.id, metric);
   }
 }
