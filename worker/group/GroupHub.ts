@@ -121,7 +121,7 @@ export class GroupHub extends DurableObject<Env> {
       gatewaySockets: () => connections.downlinkSockets("gateways"),
     }, readDownlinkLimits({ ...env }), this.limits.groupCommitMs));
     scheduler.register(EXPIRY_TASK, { run: (now) => downlink.expire(now) });
-    const archive = (this.archive = new Archive(this.store.db, ctx.storage.kv, {
+    const archive = (this.archive = new Archive(this.store.db, ctx.storage, {
       name: () => this.name,
       scheduler,
       bucket: () => env.ARCHIVE,

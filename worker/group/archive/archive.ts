@@ -107,8 +107,9 @@ export class Archive {
   /** End of the period a flush was last requested for in this wake. */
   private requestedUntil = -Infinity;
 
-  constructor(db: DrizzleSqliteDODatabase, kv: SyncKvStorage, host: ArchiveHost, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) {
-    this.store = new ArchiveStore(db);
+  constructor(db: DrizzleSqliteDODatabase, storage: Pick<DurableObjectStorage, "kv" | "sql">, host: ArchiveHost, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) {
+    this.store = new ArchiveStore(db, storage.sql);
+    const kv = storage.kv;
     this.kv = kv;
     this.host = host;
     this.limits = limits;
@@ -127,15 +128,17 @@ export class Archive {
     if (this.limits.capture === 0 || batches.length === 0 || !this.host.bucket()) return null;
     let backlog = this.backlog();
     let dropped = 0;
+    const rows: Omit<CapturedRow, "id">[] = [];
     for (const b of batches) {
       if (b.count === 0) continue;
       if (backlog + b.count > this.limits.maxBacklog) {
         dropped += b.count;
         continue;
       }
-      this.store.capture({ received: now, device: b.device, source: peerName(b.source), seq: b.seq, readings: b.count, data: encodeCaptured(b) });
+      rows.push({ received: now, device: b.device, source: peerName(b.source), seq: b.seq, readings: b.count, data: encodeCaptured(b) });
       backlog += b.count;
     }
+    this.store.capture(rows);
     this.backlogReadings = backlog;
     const end = Math.floor(now / this.limits.flushMs) * this.limits.flushMs + this.limits.flushMs;
     if (end > this.requestedUntil) {
