@@ -34,6 +34,7 @@ export const PATHS = {
   config: "/v1/groups/{group}/devices/{device}/config",
   retention: "/v1/groups/{group}/retention",
   storage: "/v1/groups/{group}/storage",
+  groupConfig: "/v1/groups/{group}/config",
 } as const;
 
 /** {@link ID_PATTERN} as error messages quote it. */
@@ -481,6 +482,24 @@ export const ConfigBody = doc(z.object({ desired: described(ConfigMap, "the whol
 export type ConfigBody = z.infer<typeof ConfigBody>;
 export const ConfigVersion = doc(z.object({ version: described(z.int(), "the new desired version") }), { id: "ConfigVersion" });
 export type ConfigVersion = z.infer<typeof ConfigVersion>;
+
+/** Most devices one `PUT /v1/groups/{group}/config` names. */
+export const MAX_CONFIG_DEVICES = 10_000;
+
+/** `PUT /v1/groups/{group}/config`: one desired configuration for many devices, each at its own next version. */
+export const GroupConfigBody = doc(
+  z.object({
+    desired: described(ConfigMap, "the whole desired configuration of each device"),
+    devices: described(
+      z.optional(z.array(z.string().check(z.regex(ID_PATTERN, `devices must match ${ID_RULE}`))).check(z.minLength(1), z.maxLength(MAX_CONFIG_DEVICES))),
+      "these devices (1 to 10,000); absent: every device the group has seen",
+    ),
+  }),
+  { id: "GroupConfigBody" },
+);
+export type GroupConfigBody = z.infer<typeof GroupConfigBody>;
+export const GroupConfigResult = doc(z.object({ devices: described(z.int(), "devices given the configuration as their next version") }), { id: "GroupConfigResult" });
+export type GroupConfigResult = z.infer<typeof GroupConfigResult>;
 
 /** `GET /v1/groups/{group}/devices/{device}/config`. */
 export const ConfigResponse = doc(

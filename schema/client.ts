@@ -178,6 +178,16 @@ export class HubClient {
     return (await this.call(api.ConfigVersion, "PUT", pathOf(api.PATHS.config, { group, device }), o, { desired })).version;
   }
 
+  /**
+   * `PUT /v1/groups/{group}/config`: one desired configuration for many
+   * devices (every device the group has seen when `devices` is absent),
+   * each at its own next version; answers how many.
+   */
+  async putGroupConfig(group: string, desired: Record<string, unknown>, devices?: readonly string[], o?: CallOptions): Promise<number> {
+    const body = devices === undefined ? { desired } : { desired, devices };
+    return (await this.call(api.GroupConfigResult, "PUT", pathOf(api.PATHS.groupConfig, { group }), o, body)).devices;
+  }
+
   /** `GET /v1/groups/{group}/devices/{device}/config`: desired, reported and their versions. */
   config(group: string, device: string, o?: CallOptions): Promise<ConfigResponse> {
     return this.call(api.ConfigResponse, "GET", pathOf(api.PATHS.config, { group, device }), o);

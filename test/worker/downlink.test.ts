@@ -180,6 +180,25 @@ describe("downlink", () => {
     sock.close();
   });
 
+  it("puts one configuration to many devices at once, each at its own next version, or to every device the group has seen", async () => {
+    const group = uniqueGroup("dl");
+    const op = await operator(group);
+    expect(await op.putConfig(group, "d1", { a: 1 })).toBe(1);
+    const sock = await connect(group, { device: "d1" });
+    expect(await sock.next()).toMatchObject({ type: "config", version: 1 });
+    expect(await op.putGroupConfig(group, { sampleRateMs: 100 }, ["d1", "d2", "d2"])).toBe(2);
+    expect(await sock.next()).toEqual({ type: "config", version: 2, desired: { sampleRateMs: 100 } });
+    expect(await op.config(group, "d2")).toMatchObject({ desired: { sampleRateMs: 100 }, version: 1 });
+    // Without a list: every device the group has seen (d1 connected; d2 never did).
+    expect(await op.putGroupConfig(group, { sampleRateMs: 200 })).toBe(1);
+    expect(await sock.next()).toEqual({ type: "config", version: 3, desired: { sampleRateMs: 200 } });
+    for (const body of ['{"desired": {}, "devices": []}', '{"desired": [], "devices": ["d1"]}', '{"desired": {}, "devices": ["bad id"]}']) {
+      const res = await SELF.fetch(`http://hub.test/v1/groups/${group}/config`, { method: "PUT", body, headers: { authorization: `Bearer ${await operatorToken(group)}` } });
+      expect(res.status, body).toBe(400);
+    }
+    sock.close();
+  });
+
   it("carries commands and configuration of devices without a socket on an opted-in gateway", async () => {
     const group = uniqueGroup("dl");
     const op = await operator(group);

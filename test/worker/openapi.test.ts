@@ -27,6 +27,7 @@ const CONTRACT = [
   "get /v1/groups/{group}/devices/{device}/commands/{id}",
   "put /v1/groups/{group}/devices/{device}/config",
   "get /v1/groups/{group}/devices/{device}/config",
+  "put /v1/groups/{group}/config",
   "get /v1/groups/{group}/storage",
   "get /v1/groups/{group}/retention",
   "put /v1/groups/{group}/retention",

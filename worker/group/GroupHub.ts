@@ -374,6 +374,11 @@ export class GroupHub extends DurableObject<Env> {
     return this.rpc("putConfig", () => this.downlink.putConfig(device, desired));
   }
 
+  /** RPC for PUT /v1/groups/{group}/config: `devices`, or every device the group has seen; how many. */
+  putGroupConfig(devices: string[] | null, desired: Record<string, unknown>): Promise<number> {
+    return this.rpc("putGroupConfig", () => this.downlink.putConfigMany(devices ?? this.store.listDevices().map((d) => d.id), desired));
+  }
+
   /** RPC for GET /v1/groups/{group}/devices/{device}/config. */
   getConfig(device: string): ConfigResponse {
     return this.rpc("getConfig", () => this.downlink.config(device));

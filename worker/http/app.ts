@@ -7,7 +7,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
-import { CommandBody, ConfigBody, ID_RULE, MAX_RAW_READINGS, PATHS, Retention, SeqResetBody } from "../../schema/api.ts";
+import { CommandBody, ConfigBody, GroupConfigBody, ID_RULE, MAX_RAW_READINGS, PATHS, Retention, SeqResetBody } from "../../schema/api.ts";
 import { cborSize, isJsonValue } from "../../schema/downlink.ts";
 import { readDownlinkLimits } from "../../schema/limits.ts";
 import { exportReadings } from "../group/archive/export.ts";
@@ -315,6 +315,20 @@ route(ROUTES.putConfig, async (c, { params: { group, device }, reply }) => {
   const bad = downlinkValueError("desired", checked.data.desired, readDownlinkLimits({ ...c.env }).maxArgsBytes);
   if (bad) return jsonError(400, "bad_body", bad);
   return reply({ version: await c.env.GROUPS.getByName(group).putConfig(device, checked.data.desired) });
+});
+
+/** Largest group configuration body: 10,000 device ids and a configuration. */
+const MAX_GROUP_CONFIG_BODY = 1024 * 1024;
+
+route(ROUTES.putGroupConfig, async (c, { params: { group }, reply }) => {
+  if (!(await isOperator(c, group))) return unauthorized();
+  const read = await jsonBody(c, MAX_GROUP_CONFIG_BODY);
+  if (!read.ok) return read.response;
+  const checked = GroupConfigBody.safeParse(read.body);
+  if (!checked.success) return jsonError(400, "bad_body", `body must be {"desired": {...}, "devices"?: [...]}: ${checked.error.issues[0]?.message ?? ""}`);
+  const bad = downlinkValueError("desired", checked.data.desired, readDownlinkLimits({ ...c.env }).maxArgsBytes);
+  if (bad) return jsonError(400, "bad_body", bad);
+  return reply({ devices: await c.env.GROUPS.getByName(group).putGroupConfig(checked.data.devices ?? null, checked.data.desired) });
 });
 
 route(ROUTES.getConfig, async (c, { params: { group, device }, reply }) => {

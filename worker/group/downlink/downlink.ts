@@ -116,6 +116,15 @@ export class Downlink {
     return this.batch.run(() => this.putConfigNow(device, desired, this.clock()));
   }
 
+  /** One desired configuration for many devices, in one transaction; settles with how many once committed. */
+  putConfigMany(devices: readonly string[], desired: Record<string, unknown>): Promise<number> {
+    return this.batch.run(() => {
+      const now = this.clock();
+      for (const d of new Set(devices)) this.putConfigNow(d, desired, now);
+      return new Set(devices).size;
+    });
+  }
+
   private putConfigNow(device: string, desired: Record<string, unknown>, now: number): number {
     const version = this.store.putConfig(device, desired, now);
     const { targets, via } = this.targetsOf(device);
