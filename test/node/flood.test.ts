@@ -5,9 +5,10 @@
  * a second, eight times its work budget in tiny frames, and reconnecting at
  * once whenever it is closed or refused. Meanwhile and afterwards
  * `/v1/health` and an operator route of the flooded group
- * (`GET /v1/groups/{group}/devices`) answer within 1 s, another device's ack p99 stays within 5x
- * its quiet value measured in this same run, and workerd's memory (RSS, read
- * by PID) grows by a bounded amount.
+ * (`GET /v1/groups/{group}/devices`) answer within 1 s, another device's ack
+ * p99 during the flood and right after it stays within 5x its quiet value
+ * measured in this same run (before the flood and again after the recovery
+ * window), and workerd's memory (RSS, read by PID) grows by a bounded amount.
  *
  * Not unpaced: every WebSocket message is one event for the runtime, which
  * costs about 0.1 ms in wrangler dev on a busy two-core machine even when
@@ -142,7 +143,7 @@ describe("flood of 1-reading, duplicate and invalid frames from four tokens", ()
     const honest = new Honest();
     await honest.open(t.url, group, "quiet");
     await honest.run(() => true, 20); // warm up
-    const quiet = await honest.run(() => true, 200);
+    const before = await honest.run(() => true, 200);
     const rssBefore = rssBytes(pid);
 
     const tokens: Record<string, string> = {};
@@ -175,6 +176,12 @@ describe("flood of 1-reading, duplicate and invalid frames from four tokens", ()
     await worker.terminate();
 
     const after = await honest.run(() => true, 100);
+    // The quiet value is measured before the flood and again some seconds
+    // after it: other processes' load on a shared machine varies over the
+    // test's half minute, and a baseline from one moment measured that load,
+    // not the hub.
+    const later = await honest.run(() => true, 100);
+    const quiet = [...before, ...later];
     for (let i = 0; i < 5; i++) {
       health.push(await healthMs());
       rest.push(await restMs());
@@ -184,8 +191,8 @@ describe("flood of 1-reading, duplicate and invalid frames from four tokens", ()
 
     const report = {
       flood,
-      ackP99Ms: { quiet: p99(quiet), during: p99(during), after: p99(after) },
-      samples: { quiet: quiet.length, during: during.length, after: after.length },
+      ackP99Ms: { quiet: p99(quiet), before: p99(before), during: p99(during), after: p99(after), later: p99(later) },
+      samples: { before: before.length, during: during.length, after: after.length, later: later.length },
       healthMaxMs: Math.max(...health),
       healthChecks: health.length,
       operatorRestMaxMs: Math.max(...rest),

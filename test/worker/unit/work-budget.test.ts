@@ -15,6 +15,13 @@ describe("work budget", () => {
     expect(w.charge("d:a", 0, 50)).toEqual({ kind: "drop" });
     // Still sending on this socket after the wait: it is not listening.
     expect(w.charge("d:a", 0, 700)).toEqual({ kind: "close" });
+    // Nor is one that sends more than it could have had in flight when it read the error.
+    const v = new WorkBudget({ ...LIMITS, peerWorkBurstBytes: 100_000 }, 0);
+    for (let i = 0; i < 1000; i++) v.charge("d:a", 0, 0);
+    expect(v.charge("d:a", 0, 0)).toMatchObject({ kind: "refuse" });
+    const verdicts = Array.from({ length: 65 }, () => v.charge("d:a", 0, 1).kind);
+    expect(verdicts.slice(0, 64).every((k) => k === "drop")).toBe(true);
+    expect(verdicts[64]).toBe("close");
     // Another peer has its own budget.
     expect(w.charge("d:b", 0, 700)).toEqual({ kind: "ok" });
   });

@@ -9,8 +9,9 @@
  *   (`rate_limited` without `seq`); its socket is then out of step (a dropped
  *   frame's seq is unknown, so a later one must not be applied before it) and
  *   drops every further frame until the peer reconnects and resumes from
- *   `hello`. A peer that keeps sending (past its retry time, or a whole burst
- *   into debt) is closed with 4029; while in debt it cannot reconnect (429).
+ *   `hello`. A peer that keeps sending (past its retry time, more frames than
+ *   it could have had in flight, or a whole burst into debt) is closed with
+ *   4029; while in debt it cannot reconnect (429).
  * - per group: frames the peers' own budgets let through are shed once the
  *   group's budget is spent (`overloaded`), so a bounded number of tokens can
  *   never make the object too busy to answer operators' REST calls.
@@ -41,7 +42,17 @@ interface Bucket {
 interface PeerWork extends Bucket {
   /** Set when a frame of this socket was dropped: 0, or when the peer may resume (after reconnecting). */
   resumeAt: number;
+  /** Frames dropped since the refusal. */
+  dropped: number;
 }
+
+/**
+ * Frames a socket may still send after its refusal before it is closed: what
+ * a client had in flight when it read the error (DeviceClient keeps at most
+ * 32 batches in flight by default). Each dropped frame still costs the
+ * runtime an event, so a sender that is not listening is cut off soon.
+ */
+const DROPS_BEFORE_CLOSE = 64;
 
 /** Least wait announced, so a peer never spins on tiny retries. */
 const MIN_RETRY_MS = 50;
@@ -68,7 +79,7 @@ export class WorkBudget {
       p.tokens = Math.max(-burst, p.tokens - cost);
       if (p.tokens <= -burst) return { kind: "close" };
     }
-    if (p.resumeAt !== 0) return now >= p.resumeAt ? { kind: "close" } : { kind: "drop" };
+    if (p.resumeAt !== 0) return now >= p.resumeAt || ++p.dropped > DROPS_BEFORE_CLOSE ? { kind: "close" } : { kind: "drop" };
     // The wait is until half the burst is back, so a client that reconnects
     // then gets a useful run of frames instead of one frame per reconnect.
     if (rate > 0 && p.tokens < 0) return this.outOfStep(p, ErrorCode.RateLimited, wait(burst / 2 - p.tokens, rate));
@@ -95,13 +106,14 @@ export class WorkBudget {
       if (p.tokens < 0) return wait(burst / 2 - p.tokens, rate);
     }
     p.resumeAt = 0;
+    p.dropped = 0;
     return 0;
   }
 
   private peer(key: string, now: number): PeerWork {
     let p = this.peers.get(key);
     if (!p) {
-      p = { tokens: this.limits.peerWorkBurstBytes, at: now, resumeAt: 0 };
+      p = { tokens: this.limits.peerWorkBurstBytes, at: now, resumeAt: 0, dropped: 0 };
       this.peers.set(key, p);
     }
     return p;
@@ -111,6 +123,7 @@ export class WorkBudget {
     // Frames sent before the peer reads the error are dropped silently;
     // one still arriving after the retry time means it is not listening.
     p.resumeAt = p.at + retryAfterMs;
+    p.dropped = 0;
     return { kind: "refuse", code, retryAfterMs };
   }
 }
