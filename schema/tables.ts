@@ -257,7 +257,14 @@ export const archiveRows = sqliteTable(
     seq: integer("seq").notNull(),
     /** Readings in `data`. */
     readings: integer("readings").notNull(),
-    /** CBOR `{t0, s: [[metric, dt[], values[]], ...]}` (worker/group/archive/capture.ts). */
+    /**
+     * Earliest and latest reading time in `data` (ms), so the readings route
+     * decodes only rows that can hold its range. Rows from before these
+     * columns span all time.
+     */
+    minTs: integer("min_ts").notNull().default(Number.MIN_SAFE_INTEGER),
+    maxTs: integer("max_ts").notNull().default(Number.MAX_SAFE_INTEGER),
+    /** The readings as one `cbatch` frame of this device's series (worker/group/archive/capture.ts). */
     data: bytes("data").notNull(),
   },
   (t) => [index("archive_rows_received").on(t.received)],

@@ -190,6 +190,10 @@ describe("raw archive", () => {
     await sendAcked(sock, { type: "batch", seq: 2, readings: readingsOf(3, 0, ["temp"]) });
     const api = new HubClient({ url: "http://hub.test", token: await operatorToken(group), fetch: inWorkerd });
     expect((await api.readings(group)).readings).toHaveLength(23);
+    // Captured rows carry their time bounds: a range none of them reaches decodes none.
+    expect((await api.readings(group, { from: Date.now() + 60_000 })).readings).toEqual([]);
+    expect((await api.readings(group, { to: Date.now() - HOUR })).readings).toEqual([]);
+    expect((await api.readings(group, { device: "d1", metric: "temp", from: Date.now() - 5000 })).readings.length).toBeGreaterThan(0);
 
     faults.put = null;
     await flushAll(group);

@@ -2,7 +2,7 @@
  * SQLite of the archive stage: captured rows (`archive_rows`) and the
  * manifest of Parquet parts (`archive_parts`), schema/tables.ts.
  */
-import { and, asc, between, count, eq, gte, lt, max, min, sum } from "drizzle-orm";
+import { and, asc, between, count, eq, gte, lt, max, min, sum, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { archiveParts, archiveRows } from "../../../schema/tables.ts";
 
@@ -11,8 +11,8 @@ export type PartRow = typeof archiveParts.$inferSelect;
 
 /** Rows scanned per flush plan, at most: a plan also stops at the step's readings. */
 const PLAN_SCAN = 10_000;
-/** Captured rows per INSERT: 6 bound parameters each, and a Durable Object query takes at most 100. */
-const CAPTURE_CHUNK = 16;
+/** Captured rows per INSERT: 8 bound parameters each, and a Durable Object query takes at most 100. */
+const CAPTURE_CHUNK = 12;
 
 /**
  * The INSERT of `n` captured rows. Written as SQL text for the object's
@@ -22,7 +22,7 @@ const CAPTURE_CHUNK = 16;
  * its text, so there are at most CAPTURE_CHUNK of them.
  */
 const insertText = (n: number): string =>
-  `INSERT INTO archive_rows (received, device, source, seq, readings, data) VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?)").join(", ")}`;
+  `INSERT INTO archive_rows (received, device, source, seq, readings, min_ts, max_ts, data) VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`;
 const INSERTS = Array.from({ length: CAPTURE_CHUNK + 1 }, (_, n) => insertText(n));
 
 export class ArchiveStore {
@@ -39,7 +39,7 @@ export class ArchiveStore {
     for (let base = 0; base < rows.length; base += CAPTURE_CHUNK) {
       const chunk = rows.slice(base, base + CAPTURE_CHUNK);
       const params: SqlStorageValue[] = [];
-      for (const r of chunk) params.push(r.received, r.device, r.source, r.seq, r.readings, archiveRows.data.mapToDriverValue(r.data) as ArrayBuffer);
+      for (const r of chunk) params.push(r.received, r.device, r.source, r.seq, r.readings, r.minTs, r.maxTs, archiveRows.data.mapToDriverValue(r.data) as ArrayBuffer);
       this.sql.exec(INSERTS[chunk.length] as string, ...params);
     }
   }
@@ -78,9 +78,13 @@ export class ArchiveStore {
     return this.db.select().from(archiveRows).where(between(archiveRows.id, first, last)).orderBy(asc(archiveRows.id)).all();
   }
 
-  /** Captured rows holding readings in [from, to) may be anywhere: every row, in commit order. */
-  allRows(): CapturedRow[] {
-    return this.db.select().from(archiveRows).orderBy(asc(archiveRows.id)).all();
+  /** Captured rows (of `device`, if given) that may hold readings in [from, to), in commit order. */
+  rowsOverlapping(device: string | undefined, from: number | undefined, to: number | undefined): CapturedRow[] {
+    const where: SQL[] = [];
+    if (device !== undefined) where.push(eq(archiveRows.device, device));
+    if (from !== undefined) where.push(gte(archiveRows.maxTs, from));
+    if (to !== undefined) where.push(lt(archiveRows.minTs, to));
+    return this.db.select().from(archiveRows).where(and(...where)).orderBy(asc(archiveRows.id)).all();
   }
 
   pendingParts(): PartRow[] {

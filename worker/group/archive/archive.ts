@@ -27,7 +27,7 @@ import type { DeviceReadings } from "../ingest/commit.ts";
 import { peerName } from "../peer.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import { ArchiveStore, type CapturedRow, type PartRow } from "./archive-store.ts";
-import { decodeCaptured, encodeCaptured } from "./capture.ts";
+import { decodeCaptured, encodeCaptured, timeBounds } from "./capture.ts";
 import { columnsLength, emptyColumns, readParquet, sortedOrder, writeParquet, type RawColumns } from "./parquet.ts";
 
 /** The scheduler task that flushes captured rows to R2. */
@@ -135,7 +135,7 @@ export class Archive {
         dropped += b.count;
         continue;
       }
-      rows.push({ received: now, device: b.device, source: peerName(b.source), seq: b.seq, readings: b.count, data: encodeCaptured(b) });
+      rows.push({ received: now, device: b.device, source: peerName(b.source), seq: b.seq, readings: b.count, ...timeBounds(b), data: encodeCaptured(b) });
       backlog += b.count;
     }
     this.store.capture(rows);
@@ -231,7 +231,7 @@ export class Archive {
     const fromHour = Number.isFinite(from) ? Math.floor(from / HOUR_MS) * HOUR_MS : Number.MIN_SAFE_INTEGER;
     const toHour = Number.isFinite(to) ? to : Number.MAX_SAFE_INTEGER;
     const parts = this.store.doneParts(fromHour, toHour);
-    const rows = this.store.allRows().filter((r) => q.device === undefined || r.device === q.device);
+    const rows = this.store.rowsOverlapping(q.device, q.from, q.to);
     const scan = parts.reduce((n, p) => n + p.readings, 0) + rows.reduce((n, r) => n + r.readings, 0);
     if (scan > MAX_SCAN_READINGS) {
       return { ok: false, message: `the range holds ${scan} readings to scan, more than ${MAX_SCAN_READINGS}; narrow from/to` };

@@ -13,6 +13,29 @@ import type { Reading } from "../../../schema/protocol.ts";
 import { isMap } from "../../../schema/validate.ts";
 import type { DeviceReadings } from "../ingest/commit.ts";
 
+/** Earliest and latest reading time of one device's applied readings of one batch. */
+export function timeBounds(b: DeviceReadings): { minTs: number; maxTs: number } {
+  let minTs = Infinity;
+  let maxTs = -Infinity;
+  if (b.compact) {
+    // Offsets are unsigned: a series starts at its first reading and ends at its last.
+    for (const s of b.compact.series) {
+      let ts = b.compact.t0;
+      for (let k = 0; k < s.dt.length; k++) {
+        ts += s.dt[k] as number;
+        if (k === 0 && ts < minTs) minTs = ts;
+      }
+      if (ts > maxTs) maxTs = ts;
+    }
+  } else {
+    for (const r of b.readings) {
+      if (r[0] < minTs) minTs = r[0];
+      if (r[0] > maxTs) maxTs = r[0];
+    }
+  }
+  return { minTs, maxTs };
+}
+
 /** Encodes one device's applied readings of one batch. */
 export function encodeCaptured(b: DeviceReadings): Uint8Array {
   if (b.compact) return encodeColumns(b.seq, b.compact);
