@@ -107,6 +107,25 @@ export const minuteBuckets = sqliteTable("minute_buckets", bucketColumns(), (t) 
 export const hourBuckets = sqliteTable("hour_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
 /** Day buckets (UTC days), per series. */
 export const dayBuckets = sqliteTable("day_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+/**
+ * Closed hours of minute buckets, packed: one row per (series, hour index)
+ * instead of up to 60 (worker/group/history/pack.ts has the layout). Minutes
+ * that arrive after their hour was packed are plain rows in `minute_buckets`
+ * until the next packing pass merges them in; queries merge both.
+ */
+export const minutePacks = sqliteTable(
+  "minute_packs",
+  {
+    series: integer("series").notNull(),
+    /** Hour index: start / 3,600,000. */
+    hour: integer("hour").notNull(),
+    /** Minute buckets in the pack. */
+    buckets: integer("buckets").notNull(),
+    data: bytes("data").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.series, t.hour] })],
+);
+
 /** Any of the three bucket tables (they share one shape). */
 export type BucketTable = typeof minuteBuckets | typeof hourBuckets | typeof dayBuckets;
 

@@ -11,7 +11,8 @@
  *   - ingest readings/s with rollups (minute, hour and day buckets in the
  *     commit) and without (minute buckets only), 1,000 devices x 5 metrics,
  *     one commit per simulated minute, alternating in rounds;
- *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows);
+ *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows),
+ *     plain and packed (closed hours of minutes in one row per series);
  *   - a steady state under the default retention: `--fill-devices` devices
  *     x 5 metrics over 400 simulated days (hourly readings for the old days,
  *     every minute for the last 3), pruned, its size, and that size scaled
@@ -97,7 +98,10 @@ async function call<T>(path: string, params: Record<string, string | number>): P
 
 interface Size {
   bytes: number;
+  /** Minute buckets, plain and packed. */
   minute: number;
+  packs: number;
+  packed: number;
   hour: number;
   day: number;
   series: number;
@@ -128,10 +132,18 @@ try {
     withoutRollups: Math.round(readings / (t.plain / 1000)),
     ratio: Number((t.plain / t.roll).toFixed(2)),
   };
+  // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass.
+  const packFill = { object: "packed", rollups: 0, devices: 10, metrics: METRICS };
+  for (let m = 0; m < 3 * 1440; m += 240) await call("/minutes", { ...packFill, from: now - 3 * DAY + m * MIN, minutes: 240 });
+  const unpacked = (await call<Size>("/size", packFill)).body;
+  const packedRun = await call<{ packed: number }>("/pack", { ...packFill, now: now + DAY });
+  const packedSize = (await call<Size>("/size", packFill)).body;
+  log(`packing: ${packedRun.body.packed.toLocaleString("en")} minute buckets into ${packedSize.packs.toLocaleString("en")} packs in ${(packedRun.ms / 1000).toFixed(1)} s`);
   const bytesPerBucket = {
     plainWithRollups: Number(((rollSize.bytes - empty.bytes) / (rollSize.minute + rollSize.hour + rollSize.day)).toFixed(1)),
     plainMinuteOnly: Number(((plainSize.bytes - empty.bytes) / plainSize.minute).toFixed(1)),
-    compacted: null,
+    plainBeforePacking: Number(((unpacked.bytes - empty.bytes) / unpacked.minute).toFixed(1)),
+    compacted: Number(((packedSize.bytes - empty.bytes) / packedSize.minute).toFixed(1)),
   };
 
   // 2. Steady state under the default retention: 400 days, hourly readings but for the last 3 days.
@@ -147,6 +159,9 @@ try {
   }
   log("fill: last 3 days (every minute); pruning by the default retention");
   const pruned = (await call<{ deleted: number }>("/prune", { object: "steady", now })).body.deleted;
+  const steadyPlain = (await call<Size>("/size", { object: "steady" })).body;
+  // The prune task packs closed hours after each retention pass.
+  await call("/pack", { object: "steady", now });
   const steady = (await call<Size>("/size", { object: "steady" })).body;
   const steadyBuckets = steady.minute + steady.hour + steady.day;
   const steadyState = {
@@ -156,6 +171,7 @@ try {
     bytes: steady.bytes,
     bytesPerBucket: Number(((steady.bytes - empty.bytes) / steadyBuckets).toFixed(1)),
     scaledTo1000DevicesGB: Number((((steady.bytes - empty.bytes) * (DEVICES / FILL_DEVICES)) / 1e9).toFixed(2)),
+    unpackedScaledTo1000DevicesGB: Number((((steadyPlain.bytes - empty.bytes) * (DEVICES / FILL_DEVICES)) / 1e9).toFixed(2)),
   };
 
   // 3. Queries for one series, inside the object; an empty request's time subtracted.
@@ -186,8 +202,9 @@ try {
     const lines = [
       `History bench (${result.cpu}, ${result.cores} cores, shared with other work: figures are indicative)`,
       `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each)`,
-      `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only; compacted: not implemented`,
-      `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket); scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB`,
+      `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only`,
+      `bytes per minute bucket, 50 series x 3 days, one reading a minute: ${bytesPerBucket.plainBeforePacking} as plain rows, ${bytesPerBucket.compacted} packed by the hour`,
+      `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket) with closed hours packed; scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB (${steadyState.unpackedScaledTo1000DevicesGB} GB unpacked)`,
       ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),
     ];
     process.stdout.write(`${lines.join("\n")}\n`);

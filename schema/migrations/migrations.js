@@ -10,6 +10,7 @@ import m0007 from './0007_archive.sql';
 import m0008 from './0008_history.sql';
 import m0009 from './0009_gateway_devices.sql';
 import m0010 from './0010_archive_ts_bounds.sql';
+import m0011 from './0011_minute_packs.sql';
 
   export default {
     journal,
@@ -24,7 +25,8 @@ m0006,
 m0007,
 m0008,
 m0009,
-m0010
+m0010,
+m0011
     }
   }
   

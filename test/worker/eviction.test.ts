@@ -110,6 +110,7 @@ describe("eviction", () => {
       "gateways",
       "hour_buckets",
       "minute_buckets",
+      "minute_packs",
       "revocations",
       "rules",
       "seq_resets",

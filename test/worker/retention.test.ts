@@ -104,11 +104,14 @@ describe("retention", () => {
     });
     expect(await count(group, "minute_buckets")).toBe(3500);
     await evictDurableObject(stub);
-    // The woken object resumes the pass under way (its cutoffs, not the default retention's).
-    for (let i = 0; i < 10 && (await count(group, "minute_buckets")) > 180; i++) await runTasksNow(stub, PRUNE_TASK);
-    expect(await count(group, "minute_buckets")).toBe(180);
+    // The woken object resumes the pass under way (its cutoffs, not the default retention's),
+    // then packs the closed hours that are left (packer.ts): the answers stay the same.
+    const minutes = async () => (await aggregates(group)).length;
+    for (let i = 0; i < 10 && (await minutes()) > 180; i++) await runTasksNow(stub, PRUNE_TASK);
+    expect(await minutes()).toBe(180);
     expect(await count(group, "hour_buckets")).toBe(3 * 26);
     const left = await aggregates(group, "?metric=a");
     expect(left[0]?.start).toBe(cutoffMs);
+    expect(left.map((b) => b.sum)).toEqual(Array.from({ length: 60 }, (_, k) => 1440 + k));
   });
 });

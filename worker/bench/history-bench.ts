@@ -3,7 +3,7 @@
  * bundled on its own; it is not part of the hub's Worker. It drives the
  * hub's own store code: `Store.commit` (the group commit's transaction,
  * minute/hour/day buckets) on batches collapsed by `addBatch`, the pruner,
- * and the aggregates queries. Time cannot be measured inside workerd (the
+ * the packer and the aggregates queries. Time cannot be measured inside workerd (the
  * clock stands still while code runs), so each request does one measured
  * piece of work and the bench times it from outside.
  */
@@ -11,6 +11,7 @@ import { DurableObject } from "cloudflare:workers";
 import { AggregateQuery, type Resolution } from "../../schema/api.ts";
 import type { Reading } from "../../schema/protocol.ts";
 import { DEFAULT_RETENTION } from "../group/history/history.ts";
+import { Packer, packCounts } from "../group/history/packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "../group/history/prune.ts";
 import { BucketQueries, keepOf } from "../group/history/query.ts";
 import { addBatch, emptyCollapsed } from "../group/ingest/collapse.ts";
@@ -99,10 +100,23 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         out = { deleted };
         break;
       }
+      case "/pack": {
+        // A full packing pass of the hours closed by `now`, as the prune task runs it in steps.
+        const packer = new Packer(store.db);
+        let packed = 0;
+        for (let done = false; !done; ) {
+          const s = packer.step(int(url, "now", Date.now()));
+          packed += s.packed;
+          done = s.done;
+        }
+        out = { packed };
+        break;
+      }
       case "/size": {
         const sql = this.ctx.storage.sql;
         const count = (t: string) => sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${t}`).one().n;
-        out = { bytes: sql.databaseSize, minute: count("minute_buckets"), hour: count("hour_buckets"), day: count("day_buckets"), series: count("series") };
+        const packs = packCounts(store.db);
+        out = { bytes: sql.databaseSize, minute: count("minute_buckets") + packs.buckets, packs: packs.rows, packed: packs.buckets, hour: count("hour_buckets"), day: count("day_buckets"), series: count("series") };
         break;
       }
       case "/query": {

@@ -14,6 +14,7 @@ import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution, type Retention, type StorageResponse } from "../../../schema/api.ts";
 import { keepOf, oldestBucket } from "./query.ts";
+import { packCounts } from "./packer.ts";
 import { Pruner, type Cutoffs } from "./prune.ts";
 import { BUCKET_TABLES } from "./writer.ts";
 
@@ -92,7 +93,8 @@ export class Budget {
     for (const r of RESOLUTIONS) {
       const t = BUCKET_TABLES[r];
       // A scan of the table: this is an operator's occasional question, not a per-commit one.
-      const buckets = this.db.select({ n: sql<number>`count(*)` }).from(t).get()?.n ?? 0;
+      const plain = this.db.select({ n: sql<number>`count(*)` }).from(t).get()?.n ?? 0;
+      const buckets = r === "minute" ? plain + packCounts(this.db).buckets : plain;
       const oldest = oldestBucket(this.db, r, []);
       resolutions[r] = { buckets, oldest: oldest === null ? null : oldest * RESOLUTION_MS[r], keepMs: keepOf(retention, r) };
     }

@@ -15,6 +15,7 @@ import { settings } from "../../../schema/tables.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import { Backfill, BACKFILL_TASK } from "./backfill.ts";
 import { Budget, type BudgetLimits } from "./budget.ts";
+import { Packer } from "./packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "./prune.ts";
 import { BucketQueries, keepOf } from "./query.ts";
 import type { BucketWriter } from "./writer.ts";
@@ -47,6 +48,7 @@ export class History {
   private readonly queries: BucketQueries;
   private readonly backfill: Backfill;
   private readonly pruner: Pruner;
+  private readonly packer: Packer;
   private readonly budget: Budget;
   private cachedRetention: Retention | null = null;
 
@@ -56,6 +58,7 @@ export class History {
     this.queries = new BucketQueries(db);
     this.backfill = new Backfill(db, writer);
     this.pruner = new Pruner(db);
+    this.packer = new Packer(db);
     this.budget = new Budget(db, () => host.databaseSize(), limits);
   }
 
@@ -63,7 +66,7 @@ export class History {
   wake(now: number): void {
     if (this.queries.hasLegacy()) this.host.scheduler.request(BACKFILL_TASK, now);
     // Keeps an earlier due time: this only makes sure a pass is never more than an hour away.
-    this.host.scheduler.request(PRUNE_TASK, this.pruner.inProgress() ? now : now + PRUNE_EVERY_MS);
+    this.host.scheduler.request(PRUNE_TASK, this.pruner.inProgress() || this.packer.inProgress() ? now : now + PRUNE_EVERY_MS);
   }
 
   /** Task BACKFILL_TASK: one chunk; runs again at once while rows remain. */
@@ -105,9 +108,12 @@ export class History {
       this.host.storageAlert(pressed, this.budget.bytes(), this.budget.limits.maxGroupBytes, now);
     }
     if (pressed) return this.budget.pressureStep() ? now : now + FULL_RETRY_MS;
+    // After each retention pass, a packing pass of closed hours (packer.ts); the next pair an hour later.
+    if (this.packer.inProgress()) return this.packer.step(now).done ? now + PRUNE_EVERY_MS : now;
     const r = this.retention();
     const cutoffs = Object.fromEntries(RESOLUTIONS.map((res) => [res, cutoffOf(res, keepOf(r, res), now)])) as Cutoffs;
-    return this.pruner.step(cutoffs).done ? now + PRUNE_EVERY_MS : now;
+    if (!this.pruner.step(cutoffs).done) return now;
+    return this.packer.step(now).done ? now + PRUNE_EVERY_MS : now;
   }
 
   /** Sets the retention; a pruning pass by it starts at once (the alarm fires now). */

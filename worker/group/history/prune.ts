@@ -9,7 +9,7 @@
 import { and, asc, eq, gt, lt, sql } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
-import { series, settings } from "../../../schema/tables.ts";
+import { minutePacks, series, settings } from "../../../schema/tables.ts";
 import { BUCKET_TABLES } from "./writer.ts";
 
 /** Buckets older than these bucket indexes go (null: keep all of that resolution). */
@@ -67,6 +67,8 @@ export class Pruner {
         for (const r of RESOLUTIONS) {
           const cut = cursor.cutoffs[r];
           if (cut !== null) deleted += this.deleteBelow(r, id, cut, maxRows - deleted);
+          // Packed hours of minutes go whole, once the hour is entirely below the cutoff.
+          if (cut !== null && r === "minute") deleted += this.deletePacksBelow(id, Math.floor(cut / 60), maxRows - deleted);
           if (deleted >= maxRows) break;
         }
         // A series with more to delete than this step allows is visited again.
@@ -101,6 +103,25 @@ export class Pruner {
       .returning({ one: sql<number>`1` })
       .all();
     return gone.length;
+  }
+
+  /** Deletes up to `max` of a series' oldest packed hours below hour index `cutoff`; returns how many. */
+  private deletePacksBelow(id: number, cutoff: number, max: number): number {
+    if (max <= 0) return 0;
+    const p = minutePacks;
+    const bound = this.db
+      .select({ hour: p.hour })
+      .from(p)
+      .where(and(eq(p.series, id), lt(p.hour, cutoff)))
+      .orderBy(asc(p.hour))
+      .limit(1)
+      .offset(max)
+      .get();
+    return this.db
+      .delete(p)
+      .where(and(eq(p.series, id), lt(p.hour, bound ? bound.hour : cutoff)))
+      .returning({ one: sql<number>`1` })
+      .all().length;
   }
 
   /** Ends a pass under way: the next step starts a new one by the cutoffs it is given. */

@@ -10,7 +10,8 @@
 import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTIONS, RESOLUTION_MS, type AggregateBucket, type AggregateQuery, type AggregatesResponse, type Resolution, type Retention } from "../../../schema/api.ts";
-import { aggregates, series } from "../../../schema/tables.ts";
+import { aggregates, minutePacks, series } from "../../../schema/tables.ts";
+import { unpackHour } from "./pack.ts";
 import { BUCKET_TABLES } from "./writer.ts";
 
 /** Most buckets one aggregates request returns; `truncated` says when more matched. */
@@ -24,7 +25,11 @@ export function keepOf(r: Retention, res: Resolution): number | null {
 /** The oldest bucket index of `r` among the series matching `where` (one primary-key seek per series), or null. */
 export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: SQL[]): number | null {
   const t = BUCKET_TABLES[r];
-  const first = sql<number | null>`(SELECT ${t.bucket} FROM ${t} WHERE ${t.series} = ${series.id} ORDER BY ${t.bucket} LIMIT 1)`;
+  const plain = sql<number | null>`(SELECT ${t.bucket} FROM ${t} WHERE ${t.series} = ${series.id} ORDER BY ${t.bucket} LIMIT 1)`;
+  // Minutes may also be packed by the hour (packer.ts): the pack's hour start stands for its oldest minute.
+  const p = minutePacks;
+  const packed = sql<number | null>`(SELECT ${p.hour} * 60 FROM ${p} WHERE ${p.series} = ${series.id} ORDER BY ${p.hour} LIMIT 1)`;
+  const first = r === "minute" ? sql<number | null>`coalesce(min(${plain}, ${packed}), ${plain}, ${packed})` : plain;
   const row = db
     .select({ oldest: sql<number | null>`min(${first})` })
     .from(series)
@@ -49,6 +54,9 @@ export class BucketQueries {
   query(q: AggregateQuery, retention: Retention, now: number): AggregatesResponse {
     const resolution = q.resolution === "auto" ? this.pick(q, retention, now) : q.resolution;
     let rows = this.select(q, resolution);
+    // Packed hours of minutes; their minutes that arrived after packing are plain rows, the later arrivals.
+    const packed = resolution === "minute" ? this.selectPacked(q) : [];
+    if (packed.length > 0) rows = mergeLegacy(packed, rows, RESOLUTION_MS.minute);
     if (this.hasLegacy()) rows = mergeLegacy(rows, this.legacy(q), RESOLUTION_MS[resolution]);
     const truncated = rows.length > MAX_BUCKETS;
     if (truncated) rows.length = MAX_BUCKETS;
@@ -100,6 +108,36 @@ export class BucketQueries {
       .limit(MAX_BUCKETS + 1)
       .all();
     return rows.map(({ bucket, lastOff, ...b }) => ({ ...b, start: bucket * len, lastTs: bucket * len + lastOff }));
+  }
+
+  /** Minute buckets of packed hours (packer.ts) matching the filter, sorted by device, metric, start. */
+  private selectPacked(q: AggregateQuery): TimedBucket[] {
+    const p = minutePacks;
+    const where: SQL[] = [];
+    if (q.device !== undefined) where.push(eq(series.device, q.device));
+    if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
+    const from = q.from === undefined ? -Infinity : Math.floor(q.from / RESOLUTION_MS.minute);
+    const to = q.to === undefined ? Infinity : Math.ceil(q.to / RESOLUTION_MS.minute);
+    if (q.from !== undefined) where.push(gte(p.hour, Math.floor(from / 60)));
+    if (q.to !== undefined) where.push(lt(p.hour, Math.ceil(to / 60)));
+    const packs = this.db
+      .select({ device: series.device, metric: series.metric, hour: p.hour, data: p.data })
+      .from(p)
+      .innerJoin(series, eq(series.id, p.series))
+      .where(and(...where))
+      .orderBy(asc(series.device), asc(series.metric), asc(p.hour))
+      .limit(MAX_BUCKETS + 1)
+      .all();
+    const out: TimedBucket[] = [];
+    for (const { device, metric, hour, data } of packs) {
+      for (const m of unpackHour(data)) {
+        const bucket = hour * 60 + m.minute;
+        if (bucket < from || bucket >= to) continue;
+        const start = bucket * RESOLUTION_MS.minute;
+        out.push({ device, metric, start, count: m.count, sum: m.sum, min: m.min, max: m.max, last: m.last, lastTs: start + m.lastOff });
+      }
+    }
+    return out;
   }
 
   /** Oldest day bucket's start among the filter's series, or null. */
