@@ -156,6 +156,7 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench:bridge -- --messages 100000 --rounds 7": BENCHMARK,
   "npm run bench:bridge -- --batch-readings 500": BENCHMARK,
   "npm run bench:bridge -- --devices 10 --json": BENCHMARK,
+  "npm run bench:downlink": BENCHMARK,
   "npm run bench:history": BENCHMARK,
   "npm run bench:history -- --fill-devices 4": BENCHMARK,
   "npm run bench:history -- --json": BENCHMARK,
