@@ -1,0 +1,1 @@
+DROP INDEX `archive_rows_received`;
