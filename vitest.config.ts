@@ -29,9 +29,6 @@ export default defineConfig({
                 MAX_PEER_SOCKETS: "60",
                 LIVE_SUMMARY_MS: "100",
                 LIVE_RATE_WINDOW_S: "2",
-                // Archive rows are due a second after their commit (production: an hour), so
-                // test/worker/archive.test.ts flushes without waiting for an hour to close.
-                ARCHIVE_FLUSH_MS: "1000",
                 // A 4 MB storage budget (production: 6 GB), so test/worker/budget.test.ts reaches
                 // it with a few tens of thousands of buckets; other tests' groups stay far below.
                 MAX_GROUP_BYTES: "4000000",

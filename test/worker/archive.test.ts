@@ -2,8 +2,9 @@
  * The raw archive (worker/group/archive/, docs/archive.md) in workerd with
  * miniflare's local R2: capture in the commit, hourly Parquet parts written
  * exactly once (also across an R2 outage and an eviction mid-flush), the
- * readings route, and the backlog cap. The worker project sets
- * ARCHIVE_FLUSH_MS=1000, so rows are due a second after their commit.
+ * readings route, and the backlog cap. Each test shortens its group's
+ * flush period to a second (production: an hour; `shortFlush`), so rows are
+ * due a second after their commit and no other test's groups flush at all.
  */
 import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
 import { parquetReadObjects } from "hyparquet";
@@ -17,6 +18,8 @@ import { ARCHIVE_TASK } from "../../worker/group/archive/archive.ts";
 import { aggregates, connectDevice, connectGateway, operatorToken, runTasksNow, uniqueGroup, type TestSocket } from "./helpers.ts";
 
 const HOUR = 3_600_000;
+/** The flush period the tests give their groups. */
+const FLUSH_MS = 1000;
 const inWorkerd = (input: string, init?: RequestInit): Promise<Response> => SELF.fetch(input, init);
 
 /** The archive stage inside a group's object, for fault injection: its host's bucket and its limits. */
@@ -48,6 +51,14 @@ async function injectFaults(group: string, faults: Faults): Promise<void> {
   });
 }
 
+/** FLUSH_MS for this group's live instance (again after an eviction: a new instance reads the vars). */
+async function shortFlush(group: string, limits: Partial<ArchiveLimits> = {}): Promise<void> {
+  await runInDurableObject(env.GROUPS.getByName(group), (obj) => {
+    const a = (obj as unknown as ArchiveSeam).archive;
+    a.limits = { ...a.limits, flushMs: FLUSH_MS, ...limits };
+  });
+}
+
 /** The archive stage's stats (backlog, dropped, parts written, readings archived, parts pending). */
 async function archiveStats(group: string): Promise<ReturnType<Archive["stats"]>> {
   return runInDurableObject(env.GROUPS.getByName(group), (obj) => (obj as unknown as { archive: Archive }).archive.stats());
@@ -61,9 +72,9 @@ async function sendAcked(sock: TestSocket, frame: Parameters<TestSocket["send"]>
   expect(ack.dup === true).toBe(dup);
 }
 
-/** Waits until the flush period of rows committed so far has closed (ARCHIVE_FLUSH_MS=1000). */
+/** Waits until the flush period of rows committed so far has closed. */
 async function waitForClose(): Promise<void> {
-  const closedAfter = Math.floor(Date.now() / 1000) * 1000 + 1000;
+  const closedAfter = Math.floor(Date.now() / FLUSH_MS) * FLUSH_MS + FLUSH_MS;
   await waitFor(() => Date.now() > closedAfter, "the flush period to close");
 }
 
@@ -127,6 +138,7 @@ describe("raw archive", () => {
   it("archives every applied reading exactly once as hourly Parquet, matching the aggregates, and serves them over REST", async () => {
     const group = uniqueGroup("arch");
     const { sock: d1 } = await connectDevice(group, "d1");
+    await shortFlush(group);
     const { sock: d4 } = await connectDevice(group, "d4");
     const { sock: gw } = await connectGateway(group, "w1");
     // d1: a batch spanning a late hour (two hours back) and now; then the same seq again (a resend: dup).
@@ -181,6 +193,7 @@ describe("raw archive", () => {
     const group = uniqueGroup("arch");
     const faults: Faults = { put: "before", puts: 0 };
     const { sock } = await connectDevice(group, "d1");
+    await shortFlush(group);
     await injectFaults(group, faults);
     await sendAcked(sock, { type: "batch", seq: 1, readings: readingsOf(10, 0) });
     await waitForClose();
@@ -209,6 +222,7 @@ describe("raw archive", () => {
     const group = uniqueGroup("arch");
     const faults: Faults = { put: "after", puts: 0 };
     const { sock } = await connectDevice(group, "d1");
+    await shortFlush(group);
     await injectFaults(group, faults);
     await sendAcked(sock, { type: "batch", seq: 1, readings: [...readingsOf(5, HOUR), ...readingsOf(5, 0)] });
     sock.close();
@@ -222,6 +236,7 @@ describe("raw archive", () => {
     const before = await runInDurableObject(env.GROUPS.getByName(group), (obj) => obj);
     await evictDurableObject(env.GROUPS.getByName(group));
     expect(await runInDurableObject(env.GROUPS.getByName(group), (obj) => obj)).not.toBe(before);
+    await shortFlush(group);
     await flushAll(group);
     expect(await archiveStats(group)).toMatchObject({ backlog: 0, pending: 0, archived: 20, parts: 2 });
     const { keys, readings } = await archivedReadings(group);
@@ -236,10 +251,7 @@ describe("raw archive", () => {
     // R2 is down, so the backlog only grows (an automatic flush cannot empty it between the batches).
     const faults: Faults = { put: "before", puts: 0 };
     await injectFaults(group, faults);
-    await runInDurableObject(env.GROUPS.getByName(group), (obj) => {
-      const a = (obj as unknown as ArchiveSeam).archive;
-      a.limits = { ...a.limits, maxBacklog: 24 };
-    });
+    await shortFlush(group, { maxBacklog: 24 });
     await sendAcked(sock, { type: "batch", seq: 1, readings: readingsOf(10, 0) });
     await sendAcked(sock, { type: "batch", seq: 2, readings: readingsOf(5, 0, ["temp"]) });
     expect(await archiveStats(group)).toMatchObject({ backlog: 20, dropped: 5 });
