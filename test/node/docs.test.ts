@@ -3,16 +3,17 @@
  * finds them): one `npm start` on free ports for the whole file, each doc
  * command run against it with only the host, ports and secrets substituted,
  * checked for a meaningful answer, and Ctrl-C at the end must stop it
- * cleanly. A command that is neither run here nor in NOT_RUN (with its
- * reason) fails the check, and so does a command of a known kind whose
- * answer has no check yet.
+ * cleanly. The commands that need no npm start (docs-run.ts's STANDALONE)
+ * run in docs-standalone.test.ts, beside this file. A command that is
+ * neither run by either nor in NOT_RUN (with its reason) fails the check,
+ * and so does a command of a known kind whose answer has no check yet.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashPassword, verifyPassword } from "../../bridge/broker-auth.ts";
+import { hashPassword } from "../../bridge/broker-auth.ts";
 import { readDevSecret } from "../../harness/dev-secret.ts";
 import { hasMosquitto, startMosquitto, type Mosquitto } from "../../harness/mqtt-procs.ts";
 import { waitFor } from "../../harness/wait.ts";
@@ -23,27 +24,16 @@ import { AggregatesResponse, CommandQueued, CommandsResponse, DevicesResponse, R
 import { HubClient } from "../../schema/client.ts";
 import { deviceSubject, gatewaySubject, operatorSubject, signToken } from "../../schema/token.ts";
 import { NOT_RUN, codeBlocks, docCommands } from "./docs-commands.ts";
-import { npmStart, shellJob, type NpmStart } from "./shell-job.ts";
+import { ALARMING, NO_PRE_SCRIPTS, isStandalone, run, runServer, vars, type Runner } from "./docs-run.ts";
+import { npmStart, type NpmStart } from "./shell-job.ts";
 
-/** Lines that must not appear when a command stops on Ctrl-C. */
-const ALARMING = /connect_failed|ECONNREFUSED|"level":"(warn|error)"|\berror\b|\bwarn(ing)?\b|^\s+at \S+ \(|✘/im;
 const DOC_SECRET = "docs-check-secret";
-/**
- * npm start's and npm run dev's pre-scripts rebuild dashboard/dist, which
- * would pull it from under the browser tests that run alongside; npm's
- * ignore-scripts skips pre-scripts only. vitest.config.ts builds it first.
- */
-const NO_PRE_SCRIPTS = { npm_config_ignore_scripts: "true" };
-
 let hub: NpmStart;
 let hubUrl = "";
 let secret = "";
 let operatorToken = "";
 let mosquitto: Mosquitto | null = null;
 let bridgeRuns = 0;
-/** Shell variables the docs set ($TOKEN, $OPERATOR), for the commands after them. */
-const vars: Record<string, string> = { ...NO_PRE_SCRIPTS };
-
 /** Waits until `device` of `group` has applied at least one reading. */
 async function deviceReports(group: string, device: string, timeoutMs = 30_000): Promise<void> {
   const client = new HubClient({ url: hubUrl, token: operatorToken });
@@ -63,46 +53,14 @@ function localize(cmd: string): string {
     .replace(/<gateway>/g, "mqtt-bridge");
 }
 
-async function run(cmd: string, timeoutMs = 60_000): Promise<{ stdout: string; output: string }> {
-  const job = shellJob(cmd, vars);
-  const e = await job.exit(timeoutMs);
-  expect(e.code, `'${cmd}' exited ${e.code ?? e.signal}:\n${job.output()}`).toBe(0);
-  return { stdout: job.stdout(), output: job.output() };
-}
-
-/** Runs a long-running doc command until `ready`, probes it, then stops it with Ctrl-C, which must be clean (if `quietStop`). */
-async function runServer(cmd: string, ready: RegExp, probe: (m: RegExpExecArray) => Promise<void>, quietStop = true): Promise<void> {
-  const job = shellJob(cmd, vars);
-  try {
-    const m = await job.waitForOutput(ready, "its ready line");
-    await probe(m);
-    const stop = await job.ctrlC();
-    expect(stop.code === 0 || stop.signal === "SIGINT" || stop.code === 130, `'${cmd}' on Ctrl-C: ${stop.code ?? stop.signal}:\n${job.output()}`).toBe(true);
-    if (quietStop) expect(stop.after).not.toMatch(ALARMING);
-  } finally {
-    await job.kill();
-  }
-}
-
-type Runner = (cmd: string) => Promise<void>;
-
-/** The first runner whose pattern matches runs the command; the order matters. */
+/** The first runner whose pattern matches runs the command (docs-run.ts's STANDALONE are tried first, in the other file); the order matters. */
 const RUNNERS: [RegExp, Runner][] = [
-  [/^npm (start|run \S+) -- (--help|-h)$/, async (cmd) => expect((await run(cmd)).stdout).toMatch(/usage/i)],
   [/^npm start$/, checkNpmStart],
-  [/^npm start -- /, runNpmStartVariant],
   [/(^|=\$\()(HUB_SECRET=\S+ )?npm run (-s )?token -- /, runToken],
   [/^curl /, runCurl],
   [/^mosquitto_pub /, runMosquittoPub],
-  [/^echo '([^']*)' \| npm run -s bridge -- hash-password$/, runHashPassword],
   [/^npm run bridge -- /, runBridge],
   [/^npm run sim -- /, runSim],
-  [/^npm run cost -- /, async (cmd) => expect((await run(cmd)).stdout).toMatch(/total per month|"pricesReadOn"/)],
-  [/^npm run db:generate$/, async (cmd) => expect((await run(cmd)).output).toMatch(/No schema changes/)],
-  // As written it rewrites the file; --check tells whether that would change it.
-  [/^npm run types$/, async (cmd) => expect((await run(`${cmd} -- --check`)).output).toMatch(/up to date/)],
-  [/^npm run dashboard:dev$/, runDashboardDev],
-  [/^npm run dev$/, runWranglerDev],
 ];
 
 async function checkNpmStart(): Promise<void> {
@@ -140,28 +98,6 @@ async function checkNpmStart(): Promise<void> {
   expect(await (await fetch(`http://127.0.0.1:${hub.opsPort}/metrics`)).text()).toMatch(/^bridge_messages_received_total \d+$/m);
 }
 
-async function runNpmStartVariant(cmd: string): Promise<void> {
-  const flags = cmd.replace(/^npm start -- /, "");
-  const job = await npmStart(flags, NO_PRE_SCRIPTS);
-  try {
-    await job.waitForOutput(/Stop with Ctrl-C\./, "the running banner");
-    const last = flags.includes("--no-bridge") ? /Demo fleet: .*\n/ : /MQTT bridge: .*\n/;
-    if (!(flags.includes("--no-bridge") && flags.includes("--no-demo"))) await job.waitForOutput(last, "the last start-up line");
-    const res = await fetch(`http://127.0.0.1:${job.hubPort}/v1/health`);
-    expect(res.status).toBe(200);
-    if (flags.includes("--no-demo")) expect(job.output()).not.toMatch(/Demo fleet:/);
-    if (flags.includes("--no-bridge")) {
-      expect(job.output()).not.toMatch(/MQTT bridge/);
-      await expect(fetch(`http://127.0.0.1:${job.opsPort}/healthz`)).rejects.toThrow();
-    }
-    const stop = await job.ctrlC();
-    expect(stop.code, job.output()).toBe(0);
-    expect(stop.after).not.toMatch(ALARMING);
-  } finally {
-    await job.cleanup();
-  }
-}
-
 async function runToken(cmd: string): Promise<void> {
   const assign = /^(\w+)=\$\((.*)\)$/.exec(cmd);
   const inner = localize(assign?.[2] ?? cmd);
@@ -197,12 +133,6 @@ async function runMosquittoPub(cmd: string): Promise<void> {
   await run(cmd.replace(/^mosquitto_pub/, `mosquitto_pub -h 127.0.0.1 -p ${hub.mqttPort}`).replace("<password>", password));
   const topic = /-t sensors\/([^/]+)\/([^/]+)\//.exec(cmd);
   await deviceReports(topic?.[1] ?? "", topic?.[2] ?? "");
-}
-
-async function runHashPassword(cmd: string): Promise<void> {
-  const password = /^echo '([^']*)'/.exec(cmd)?.[1] ?? "";
-  const hash = (await run(cmd)).stdout.trim();
-  expect(await verifyPassword(password, hash), hash).toBe(true);
 }
 
 /**
@@ -272,44 +202,19 @@ async function runBridge(cmd: string): Promise<void> {
 
 async function runSim(cmd: string): Promise<void> {
   let local = `${localize(cmd)} --url ${hubUrl}`;
-  // Long examples run for 10 s (the last --duration wins).
+  // Long examples run for 5 s (the last --duration wins), and a replay ten
+  // times as fast as written (the last --speed wins): the same fleet, pacing
+  // and --verify, without waiting out a minute of wall time.
   const d = /--duration (\d+)(s|m)/.exec(cmd);
-  if ((!d && !cmd.includes("--replay")) || (d && Number(d[1]) * (d[2] === "m" ? 60 : 1) > 10)) local += " --duration 10s";
+  if ((!d && !cmd.includes("--replay")) || (d && Number(d[1]) * (d[2] === "m" ? 60 : 1) > 5)) local += " --duration 5s";
+  const speed = /--replay .*--speed (\d+(?:\.\d+)?)\b/.exec(cmd);
+  if (speed) local += ` --speed ${Number(speed[1]) * 10}`;
   try {
     const { output } = await run(local, 120_000);
     if (cmd.includes("--verify")) expect(output).toMatch(/Verify: EXACT MATCH/);
   } catch (err) {
     // What the hub said meanwhile is half of the story.
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- npm start's output, last 4000 characters:\n${hub.output().slice(-4000)}`, { cause: err });
-  }
-}
-
-async function runDashboardDev(cmd: string): Promise<void> {
-  const port = await freePort();
-  await runServer(`${cmd} -- --port ${port} --strictPort --host 127.0.0.1`, /Local: +http:\/\/127\.0\.0\.1:\d+/, async () => {
-    const page = await fetch(`http://127.0.0.1:${port}/`);
-    expect(page.status).toBe(200);
-    expect(await page.text()).toContain("<script");
-  });
-}
-
-async function runWranglerDev(cmd: string): Promise<void> {
-  const [port, inspector] = [await freePort(), await freePort()];
-  const state = mkdtempSync(join(tmpdir(), "docs-wrangler-dev-"));
-  try {
-    await runServer(
-      `${cmd} -- --ip 127.0.0.1 --port ${port} --inspector-port ${inspector} --persist-to ${state}`,
-      /Ready on http/,
-      async () => {
-        await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/v1/health`).catch(() => null))?.status === 200, "wrangler dev's health");
-      },
-      // Plain `wrangler dev` shares the terminal's Ctrl-C with its runtime,
-      // which may die first: wrangler then warns of a crash. Not ours to
-      // change; npm start runs wrangler in a process group of its own.
-      false,
-    );
-  } finally {
-    rmSync(state, { recursive: true, force: true });
   }
 }
 
@@ -338,6 +243,7 @@ describe("every command in README.md and docs/*.md", () => {
 
   for (const c of commands) {
     const reason = NOT_RUN[c.text];
+    if (reason === undefined && isStandalone(c.text)) continue;
     const runner = RUNNERS.find(([re]) => re.test(c.text))?.[1];
     const name = `${c.text}  (${c.where[0]})`;
     if (reason !== undefined) it.skip(`${name}: not run, ${reason}`, () => {});
