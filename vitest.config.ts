@@ -1,6 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { ensureDashboardBuilt } from "./scripts/build-dashboard.ts";
+import LongestFirst from "./test/node/sequencer.ts";
 import { TEST_SECRET } from "./test/secret.ts";
 
 // wrangler.jsonc serves dashboard/dist: it must exist (and be current) before any project starts.
@@ -9,10 +10,14 @@ ensureDashboardBuilt();
 export default defineConfig({
   test: {
     // Vitest's default is one worker less than the cores: one on a two-core
-    // machine, so every file of every project would run in turn. Three let
-    // the projects overlap (the node and browser projects still run their
-    // own files one at a time: each starts wrangler dev, Chromium or a fleet).
+    // machine, so every file of every project would run in turn. Files of
+    // every project run side by side in four: node and browser files mostly
+    // wait (on fleets, Chromium, real time), so four keep two cores busy.
+    // All projects must allow file parallelism: one that does not is run
+    // after all the others, file by file.
     maxWorkers: 3,
+    // The longest-waiting files first, so that none of them starts last.
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         // Inside the real workerd runtime, with the Worker from wrangler.jsonc.
@@ -63,14 +68,15 @@ export default defineConfig({
         },
       },
       {
-        // The dashboard in Debian's headless Chromium (playwright-core) against `wrangler dev` and the simulator.
+        // The dashboard in Debian's headless Chromium (playwright-core) against `wrangler dev` and the simulator,
+        // a shared hub of its own (layout.test.ts starts one more: it seeds the fixed "demo" group).
         test: {
           name: "browser",
           include: ["test/browser/**/*.test.ts"],
           environment: "node",
+          globalSetup: ["test/node/shared-hub.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
-          fileParallelism: false,
         },
       },
     ],

@@ -11,13 +11,13 @@ import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceClient } from "../../client/index.ts";
 import type { Reading } from "../../schema/protocol.ts";
-import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
+import { deviceClient, sharedHub, uniqueGroup } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, screenshot, startFleet, withTimeout, type BrowserHandle, type FleetHandle } from "./harness.ts";
 import { waitForExpression } from "../../scripts/screenshot-pages.ts";
 
 const DEVICES = 8;
 
-let hub: TestHub;
+const hub = sharedHub();
 let fleet: FleetHandle | undefined;
 let browser: BrowserHandle;
 let group: string;
@@ -28,7 +28,6 @@ let gone: DeviceClient | undefined;
 const consoleText: string[] = [];
 
 beforeAll(async () => {
-  hub = await startTestHub();
   group = uniqueGroup("ui");
   token = await operatorToken("*");
   // A rule the simulated temperature (about 20 °C) always crosses.
@@ -70,7 +69,6 @@ afterAll(async () => {
   await browser?.close();
   await gone?.close();
   await fleet?.stop();
-  await hub?.stop();
 }, 60_000);
 
 describe("dashboard", () => {

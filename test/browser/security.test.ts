@@ -16,7 +16,7 @@ import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceClient } from "../../client/index.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
-import { deviceClient, startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
+import { deviceClient, sharedHub, uniqueGroup } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, type BrowserHandle } from "./harness.ts";
 
 /** Metric names that are also names of Object.prototype's members; each must show like "temp". */
@@ -24,7 +24,7 @@ const ODD_METRICS = ["__proto__", "constructor", "hasOwnProperty", "toString"];
 const ODD_VALUES = [101.5, 202.5, 303.5, 404.5];
 const DIST = join(ROOT, "dashboard", "dist");
 
-let hub: TestHub;
+const hub = sharedHub();
 let browser: BrowserHandle;
 let group: string;
 let allToken: string;
@@ -44,7 +44,6 @@ const violations = (page: Page) => page.evaluate("window.__csp") as Promise<stri
 const storedToken = (page: Page) => page.evaluate("sessionStorage.getItem('telemetry-hub.token')") as Promise<string | null>;
 
 beforeAll(async () => {
-  hub = await startTestHub();
   group = uniqueGroup("sec");
   allToken = await operatorToken("*");
   odd = (await deviceClient(hub.url, group, "odd-1")).start();
@@ -57,7 +56,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await odd?.close();
-  await hub?.stop();
 }, 60_000);
 
 describe("dashboard responses", () => {

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashPassword } from "../../bridge/broker-auth.ts";
 import { readDevSecret } from "../../harness/dev-secret.ts";
 import { hasMosquitto, startMosquitto, type Mosquitto } from "../../harness/mqtt-procs.ts";
+import { heavyPhase } from "../../harness/heavy.ts";
 import { waitFor } from "../../harness/wait.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { freePort } from "../../harness/ports.ts";
@@ -210,7 +211,8 @@ async function runSim(cmd: string): Promise<void> {
   const speed = /--replay .*--speed (\d+(?:\.\d+)?)\b/.exec(cmd);
   if (speed) local += ` --speed ${Number(speed[1]) * 10}`;
   try {
-    const { output } = await run(local, 120_000);
+    // A 600-device example keeps a core busy: one such phase at a time (harness/heavy.ts).
+    const { output } = await heavyPhase("a simulator example", () => run(local, 120_000));
     if (cmd.includes("--verify")) expect(output).toMatch(/Verify: EXACT MATCH/);
   } catch (err) {
     // What the hub said meanwhile is half of the story.
@@ -247,7 +249,7 @@ describe("every command in README.md and docs/*.md", () => {
     const runner = RUNNERS.find(([re]) => re.test(c.text))?.[1];
     const name = `${c.text}  (${c.where[0]})`;
     if (reason !== undefined) it.skip(`${name}: not run, ${reason}`, () => {});
-    else if (runner) it.skipIf(mosquittoMissing && /mosquitto|npm run bridge -- --(?!help)/.test(c.text))(name, () => runner(c.text), 150_000);
+    else if (runner) it.skipIf(mosquittoMissing && /mosquitto|npm run bridge -- --(?!help)/.test(c.text))(name, () => runner(c.text), 300_000);
     else it(name, () => expect.fail(`${c.where.join(", ")}: '${c.text}' is neither run by a runner here nor allow-listed in NOT_RUN with a reason`));
   }
 

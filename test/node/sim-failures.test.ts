@@ -11,19 +11,24 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Simulation, simConfig } from "../../device-sim/engine.ts";
 import { fleetFromOptions, type Fleet } from "../../device-sim/fleet.ts";
+import { heavyPhase } from "../../harness/heavy.ts";
 import { freePort } from "../../harness/ports.ts";
 import type { DeviceInfo } from "../../schema/api.ts";
 import { TEST_SECRET } from "../secret.ts";
 import { CutProxy } from "./cut-proxy.ts";
-import { buckets, deviceClient, operatorGet, sharedHub, uniqueGroup } from "./hub.ts";
+import { buckets, deviceClient, operatorGet, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
 import { runSim, summaryOf } from "./sim-cli.ts";
 
-const t = sharedHub();
+// Its own hub: a 600-device fleet (and the backlog it can leave on a busy
+// machine) must not slow the shared hub's other files, nor they it.
+let t: TestHub;
 let dir: string;
 beforeAll(async () => {
+  t = await startTestHub();
   dir = mkdtempSync(join(tmpdir(), "sim-failures-"));
 });
 afterAll(async () => {
+  await t?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -46,54 +51,57 @@ async function hubReadings(fleet: Fleet): Promise<number> {
 const WAIT = { timeout: 90_000, interval: 100 };
 
 describe("a fleet losing its sockets", () => {
-  it("every socket of a 600-device fleet cut at once (1006): resent, settled, EXACT MATCH, and the hub's own totals agree", async () => {
-    const proxy = await new CutProxy(t.port).listen();
-    try {
-      const fleet = fleetFromOptions({ groups: 3, prefix: uniqueGroup("cut"), devices: 200, metrics: ["temp", "humidity"], rate: 2 });
-      const sim = new Simulation(simConfig({ url: proxy.url, secret: TEST_SECRET, fleet }, { verify: true, connectRate: 1000, drainTimeoutMs: 60_000 }));
-      const done = sim.run();
-      await vi.waitFor(() => {
-        expect(sim.stats.connected).toBe(600);
-        expect(sim.stats.ackedBatches).toBeGreaterThan(1200);
-      }, WAIT);
-      // First the acks go missing while the hub keeps applying: batches the
-      // fleet has not heard about are in the hub when the sockets go.
-      proxy.muteWebSockets();
-      const heard = sim.stats.ackedReadings;
-      await vi.waitFor(async () => expect(await hubReadings(fleet)).toBeGreaterThan(heard + 1200), WAIT);
-      expect(proxy.dropAll()).toBe(600);
-      const before = sim.stats.ackedBatches;
-      await vi.waitFor(() => {
-        expect(sim.stats.reconnects).toBeGreaterThanOrEqual(600);
-        expect(sim.stats.connected).toBe(600);
-        expect(sim.stats.ackedBatches).toBeGreaterThan(before + 1200);
-      }, WAIT);
-      sim.requestStop();
-      const r = await done;
+  it("every socket of a 600-device fleet cut at once (1006): resent, settled, EXACT MATCH, and the hub's own totals agree", () =>
+    heavyPhase('a 600-device fleet cut at once', async () => {
+      const proxy = await new CutProxy(t.hub.port).listen();
+      try {
+        const fleet = fleetFromOptions({ groups: 3, prefix: uniqueGroup("cut"), devices: 200, metrics: ["temp", "humidity"], rate: 2 });
+        const sim = new Simulation(simConfig({ url: proxy.url, secret: TEST_SECRET, fleet }, { verify: true, connectRate: 1000, drainTimeoutMs: 60_000 }));
+        const done = sim.run();
+        await vi.waitFor(() => {
+          expect(sim.stats.connected).toBe(600);
+          expect(sim.stats.ackedBatches).toBeGreaterThan(1200);
+        }, WAIT);
+        // First the acks go missing while the hub keeps applying: batches the
+        // fleet has not heard about are in the hub when the sockets go.
+        proxy.muteWebSockets();
+        const heard = sim.stats.ackedReadings;
+        await vi.waitFor(async () => expect(await hubReadings(fleet)).toBeGreaterThan(heard + 1200), WAIT);
+        expect(proxy.dropAll()).toBe(600);
+        const before = sim.stats.ackedBatches;
+        await vi.waitFor(() => {
+          expect(sim.stats.reconnects).toBeGreaterThanOrEqual(600);
+          expect(sim.stats.connected).toBe(600);
+          expect(sim.stats.ackedBatches).toBeGreaterThan(before + 1200);
+        }, WAIT);
+        sim.requestStop();
+        const r = await done;
 
-      expect(r.exitCode, `${r.reason}\n${r.text.slice(0, 3000)}`).toBe(0);
-      expect(r.verify?.ok).toBe(true);
-      expect(r.summary.closesByCode["1006"]).toBeGreaterThanOrEqual(600);
-      // The hub had applied batches whose acks never came: hello's lastSeq settled them.
-      expect(r.summary.duplicateAcks).toBeGreaterThan(0);
-      expect(r.summary.unacked).toEqual({ batches: 0, readings: 0 });
-      expect(r.verify?.readingsFound).toBe(r.summary.ackedReadings);
-      let devices = 0;
-      let counted = 0;
-      for (const g of fleet.groups) {
-        const total = await hubTotals(g);
-        devices += total.devices;
-        counted += total.buckets;
+        expect(r.exitCode, `${r.reason}\n${r.text.slice(0, 3000)}`).toBe(0);
+        expect(r.verify?.ok).toBe(true);
+        expect(r.summary.closesByCode["1006"]).toBeGreaterThanOrEqual(600);
+        // The hub had applied batches whose acks never came: hello's lastSeq settled them.
+        expect(r.summary.duplicateAcks).toBeGreaterThan(0);
+        expect(r.summary.unacked).toEqual({ batches: 0, readings: 0 });
+        expect(r.verify?.readingsFound).toBe(r.summary.ackedReadings);
+        let devices = 0;
+        let counted = 0;
+        for (const g of fleet.groups) {
+          const total = await hubTotals(g);
+          devices += total.devices;
+          counted += total.buckets;
+        }
+        expect(devices).toBe(r.summary.ackedReadings);
+        expect(counted).toBe(r.summary.ackedReadings);
+      } finally {
+        await proxy.close();
       }
-      expect(devices).toBe(r.summary.ackedReadings);
-      expect(counted).toBe(r.summary.ackedReadings);
-    } finally {
-      await proxy.close();
-    }
-  });
+    }),
+    300_000,
+  );
 
   it("acks lost at the end of a run are settled by the hub's lastSeq, not reported as differences", async () => {
-    const proxy = await new CutProxy(t.port).listen();
+    const proxy = await new CutProxy(t.hub.port).listen();
     try {
       const fleet = fleetFromOptions({ groups: 1, prefix: uniqueGroup("lost-acks"), devices: 20, metrics: ["temp"], rate: 10 });
       // A drain shorter than the time the acks stay lost: the run ends with them outstanding.
@@ -122,7 +130,7 @@ describe("a fleet losing its sockets", () => {
 
 describe("a slow hub", () => {
   it("a device keeps its socket while acks fall seconds behind but keep coming, and drops it when the hub goes silent", async () => {
-    const proxy = await new CutProxy(t.port).listen();
+    const proxy = await new CutProxy(t.hub.port).listen();
     const client = await deviceClient(proxy.url, uniqueGroup("slow"), "d1", { ackTimeoutMs: 3000 });
     try {
       let disconnects = 0;
@@ -190,7 +198,7 @@ describe("exit paths of npm run sim", () => {
   });
 
   it("a hub that stops answering: the run times out, prints its summary and the reason, exit 4", async () => {
-    const proxy = await new CutProxy(t.port).listen();
+    const proxy = await new CutProxy(t.hub.port).listen();
     try {
       // Once the hub holds readings of the run, it goes silent, and the user presses Ctrl-C.
       const prefix = uniqueGroup("hang");
