@@ -7,18 +7,21 @@
 import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { heavyPhase } from "../../harness/heavy.ts";
-import { sharedHub, uniqueGroup } from "../node/hub.ts";
+import { startTestHub, uniqueGroup, type TestHub } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, screenshot, startFleet, type BrowserHandle, type FleetHandle } from "./harness.ts";
 
 const DEVICES = 1000;
 
-const hub = sharedHub();
+// Its own hub: the 1,000-device fleet would keep the shared one too busy
+// for the other browser files (docs/testing.md).
+let hub: TestHub;
 let fleet: FleetHandle | undefined;
 let browser: BrowserHandle;
 let context: BrowserContext;
 let group: string;
 
 beforeAll(async () => {
+  hub = await startTestHub();
   group = uniqueGroup("scale");
   browser = await launchBrowser();
   context = await browser.browser.newContext({ viewport: { width: 1440, height: 1000 }, colorScheme: "dark" });
@@ -28,6 +31,7 @@ afterAll(async () => {
   await context?.close().catch(() => {});
   await browser?.close();
   await fleet?.stop();
+  await hub?.stop();
 }, 60_000);
 
 interface FrameStats {
@@ -69,7 +73,7 @@ const MEASURE = (ms: number) => `new Promise((resolve) => {
 })`;
 
 it("1,000 devices: only visible rows are in the DOM, scrolling stays smooth, filter and sort answer at once", () =>
-  heavyPhase('a 1,000-device dashboard', async () => {
+  heavyPhase("a 1,000-device dashboard", async () => {
     const token = await operatorToken(group);
     const page = await context.newPage();
     // The page opens on the empty group; the fleet then connects (500 devices a second) and appears live.

@@ -52,7 +52,7 @@ const WAIT = { timeout: 90_000, interval: 100 };
 
 describe("a fleet losing its sockets", () => {
   it("every socket of a 600-device fleet cut at once (1006): resent, settled, EXACT MATCH, and the hub's own totals agree", () =>
-    heavyPhase('a 600-device fleet cut at once', async () => {
+    heavyPhase("a 600-device fleet cut at once", async () => {
       const proxy = await new CutProxy(t.hub.port).listen();
       try {
         const fleet = fleetFromOptions({ groups: 3, prefix: uniqueGroup("cut"), devices: 200, metrics: ["temp", "humidity"], rate: 2 });
