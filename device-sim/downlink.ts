@@ -42,6 +42,8 @@ export interface CommandCheck {
 interface Tracked {
   sim: SimDevice;
   runs: Map<string, number>;
+  /** The device's sample interval, ms (what the run's own set_rate commands ask for, so they do not change the load). */
+  rateMs: number;
 }
 
 const final = (s: string): boolean => s === "succeeded" || s === "failed" || s === "expired";
@@ -62,9 +64,9 @@ export class SimDownlink {
     this.rest = rest;
   }
 
-  /** Installs the built-in commands and the configuration handler on a device; `setRate` changes its sample interval. */
-  add(sim: SimDevice, setRate: (sampleRateMs: number) => void): void {
-    const t: Tracked = { sim, runs: new Map() };
+  /** Installs the built-in commands and the configuration handler on a device sampling every `rateMs`; `setRate` changes that interval. */
+  add(sim: SimDevice, rateMs: number, setRate: (sampleRateMs: number) => void): void {
+    const t: Tracked = { sim, runs: new Map(), rateMs };
     this.devices.set(sim, t);
     const client = sim.client;
     const rnd = mulberry32(this.devices.size * 7919);
@@ -73,7 +75,7 @@ export class SimDownlink {
       set_rate: (args) => {
         const ms = typeof args === "number" ? args : (args as { ms?: unknown } | null)?.ms;
         if (typeof ms !== "number" || !(ms > 0)) throw new Error("set_rate takes {ms} (a positive number)");
-        setRate(ms);
+        setRate((t.rateMs = ms));
         return { sampleRateMs: ms };
       },
       // Drops the socket as a reboot would; the result goes out after it is back (from memory, not by rebooting again).
@@ -106,7 +108,7 @@ export class SimDownlink {
     }
     client.downlink.config((desired) => {
       const ms = desired.sampleRateMs;
-      if (typeof ms === "number" && ms > 0) setRate(ms);
+      if (typeof ms === "number" && ms > 0) setRate((t.rateMs = ms));
       return { sampleRateMs: typeof ms === "number" ? ms : null };
     });
   }
@@ -115,10 +117,11 @@ export class SimDownlink {
   tick(dtMs: number): void {
     if (this.cfg.commandRate <= 0) return;
     const p = (this.cfg.commandRate * dtMs) / 1000;
-    for (const sim of this.devices.keys()) {
+    for (const [sim, t] of this.devices) {
       if (this.rnd() >= p) continue;
       const roll = this.rnd();
-      const cmd = roll < 0.6 ? { name: "ping" } : roll < 0.9 ? { name: "set_rate", args: { ms: 1000 } } : { name: "reboot" };
+      // set_rate keeps the device's rate: the command runs, the load stays as asked.
+      const cmd = roll < 0.6 ? { name: "ping" } : roll < 0.9 ? { name: "set_rate", args: { ms: t.rateMs } } : { name: "reboot" };
       const post = this.post(sim, cmd);
       this.posting.add(post);
       void post.finally(() => this.posting.delete(post));

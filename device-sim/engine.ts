@@ -254,7 +254,7 @@ export class Simulation {
       // Each device starts at its own phase within one interval, so a fleet never samples in lockstep.
       const gen: Generator = { sim, metrics: fd.kind.metrics, signals, intervalMs, nextAt: started + delay + Math.random() * intervalMs, owed: 0 };
       // set_rate and a sampleRateMs configuration change this device's sample interval.
-      this.downlink?.add(sim, (ms) => ((gen.intervalMs = ms), (gen.nextAt = Date.now())));
+      this.downlink?.add(sim, intervalMs, (ms) => ((gen.intervalMs = ms), (gen.nextAt = Date.now())));
       const source = this.cfg.batchSource?.(i - 1);
       if (source) gen.source = source;
       this.generators.push(gen);

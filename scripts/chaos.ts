@@ -42,7 +42,17 @@ const sim = new Simulation(
   simConfig(
     { url: hub.url, secret, fleet },
     // Generation stops below, once both the kills and the readings are done.
-    { seed: 7, maxInFlight: 16, bufferBatches: 5000, verify: true, drainTimeoutMs: 60_000, connectRate: 100 },
+    // Commands too (two per device per second): one delivered before a kill
+    // and answered after it must still run exactly once (issue #15).
+    {
+      seed: 7,
+      maxInFlight: 16,
+      bufferBatches: 5000,
+      verify: true,
+      drainTimeoutMs: 60_000,
+      connectRate: 100,
+      downlink: { commandRate: 2, dropFraction: 0, ttlMs: 300_000 },
+    },
   ),
 );
 
@@ -75,13 +85,15 @@ const outcome = {
   lost: v?.lost ?? null,
   countedTwice: v?.extra ?? null,
   differences: v?.differences.length ?? null,
-  ok: v?.ok === true && killed >= kills && result.summary.unacked.batches === 0,
+  commands: result.summary.commands ?? null,
+  ok: v?.ok === true && killed >= kills && result.summary.unacked.batches === 0 && result.summary.commands?.ok === true,
 };
 if (values.json) process.stdout.write(`${JSON.stringify(outcome)}\n`);
 else {
   process.stdout.write(result.text);
   process.stdout.write(
-    `\nChaos: ${killed} SIGKILLs of the hub runtime; ${outcome.readingsAcked} readings acked; lost ${outcome.lost}, counted twice ${outcome.countedTwice}: ${outcome.ok ? "PASS" : "FAIL"}\n`,
+    `\nChaos: ${killed} SIGKILLs of the hub runtime; ${outcome.readingsAcked} readings acked; lost ${outcome.lost}, counted twice ${outcome.countedTwice}; ` +
+      `commands ${outcome.commands?.queued ?? 0}, ran twice ${outcome.commands?.ranTwice ?? "?"}, not final ${outcome.commands?.unfinished ?? "?"}: ${outcome.ok ? "PASS" : "FAIL"}\n`,
   );
 }
 process.exit(outcome.ok ? 0 : 1);

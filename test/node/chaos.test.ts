@@ -14,7 +14,7 @@ it("survives SIGKILLs of the hub runtime with an exact verify", () =>
     });
     expect(r.status, r.stderr.slice(-3000)).toBe(0);
     const outcome = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
-    expect(outcome).toMatchObject({ ok: true, kills: 2, lost: 0, countedTwice: 0, differences: 0 });
+    expect(outcome).toMatchObject({ ok: true, kills: 2, lost: 0, countedTwice: 0, differences: 0, commands: { ok: true, ranTwice: 0, unfinished: 0 } });
     expect(outcome.readingsAcked).toEqual(expect.any(Number));
     expect(Number(outcome.readingsAcked)).toBeGreaterThanOrEqual(20000);
   }),
