@@ -20,6 +20,26 @@ describe("socket limits", () => {
     await Promise.all([again.sock.closed, ...socks.map((s) => s.closed)]);
   });
 
+  it("frees a slot as soon as a socket closes, once per socket, and counts a replaced one out", async () => {
+    const group = uniqueGroup();
+    const socks: TestSocket[] = [];
+    for (let i = 0; i < 60; i++) socks.push((await connectDevice(group, `d${i}`)).sock);
+    // Two devices leave: the hub completes their close handshakes.
+    for (const s of socks.splice(0, 2)) {
+      s.close();
+      await s.closed;
+    }
+    // Exactly two new ones fit; a reconnect of a connected device still replaces its own.
+    socks.push((await connectDevice(group, "n0")).sock, (await connectDevice(group, "n1")).sock);
+    expect((await openSocket(`/v1/groups/${group}/devices/n2/ws`, await deviceToken(group, "n2"))).status).toBe(503);
+    const again = await connectDevice(group, "d5");
+    expect((await socks[3]?.closed)?.code).toBe(4001);
+    expect((await openSocket(`/v1/groups/${group}/devices/n2/ws`, await deviceToken(group, "n2"))).status).toBe(503);
+    again.sock.close();
+    for (const s of socks) s.close();
+    await Promise.all([again.sock.closed, ...socks.map((s) => s.closed)]);
+  });
+
   it("refuses dashboards past the group's limit", async () => {
     const group = uniqueGroup();
     const token = await operatorToken(group);
