@@ -18,6 +18,7 @@ import { CloseCode, type Reading } from "../schema/protocol.ts";
 import { validateHubFrame } from "../schema/validate.ts";
 import { encodeBatchFrame } from "./batch-frame.ts";
 import { DownlinkRunner } from "./downlink.ts";
+import { closeSocket, corkForTick, deviceSocketUrl } from "./socket.ts";
 import type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
 
 export type { ClientState, DeviceClientEvents, DeviceClientOptions } from "./options.ts";
@@ -161,20 +162,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     clearTimeout(this.timer);
     clearTimeout(this.throttleTimer);
     clearInterval(this.keepAlive);
-    const ws = this.ws;
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          ws.terminate();
-          resolve();
-        }, 2000);
-        ws.once("close", () => {
-          clearTimeout(t);
-          resolve();
-        });
-        ws.close(CloseCode.Normal, "client closing");
-      });
-    }
+    if (this.ws) await closeSocket(this.ws, "client closing");
     this.setState("closed");
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -185,22 +173,13 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     this.emit("state", s);
   }
 
-  private socketUrl(): string {
-    const base = new URL(this.opts.url);
-    base.protocol = base.protocol === "https:" || base.protocol === "wss:" ? "wss:" : "ws:";
-    base.pathname = `/v1/groups/${encodeURIComponent(this.opts.group)}/${this.opts.endpoint}/${encodeURIComponent(this.opts.device)}/ws`;
-    if (this.opts.tokenInQuery) base.searchParams.set("token", this.opts.token);
-    if (this.opts.downlink) base.searchParams.set("downlink", "1");
-    return base.toString();
-  }
-
   private connect(): void {
     if (this.stopped || this.suspended) return;
     this.setState("connecting");
     this.helloSeen = false;
     this.inFlight = 0;
     const headers: Record<string, string> = this.opts.tokenInQuery ? {} : { authorization: `Bearer ${this.opts.token}` };
-    const ws = new WebSocket(this.socketUrl(), { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(deviceSocketUrl(this.opts), { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
     ws.binaryType = "nodebuffer";
     this.ws = ws;
     ws.on("unexpected-response", (_req, res) => {
@@ -374,7 +353,10 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
     if (!ws || ws.readyState !== WebSocket.OPEN || !this.helloSeen) return;
     const now = Date.now();
     if (now < this.throttledUntil) return;
-    if (this.inFlight < this.opts.maxInFlight && this.inFlight < this.queue.length) this.cork(ws);
+    // One write per tick rather than per batch (see corkForTick).
+    if (!this.corked && this.inFlight < this.opts.maxInFlight && this.inFlight < this.queue.length) {
+      this.corked = corkForTick(ws, () => (this.corked = false));
+    }
     while (this.inFlight < this.opts.maxInFlight && this.inFlight < this.queue.length) {
       const e = this.queue[this.inFlight];
       if (!e) break;
@@ -384,25 +366,6 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
       this.inFlight++;
     }
     this.armAckTimer();
-  }
-
-  /**
-   * Holds this tick's frames in the TCP socket and writes them with one
-   * syscall when the tick ends. Acks arrive in bursts (the hub acks a whole
-   * group commit at once) and each frees a slot for a batch; one write per
-   * batch was the largest cost of a simulator at full speed. `ws` has no
-   * public cork, so this reaches for its socket and does nothing without one.
-   */
-  private cork(ws: WebSocket): void {
-    if (this.corked) return;
-    const sock = (ws as unknown as { _socket?: { cork?: () => void; uncork?: () => void } })._socket;
-    if (typeof sock?.cork !== "function" || typeof sock.uncork !== "function") return;
-    sock.cork();
-    this.corked = true;
-    process.nextTick(() => {
-      this.corked = false;
-      sock.uncork?.();
-    });
   }
 
   private armAckTimer(): void {
