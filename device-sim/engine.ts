@@ -11,7 +11,7 @@ import { fleetDevices, type Fleet } from "./fleet.ts";
 import { HubRest } from "./hub-rest.ts";
 import { addBaseline, decide, EXIT, message, settleByLastSeq, type Outcome } from "./outcome.ts";
 import { formatSummary, Progress, summarize, type Summary } from "./report.ts";
-import { Recorder, type ReplayData } from "./replay.ts";
+import { Recorder, replayTicker, type ReplayData } from "./replay.ts";
 import { hashSeed, Signal } from "./signal.ts";
 import type { SimConfig } from "./config.ts";
 import { SimDevice } from "./sim-device.ts";
@@ -135,7 +135,9 @@ export class Simulation {
     this.progress = new Progress(this.stats, process.stderr, cfg.progress);
     const started = Date.now();
     if (cfg.fleet) await this.setUpFleet(cfg.fleet, started);
-    const tick = cfg.replay ? this.replayTicker(cfg.replay, started) : () => this.generate(Date.now());
+    const tick = cfg.replay
+      ? replayTicker(cfg.replay, started, cfg, { stop: () => this.stopRequested?.(), emit: (rows, shift, now) => this.emitRows(rows, shift, now) })
+      : () => this.generate(Date.now());
     let last = Date.now();
     this.timer = setInterval(() => {
       const now = Date.now();
@@ -350,40 +352,6 @@ export class Simulation {
       for (let i = 0; i < perBatch; i++) this.sample(g, now - perBatch + i, now);
       g.sim.flush();
     }
-  }
-
-  private replayTicker(data: ReplayData, started: number): () => void {
-    const rows = data.rows;
-    const ts0 = rows[0]?.ts ?? started;
-    // Faster than real time, a row t ms into the recording is sent t/speed
-    // after the start: moved to "start now" it would be stamped in the
-    // future (and past MAX_FUTURE_MS, rejected). Move the recording back by
-    // what it gains on the clock, so every row's time has passed when it is
-    // sent; at speed 1 it starts now, at max it ends now.
-    const span = (rows.at(-1)?.ts ?? ts0) - ts0;
-    const ahead = span * Math.max(0, 1 - 1 / this.cfg.speed);
-    const shift = this.cfg.replayTime === "shift" ? Math.floor((started - ts0 - ahead) / 60_000) * 60_000 : 0;
-    let i = 0;
-    let creating = false;
-    return () => {
-      if (creating) return;
-      if (i >= rows.length) {
-        this.stopRequested?.();
-        return;
-      }
-      const now = Date.now();
-      const horizon = Number.isFinite(this.cfg.speed) ? ts0 + (now - started) * this.cfg.speed : Infinity;
-      let budget = Number.isFinite(this.cfg.speed) ? Infinity : 20_000;
-      const batch: typeof rows = [];
-      while (i < rows.length && budget-- > 0) {
-        const r = rows[i];
-        if (!r || r.ts > horizon) break;
-        batch.push(r);
-        i++;
-      }
-      creating = true;
-      void this.emitRows(batch, shift, now).finally(() => (creating = false));
-    };
   }
 
   private async emitRows(rows: ReplayData["rows"], shift: number, now: number): Promise<void> {

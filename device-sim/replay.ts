@@ -11,6 +11,7 @@
  */
 import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import { ID_PATTERN, METRIC_PATTERN } from "../schema/protocol.ts";
+import type { SimConfig } from "./config.ts";
 
 export interface ReplayRow {
   group: string;
@@ -165,4 +166,48 @@ export class Recorder {
     this.flushBuffer();
     return new Promise((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
+}
+
+/**
+ * The replay's tick: each call hands the rows now due (at `speed`, from
+ * `started`) to `emit`, one call's rows at a time, and calls `stop` once
+ * every row has been emitted.
+ */
+export function replayTicker(
+  data: ReplayData,
+  started: number,
+  opts: Pick<SimConfig, "speed" | "replayTime">,
+  hooks: { stop(): void; emit(rows: ReplayRow[], shift: number, now: number): Promise<void> },
+): () => void {
+  const rows = data.rows;
+  const ts0 = rows[0]?.ts ?? started;
+  // Faster than real time, a row t ms into the recording is sent t/speed
+  // after the start: moved to "start now" it would be stamped in the
+  // future (and past MAX_FUTURE_MS, rejected). Move the recording back by
+  // what it gains on the clock, so every row's time has passed when it is
+  // sent; at speed 1 it starts now, at max it ends now.
+  const span = (rows.at(-1)?.ts ?? ts0) - ts0;
+  const ahead = span * Math.max(0, 1 - 1 / opts.speed);
+  const shift = opts.replayTime === "shift" ? Math.floor((started - ts0 - ahead) / 60_000) * 60_000 : 0;
+  let i = 0;
+  let creating = false;
+  return () => {
+    if (creating) return;
+    if (i >= rows.length) {
+      hooks.stop();
+      return;
+    }
+    const now = Date.now();
+    const horizon = Number.isFinite(opts.speed) ? ts0 + (now - started) * opts.speed : Infinity;
+    let budget = Number.isFinite(opts.speed) ? Infinity : 20_000;
+    const batch: ReplayRow[] = [];
+    while (i < rows.length && budget-- > 0) {
+      const r = rows[i];
+      if (!r || r.ts > horizon) break;
+      batch.push(r);
+      i++;
+    }
+    creating = true;
+    void hooks.emit(batch, shift, now).finally(() => (creating = false));
+  };
 }
