@@ -5,7 +5,7 @@
  * route) callers branch on. The functions below adapt its answers to the
  * page's own shapes (hub/types.ts), which the live frames share.
  */
-import type { CommandEntry, ConfigResponse, RatesResponse, Resolution } from "../../schema/api.ts";
+import type { AggregateFilter, CommandEntry, ConfigResponse, RatesResponse, Resolution } from "../../schema/api.ts";
 import { HubClient, HubError } from "../../schema/client.ts";
 import { getToken } from "./token.ts";
 import { parseAlert, parseDevice, type Alert, type Bucket, type DevicePatch, type RuleSet } from "./hub/types.ts";
@@ -16,15 +16,8 @@ export function isAuthError(err: unknown): boolean {
   return err instanceof HubError && err.status === 401;
 }
 
-export interface AggregateQuery {
-  device?: string;
-  metric?: string;
-  from?: number;
-  to?: number;
-  /** Default minute; `auto` lets the hub pick by retention and `maxPoints` (docs/history.md). */
-  resolution?: Resolution | "auto";
-  maxPoints?: number;
-}
+/** The page's aggregate query: the hub's filter; `auto` resolution lets the hub pick by retention and `maxPoints` (docs/history.md). */
+export type AggregateQuery = AggregateFilter;
 
 let client: HubClient | null = null;
 
