@@ -8,6 +8,7 @@
  */
 import { and, asc, eq, gt, lt, sql } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
 import { minutePacks, series, settings } from "../../../schema/tables.ts";
 import { BUCKET_TABLES } from "./writer.ts";
@@ -84,42 +85,32 @@ export class Pruner {
 
   /** Deletes up to `max` of a series' oldest buckets of `r` below `cutoff`; returns how many. */
   private deleteBelow(r: Resolution, id: number, cutoff: number, max: number): number {
-    if (max <= 0) return 0;
     const t = BUCKET_TABLES[r];
-    // The `max`-th bucket's index bounds the delete (DELETE ... LIMIT is a
-    // compile-time option of SQLite); the primary key (series, bucket) makes
-    // both the seek and the range delete cheap.
-    const bound = this.db
-      .select({ bucket: t.bucket })
-      .from(t)
-      .where(and(eq(t.series, id), lt(t.bucket, cutoff)))
-      .orderBy(asc(t.bucket))
-      .limit(1)
-      .offset(max)
-      .get();
-    const gone = this.db
-      .delete(t)
-      .where(and(eq(t.series, id), lt(t.bucket, bound ? bound.bucket : cutoff)))
-      .returning({ one: sql<number>`1` })
-      .all();
-    return gone.length;
+    return this.deleteOldest(t, t.series, t.bucket, id, cutoff, max);
   }
 
   /** Deletes up to `max` of a series' oldest packed hours below hour index `cutoff`; returns how many. */
   private deletePacksBelow(id: number, cutoff: number, max: number): number {
+    return this.deleteOldest(minutePacks, minutePacks.series, minutePacks.hour, id, cutoff, max);
+  }
+
+  /** Deletes up to `max` rows of `table` for series `id` whose `key` is below `cutoff`, oldest first; returns how many. */
+  private deleteOldest(table: SQLiteTable, seriesCol: SQLiteColumn, key: SQLiteColumn, id: number, cutoff: number, max: number): number {
     if (max <= 0) return 0;
-    const p = minutePacks;
+    // The `max`-th row's key bounds the delete (DELETE ... LIMIT is a
+    // compile-time option of SQLite); the primary key (series, key) makes
+    // both the seek and the range delete cheap.
     const bound = this.db
-      .select({ hour: p.hour })
-      .from(p)
-      .where(and(eq(p.series, id), lt(p.hour, cutoff)))
-      .orderBy(asc(p.hour))
+      .select({ key })
+      .from(table)
+      .where(and(eq(seriesCol, id), lt(key, cutoff)))
+      .orderBy(asc(key))
       .limit(1)
       .offset(max)
       .get();
     return this.db
-      .delete(p)
-      .where(and(eq(p.series, id), lt(p.hour, bound ? bound.hour : cutoff)))
+      .delete(table)
+      .where(and(eq(seriesCol, id), lt(key, typeof bound?.key === "number" ? bound.key : cutoff)))
       .returning({ one: sql<number>`1` })
       .all().length;
   }
