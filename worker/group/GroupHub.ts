@@ -16,55 +16,32 @@
  * The object's name is the group's id (objects are reached by name, so
  * `ctx.id.name` holds it; `?group=` from the Worker is accepted as well).
  *
- * In-memory caches, all of which may be lost at any time (hibernation,
- * eviction, restart), and how they come back:
- * - connections: which peer or dashboard is on each socket, and whether a peer's socket was replaced or revoked,
- *   re-read from the socket's attachment on first use (so an ended socket never comes back as valid).
- * - group commit: the highest seq per peer, re-read from SQLite; pending batches were never acked, so peers resend them.
- * - rate limit buckets: start full again (a peer may briefly send more, never loses anything).
- * - work budgets (ingest/work.ts), per peer and the group's: start full again, and a socket's out-of-step
- *   mark after a dropped frame is forgotten, as a readings-limit block is; a client that follows the protocol
- *   has reconnected long before the object can hibernate (it is told to, and its later frames are dropped).
- * - cardinality budgets (ingest/cardinality.ts): known series and gateways' devices, re-read from SQLite
- *   on first use (and after a failed commit).
- * - revocations: the revoked set, re-read from SQLite on first use.
- * - live: state, rates and per-socket summary progress, rebuilt from SQLite when a dashboard needs them
- *   (rates restart from zero; a socket without progress gets a full summary at the next change).
- * - alerts: rules and active alerts, re-read from SQLite; a `forMs` hold restarts from the next reading,
- *   and each alert's budget of changes (flapping) starts full.
- * - registry: whether the group was listed this wake; listing again is harmless.
- * - downlink: only the group's command rate bucket, which starts full; the queue, configs and
- *   a socket's downlink opt-in (in its attachment) are read from storage.
- * - archive: the backlog size, re-read from SQLite on first use, and the flush period last requested
- *   (requested again at the next commit); captured rows and the manifest live in SQLite.
- * - history: series ids (dropped when a commit rolls back) and the retention, re-read from SQLite on use.
+ * In-memory caches, and how each comes back after hibernation or eviction, are
+ * listed where the stages are built: worker/group/stages.ts.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { AggregateQuery, AggregatesResponse, CommandEntry, ConfigResponse, DeviceInfo, RatesResponse, Retention, StorageResponse } from "../../schema/api.ts";
 import { encodeCbor } from "../../schema/cbor.ts";
-import { readDownlinkLimits, readLimits, type Limits } from "../../schema/limits.ts";
 import { CloseCode, DOWNLINK_PARAM, PING_TEXT, PONG_TEXT, PROTOCOL_VERSION, isValidId } from "../../schema/protocol.ts";
 import type { Alert, RulesDoc } from "../../schema/rules.ts";
 import { jsonError } from "../http/json.ts";
 import { log } from "../log.ts";
-import { Registration } from "../registry.ts";
-import { Alerts, OFFLINE_TASK, readAlertLimits } from "./alerts/alerts.ts";
-import { ARCHIVE_TASK, Archive, readArchiveLimits, type RawFilter, type RawResult } from "./archive/archive.ts";
-import { Connections, closeSafely, isSendableCloseCode, readConnectionTiming, type PeerConnection } from "./connections/connections.ts";
-import { PeerSeqs, type PeerSeq } from "./connections/peer-seqs.ts";
-import { Downlink, EXPIRY_TASK, type CommandRequest, type Queued } from "./downlink/downlink.ts";
-import { Revocations, type Revocation } from "./connections/revocations.ts";
-import { BACKFILL_TASK } from "./history/backfill.ts";
-import { readBudget } from "./history/budget.ts";
-import { History, PRUNE_TASK } from "./history/history.ts";
-import { Ingest } from "./ingest/ingest.ts";
+import type { Alerts } from "./alerts/alerts.ts";
+import type { Archive, RawFilter, RawResult } from "./archive/archive.ts";
+import { closeSafely, isSendableCloseCode, type Connections, type PeerConnection } from "./connections/connections.ts";
+import type { PeerSeq, PeerSeqs } from "./connections/peer-seqs.ts";
+import type { Revocation, Revocations } from "./connections/revocations.ts";
+import type { CommandRequest, Downlink, Queued } from "./downlink/downlink.ts";
+import type { History } from "./history/history.ts";
+import type { Ingest } from "./ingest/ingest.ts";
 import { Store } from "./ingest/store.ts";
-import { Live, readLiveConfig } from "./live/live.ts";
+import type { Live } from "./live/live.ts";
 import { peerName, type Peer, type PeerKind } from "./peer.ts";
-import { Scheduler } from "./scheduler.ts";
+import type { Scheduler } from "./scheduler.ts";
+import { buildStages } from "./stages.ts";
+import type { Registration } from "../registry.ts";
 
 export class GroupHub extends DurableObject<Env> {
-  private readonly limits: Limits;
   private readonly store: Store;
   private readonly connections: Connections;
   private readonly revocations: Revocations;
@@ -82,89 +59,20 @@ export class GroupHub extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.limits = readLimits({ ...env });
-    this.store = new Store(ctx.storage);
+    const store = new Store(ctx.storage);
     // Runs again on every wake from hibernation: keep it to migrations and
     // cheap setup. Events wait until the migrations finish.
     void ctx.blockConcurrencyWhile(async () => {
-      await this.store.migrate();
+      await store.migrate();
       this.history.wake(Date.now());
     });
     // Answered by the runtime without waking the object, so keep-alives cost nothing.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
-    this.connections = new Connections(ctx, this.limits, readConnectionTiming({ ...env }));
-    this.revocations = new Revocations(this.store.db);
-    this.seqs = new PeerSeqs(this.store.db);
-    this.registration = new Registration(env, ctx);
-    const scheduler = (this.scheduler = new Scheduler({ kv: ctx.storage.kv, alarms: ctx.storage, name: () => this.name }));
-    const live = (this.live = new Live({ db: this.store.db, kv: ctx.storage.kv }, {
-      name: () => this.name,
-      dashboards: () => this.connections.dashboards(),
-      onlineDevices: () => this.connections.onlineDevices(),
-    }, readLiveConfig({ ...env })));
-    const alerts = (this.alerts = new Alerts(
-      this.store.db,
-      { name: () => this.name, scheduler },
-      readAlertLimits({ ...env }),
-    ));
-    scheduler.register(OFFLINE_TASK, {
-      run(now) {
-        const { raised, next } = alerts.checkOffline(now);
-        live.noteAlerts(raised);
-        return next;
-      },
-    });
-    const connections = this.connections;
-    const downlink = (this.downlink = new Downlink(this.store.db, {
-      scheduler,
-      deviceSockets: (id) => connections.downlinkSockets({ kind: "device", id }),
-      gatewaySockets: () => connections.downlinkSockets("gateways"),
-    }, readDownlinkLimits({ ...env }), this.limits.groupCommitMs));
-    scheduler.register(EXPIRY_TASK, { run: (now) => downlink.expire(now) });
-    const archive = (this.archive = new Archive(this.store.db, ctx.storage, {
-      name: () => this.name,
-      scheduler,
-      bucket: () => env.ARCHIVE,
-      raiseAlert: (backlog, cap, now) => alerts.raiseGroup("archive", backlog, cap, now),
-      clearAlert: (now) => alerts.clearGroup("archive", now),
-      noteAlerts: (changed) => live.noteAlerts(changed),
-    }, readArchiveLimits({ ...env })));
-    scheduler.register(ARCHIVE_TASK, { run: (now) => archive.flushStep(now) });
-    const history = (this.history = new History(this.store.db, this.store.buckets, {
-      scheduler,
-      databaseSize: () => ctx.storage.sql.databaseSize,
-      storageAlert(on, bytes, budget, now) {
-        const changed = on ? alerts.raiseGroup("storage", bytes, budget, now) : alerts.clearGroup("storage", now);
-        if (changed) live.noteAlerts([changed]);
-      },
-    }, readBudget({ ...env })));
-    scheduler.register(BACKFILL_TASK, { run: (now) => history.backfillStep(now) });
-    scheduler.register(PRUNE_TASK, { run: (now) => history.pruneStep(now) });
-    this.ingest = new Ingest<Alert[]>(this.store, this.limits, {
-      name: () => this.name,
-      hasPendingWork: () => live.hasPendingWork(),
-      inCommit(c, batches, now) {
-        live.inCommit(c, now);
-        const changed = alerts.evaluate(batches, now);
-        const full = archive.capture(batches, now);
-        return full ? [...changed, full] : changed;
-      },
-      afterCommit(c, raised, now) {
-        live.afterCommit(c, raised, now);
-        alerts.afterCommit(now);
-      },
-      afterFailure: () => {
-        alerts.afterFailure();
-        archive.afterFailure();
-      },
-      rejected: (peer, code) => live.rejected(peer, code, Date.now()),
-      overBudget(peer, over, now) {
-        const raised = alerts.raiseBudget(peer.id, over.code, over.limit, over.value, now);
-        if (raised) live.noteAlerts([raised]);
-      },
-      downlink: (peer, frame) => downlink.onReply(peer, frame),
-      storageFull: (now) => history.storageFull(now),
-    });
+    ({
+      store: this.store, connections: this.connections, revocations: this.revocations, seqs: this.seqs, ingest: this.ingest,
+      live: this.live, alerts: this.alerts, archive: this.archive, history: this.history, registration: this.registration,
+      scheduler: this.scheduler, downlink: this.downlink,
+    } = buildStages(ctx, env, store, () => this.name));
   }
 
   /** The group's id. */
