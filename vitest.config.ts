@@ -13,8 +13,8 @@ export default defineConfig({
     // machine, so every file of every project would run in turn. Files of
     // every project run side by side in four: node and browser files mostly
     // wait (on fleets, Chromium, real time), so four keep two cores busy.
-    // All projects must allow file parallelism: one that does not is run
-    // after all the others, file by file.
+    // A project without file parallelism (browser) runs after all the
+    // others, file by file.
     maxWorkers: 3,
     // The longest-waiting files first, so that none of them starts last.
     sequence: { sequencer: LongestFirst },
@@ -69,7 +69,7 @@ export default defineConfig({
       },
       {
         // The dashboard in Debian's headless Chromium (playwright-core) against `wrangler dev` and the simulator,
-        // a shared hub of its own (layout.test.ts starts one more: it seeds the fixed "demo" group).
+        // a shared hub of its own (layout.test.ts and scale.test.ts start their own: the fixed "demo" group, a 1,000-device fleet).
         test: {
           name: "browser",
           include: ["test/browser/**/*.test.ts"],
@@ -77,6 +77,11 @@ export default defineConfig({
           globalSetup: ["test/node/shared-hub.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+          // One file at a time, after the other projects (vitest runs a project
+          // without file parallelism last): scale.test.ts measures frame times
+          // and a 1,000-device fleet coming online, which other Chromiums and
+          // fleets beside it pushed past their limits on a busy two-core machine.
+          fileParallelism: false,
         },
       },
     ],
