@@ -69,8 +69,10 @@ export class Scheduler implements TaskRequester {
     if (due === null || due > at) this.host.kv.put(PREFIX + task, at);
     // After a wake the armed time is unknown: arm for the earliest of all
     // tasks, never just this one, so an earlier task is not pushed back.
+    // An armed time already past may be an alarm the runtime dropped (see
+    // alarm()); arming again is harmless, so only a future one is trusted.
     const earliest = this.earliest();
-    if (earliest !== null && (this.armedAt === null || this.armedAt > earliest)) this.arm(earliest);
+    if (earliest !== null && (this.armedAt === null || this.armedAt > earliest || this.armedAt <= Date.now())) this.arm(earliest);
   }
 
   /** When a task is next due, or null. */
@@ -106,8 +108,12 @@ export class Scheduler implements TaskRequester {
       if (keep === null) this.host.kv.delete(PREFIX + name);
       else this.host.kv.put(PREFIX + name, keep);
     }
+    // Strictly after `now`: the runtime deletes the alarm when a handler
+    // succeeds if it is still set to the time that handler ran for, and
+    // `now` (the clock stands still between I/O) can be exactly that time,
+    // so re-arming at `now` could be dropped and the tasks never run again.
     const earliest = this.earliest();
-    if (earliest !== null) this.arm(Math.max(earliest, now));
+    if (earliest !== null) this.arm(Math.max(earliest, now + 1));
   }
 
   private earliest(): number | null {

@@ -64,7 +64,8 @@ describe("scheduler", () => {
     sched.alarm(100);
     expect(steps).toBe(1);
     expect(sched.due("broken")).toBe(10_100);
-    expect(s.alarm).toBe(100);
+    // Never re-armed at the very time it ran for (the runtime would drop it).
+    expect(s.alarm).toBe(101);
     sched.alarm(100);
     sched.alarm(100);
     expect(steps).toBe(3);
@@ -89,6 +90,22 @@ describe("scheduler", () => {
     woken.alarm(1000);
     expect(ran).toEqual(["prune"]);
     expect(s.alarm).toBe(9000);
+  });
+
+  it("arms again when the armed time has passed without the alarm running (a dropped alarm)", () => {
+    const s = new Storage();
+    const ran: string[] = [];
+    const sched = new Scheduler(s.host());
+    sched.register("prune", { run: () => (ran.push("prune"), null) });
+    sched.register("flush", { run: () => null });
+    sched.request("prune", 100);
+    expect(s.alarm).toBe(100);
+    // The runtime dropped it: no alarm is set, yet the scheduler thinks one is at 100.
+    s.alarm = null;
+    sched.request("flush", 5000);
+    expect(s.alarm).toBe(100);
+    sched.alarm(Date.now());
+    expect(ran).toEqual(["prune"]);
   });
 
   it("keeps a request a task makes for itself while running", () => {
