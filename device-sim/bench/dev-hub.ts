@@ -9,11 +9,12 @@
  *
  * Figures in docs/benchmarks.md, "The simulator against npm start".
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
+import { descendants } from "../../harness/procs.ts";
 import { startHub } from "../../harness/wrangler-dev.ts";
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
@@ -26,32 +27,19 @@ const values = parseCli(USAGE, { options: { duration: { type: "string", default:
 const DURATION_S = orExit(() => numberOption("duration", values.duration, { min: 1, max: 3600, integer: false }), USAGE);
 const SECRET = "bench-dev-hub-secret-0123456789abcdef";
 
-/** Every process under `pid` (Linux /proc), named by what it is in a wrangler dev tree. */
+/** Every process under `pid` and `pid` itself (Linux /proc), named by what it is in a wrangler dev tree. */
 function tree(pid: number): { pid: number; name: string }[] {
-  const children = new Map<number, number[]>();
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
   const out: { pid: number; name: string }[] = [];
-  const visit = (p: number) => {
+  for (const p of [pid, ...descendants(pid).map((d) => d.pid)]) {
     let cmd: string;
     try {
       cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ");
     } catch {
-      return;
+      continue;
     }
     const name = cmd.includes("workerd") ? (cmd.includes("--inspector-addr") ? "workerd (Worker)" : "workerd (proxy)") : cmd.includes("esbuild") ? "esbuild" : "wrangler (node)";
     out.push({ pid: p, name });
-    for (const c of children.get(p) ?? []) visit(c);
-  };
-  visit(pid);
+  }
   return out;
 }
 

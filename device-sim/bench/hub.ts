@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { freePort } from "../../harness/ports.ts";
+import { processTable } from "../../harness/procs.ts";
 import { ROOT, WRANGLER } from "../../harness/wrangler-dev.ts";
 
 /** The part of a local R2 bucket (Miniflare's proxy to it) that bench:archive reads. */
@@ -141,26 +142,9 @@ export interface HubOptions {
 
 /** Child processes of this process named `workerd` (Linux only; empty elsewhere). */
 function workerdChildren(): number[] {
-  const pids: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return pids;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const comm = stat.slice(stat.indexOf("(") + 1, close);
-      const ppid = Number(stat.slice(close + 2).split(" ")[1]);
-      if (ppid === process.pid && comm.startsWith("workerd")) pids.push(Number(e));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return pids;
+  return processTable()
+    .filter((p) => p.ppid === process.pid && p.comm.startsWith("workerd"))
+    .map((p) => p.pid);
 }
 
 export async function startHub(opts: HubOptions): Promise<Hub> {

@@ -20,12 +20,13 @@
  * It starts a hub of its own (not the shared one): it floods it, and reads
  * that hub's workerd memory.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { decodeCbor, encodeCbor } from "../../schema/cbor.ts";
 import { heavyPhase } from "../../harness/heavy.ts";
+import { descendants } from "../../harness/procs.ts";
 import { withTimeout } from "../../harness/wait.ts";
 import { deviceToken, operatorToken } from "../tokens.ts";
 import type { FloodOptions, FloodStats } from "./flood-worker.ts";
@@ -47,24 +48,9 @@ afterAll(async () => {
 
 /** The workerd process under wrangler (its descendant named workerd). */
 function workerdPid(root: number): number {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      // The command name is in parentheses and may hold spaces; the parent pid follows the state after it.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  const queue = [root];
-  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
-    if (pid !== root && readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "workerd") return pid;
-    queue.push(...(children.get(pid) ?? []));
-  }
-  throw new Error("no workerd process under wrangler");
+  const w = descendants(root).find((p) => p.comm === "workerd");
+  if (!w) throw new Error("no workerd process under wrangler");
+  return w.pid;
 }
 
 function rssBytes(pid: number): number {
