@@ -4,7 +4,8 @@
  * would take a device's metrics, a gateway's devices or the group's series
  * past MAX_METRICS_PER_DEVICE, MAX_DEVICES_PER_GATEWAY or
  * MAX_SERIES_PER_GROUP is refused whole with that budget's code, and nothing
- * of it is applied.
+ * of it is applied. The `budget` alert it raises clears once its sender went
+ * BUDGET_ALERT_CLEAR_MS (1 s in this project) without another refusal.
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -16,11 +17,19 @@ import { Ingest } from "../../worker/group/ingest/ingest.ts";
 import { Store } from "../../worker/group/ingest/store.ts";
 import type { Peer } from "../../worker/group/peer.ts";
 import type { Alert } from "../../schema/rules.ts";
-import { aggregates, connectDevice, getJson, lastSeqOf, operatorToken, uniqueGroup } from "./helpers.ts";
+import { eventually } from "../../harness/wait.ts";
+import { Alerts, BUDGET_TASK, DEFAULT_ALERT_LIMITS, readAlertLimits } from "../../worker/group/alerts/alerts.ts";
+import { aggregates, connectDevice, getJson, lastSeqOf, openLive, operatorToken, uniqueGroup } from "./helpers.ts";
+
+async function alertsOf(group: string): Promise<Alert[]> {
+  const { body } = await getJson(`/v1/groups/${group}/alerts`, await operatorToken(group));
+  return (body as { alerts: Alert[] }).alerts;
+}
 
 describe("cardinality budgets (hub)", () => {
   it("refuses a batch carrying more distinct metrics than MAX_METRICS_PER_DEVICE, applying none of it", async () => {
     const group = uniqueGroup();
+    const live = await openLive(group);
     const { sock } = await connectDevice(group, "d1");
     const now = Date.now();
     const many = Array.from({ length: DEFAULT_LIMITS.maxMetricsPerDevice + 1 }, (_, i) => [now - 1000, `m${i}`, i]);
@@ -32,11 +41,73 @@ describe("cardinality budgets (hub)", () => {
     expect(await lastSeqOf(group, "d1")).toBe(2);
     expect((await aggregates(group)).length).toBe(DEFAULT_LIMITS.maxMetricsPerDevice);
     // The group raised one alert for it (a second refusal would not raise another).
-    const { body } = await getJson(`/v1/groups/${group}/alerts`, await operatorToken(group));
-    expect((body as { alerts: Alert[] }).alerts).toEqual([
-      expect.objectContaining({ kind: "budget", device: "d1", metric: ErrorCode.TooManyMetrics, threshold: DEFAULT_LIMITS.maxMetricsPerDevice, value: DEFAULT_LIMITS.maxMetricsPerDevice + 1, clearedAt: null }),
-    ]);
+    const [alert, ...more] = await alertsOf(group);
+    expect(more).toEqual([]);
+    expect(alert).toMatchObject({ kind: "budget", device: "d1", metric: ErrorCode.TooManyMetrics, threshold: DEFAULT_LIMITS.maxMetricsPerDevice, value: DEFAULT_LIMITS.maxMetricsPerDevice + 1 });
+    // With no further refusal it clears by itself, by the scheduler's alarm,
+    // not before the quiet time; the dashboard is told (polls, no sleep).
+    const { budgetClearMs } = readAlertLimits({ ...env });
+    const cleared = await eventually(async () => (await alertsOf(group)).find((a) => a.id === alert?.id && a.clearedAt !== null), 15_000, "the budget alert to clear");
+    expect((cleared.clearedAt ?? 0) - cleared.raisedAt).toBeGreaterThanOrEqual(budgetClearMs);
+    await live.until((f) => ((f.alerts ?? []) as Alert[]).some((a) => a.id === alert?.id && a.clearedAt !== null), 0, 10_000);
     sock.close();
+    live.ws.close(1000, "done");
+  });
+});
+
+describe("budget alerts (alerts stage, hub time injected)", () => {
+  it("clear BUDGET_ALERT_CLEAR_MS after the sender's last refusal of that code, kept across a wake", async () => {
+    const group = uniqueGroup();
+    const stub = env.GROUPS.getByName(group);
+    const result = await runInDurableObject(stub, (_hub, state) => {
+      const requested: number[] = [];
+      const stage = () =>
+        new Alerts(
+          { db: new Store(state.storage).db, kv: state.storage.kv },
+          { name: () => group, scheduler: { request: (task, at) => void (task === BUDGET_TASK && requested.push(at)) } },
+          { ...DEFAULT_ALERT_LIMITS, budgetClearMs: 1000 },
+        );
+      const active = (a: Alerts) => a.list(true, 10).map((x) => `${x.device}:${x.metric}`).sort();
+      // Hub times well in the past (the stage takes its clock as arguments), reported relative to T.
+      const T = Date.now() - 3_600_000;
+      const cleared = (r: { cleared: Alert[]; next: number | null }) => ({ cleared: r.cleared.map((x) => x.device), next: r.next === null ? null : r.next - T });
+      let alerts = stage();
+      const out: Record<string, unknown> = {};
+      out.raised = alerts.raiseBudget("d1", ErrorCode.TooManyMetrics, 3, 4, T)?.device;
+      out.gateway = alerts.raiseBudget("gw", ErrorCode.TooManyDevices, 2, 3, T + 100)?.device;
+      // A later refusal while raised: no second alert, and the clearing moves to T + 600 + 1000.
+      out.again = alerts.raiseBudget("d1", ErrorCode.TooManyMetrics, 3, 5, T + 600);
+      out.atQuiet = cleared(alerts.clearQuietBudgets(T + 1000));
+      out.gatewayQuiet = cleared(alerts.clearQuietBudgets(T + 1100));
+      // A new stage on the same storage, as after hibernation: the last refusal was stored.
+      alerts = stage();
+      out.afterWake = cleared(alerts.clearQuietBudgets(T + 1599));
+      out.d1Quiet = cleared(alerts.clearQuietBudgets(T + 1600));
+      out.left = active(alerts);
+      out.nothing = cleared(alerts.clearQuietBudgets(T + 5000));
+      // A new refusal after the clear raises a new alert; replacing the rules leaves it alone.
+      out.reraised = alerts.raiseBudget("d1", ErrorCode.TooManyMetrics, 3, 4, T + 6000)?.device;
+      alerts.putRules({ rules: [], offlineAfterMs: 0 }, T + 6100);
+      out.afterRules = active(alerts);
+      out.requested = requested.map((at) => at - T);
+      out.kvLeft = [...state.storage.kv.list({ prefix: "alerts.budget:" })].length;
+      return out;
+    });
+    expect(result).toEqual({
+      raised: "d1",
+      gateway: "gw",
+      again: null,
+      atQuiet: { cleared: [], next: 1100 },
+      gatewayQuiet: { cleared: ["gw"], next: 1600 },
+      afterWake: { cleared: [], next: 1600 },
+      d1Quiet: { cleared: ["d1"], next: null },
+      left: [],
+      nothing: { cleared: [], next: null },
+      reraised: "d1",
+      afterRules: [`d1:${ErrorCode.TooManyMetrics}`],
+      requested: [1000, 1100, 7000],
+      kvLeft: 0,
+    });
   });
 });
 

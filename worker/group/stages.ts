@@ -19,7 +19,7 @@
  * - live: state, rates and per-socket summary progress, rebuilt from SQLite when a dashboard needs them
  *   (rates restart from zero; a socket without progress gets a full summary at the next change).
  * - alerts: rules and active alerts, re-read from SQLite; a `forMs` hold restarts from the next reading,
- *   and each alert's budget of changes (flapping) starts full.
+ *   and each alert's budget of changes (flapping) starts full. A budget alert's last refusal is in KV.
  * - registry: whether the group was listed this wake; listing again is harmless.
  * - downlink: only the group's command rate bucket, which starts full; the queue, configs and
  *   a socket's downlink opt-in (in its attachment) are read from storage.
@@ -30,7 +30,7 @@
 import { readDownlinkLimits, readLimits } from "../../schema/limits.ts";
 import type { Alert } from "../../schema/rules.ts";
 import { Registration } from "../registry.ts";
-import { Alerts, OFFLINE_TASK, readAlertLimits } from "./alerts/alerts.ts";
+import { Alerts, BUDGET_TASK, OFFLINE_TASK, readAlertLimits } from "./alerts/alerts.ts";
 import { ARCHIVE_TASK, Archive, readArchiveLimits } from "./archive/archive.ts";
 import { Connections, readConnectionTiming } from "./connections/connections.ts";
 import { PeerSeqs } from "./connections/peer-seqs.ts";
@@ -74,11 +74,18 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
     dashboards: () => connections.dashboards(),
     onlineDevices: () => connections.onlineDevices(),
   }, readLiveConfig({ ...env }));
-  const alerts = new Alerts(store.db, { name, scheduler }, readAlertLimits({ ...env }));
+  const alerts = new Alerts({ db: store.db, kv: ctx.storage.kv }, { name, scheduler }, readAlertLimits({ ...env }));
   scheduler.register(OFFLINE_TASK, {
     run(now) {
       const { raised, next } = alerts.checkOffline(now);
       live.noteAlerts(raised);
+      return next;
+    },
+  });
+  scheduler.register(BUDGET_TASK, {
+    run(now) {
+      const { cleared, next } = alerts.clearQuietBudgets(now);
+      live.noteAlerts(cleared);
       return next;
     },
   });

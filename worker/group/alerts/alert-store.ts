@@ -57,7 +57,9 @@ export class AlertStore implements AlertWriter {
 
   /**
    * Replaces the rules. Active threshold alerts of rules that are gone or
-   * changed are cleared, since the condition they reported no longer exists.
+   * changed are cleared, since the condition they reported no longer exists,
+   * and offline alerts when offline alerting is turned off. Alerts no rule
+   * raised (archive, storage, budget) are left to the stage that raised them.
    */
   writeRules(doc: RulesDoc, now: number): void {
     const old = new Map(this.readRules().rules.map((r) => [r.id, JSON.stringify(r)]));
@@ -73,7 +75,7 @@ export class AlertStore implements AlertWriter {
         .run();
       const kept = new Set(doc.rules.filter((r) => old.get(r.id) === JSON.stringify(r)).map((r) => r.id));
       for (const a of this.activeAlerts()) {
-        const stale = a.kind === "threshold" ? !kept.has(a.ruleId ?? "") : doc.offlineAfterMs === 0;
+        const stale = a.kind === "threshold" ? !kept.has(a.ruleId ?? "") : a.kind === "offline" && doc.offlineAfterMs === 0;
         if (stale) this.clearAlert(a.id, now);
       }
     });

@@ -1,7 +1,10 @@
 /**
  * The alerts stage: rules, threshold alerts evaluated inside the group
- * commit, and offline alerts checked by alarm. Rules and active alerts are
- * rebuilt from SQLite on first use after a wake.
+ * commit, offline alerts checked by alarm, and the group-level and budget
+ * alerts other stages raise. Rules and active alerts are rebuilt from
+ * SQLite on first use after a wake; a budget alert's last refusal time is
+ * in the object's KV (`alerts.budget:{id}`), so its clearing survives
+ * hibernation and eviction too.
  */
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
@@ -15,7 +18,7 @@ import { Alerting, type FlapLimits } from "./alerting.ts";
 export interface AlertsHost {
   /** The group's id, for logs. */
   name(): string;
-  /** Schedules the offline check (task OFFLINE_TASK), which also wakes a hibernating group. */
+  /** Schedules the offline check (OFFLINE_TASK) and the budget alerts' clearing (BUDGET_TASK); either also wakes a hibernating group. */
   readonly scheduler: TaskRequester;
 }
 
@@ -24,19 +27,27 @@ export type GroupAlertKind = "archive" | "storage";
 
 /** The scheduler task that checks for offline devices. */
 export const OFFLINE_TASK = "alerts.offline";
+/** The scheduler task that clears budget alerts whose sender has gone quiet. */
+export const BUDGET_TASK = "alerts.budget";
+
+/** KV key of a budget alert's last refusal (absent: none since it was raised). */
+const LAST_REFUSAL = "alerts.budget:";
 
 /** Alert budgets, as wrangler.jsonc vars (docs/protocol.md, "Rules and alerts"). */
 export interface AlertLimits extends FlapLimits {
   /** Alert rows kept; past it the oldest cleared ones are pruned (ALERT_MAX_ROWS; 0: keep all). */
   maxRows: number;
+  /** A `budget` alert clears once its sender went this long without another refusal of that code (BUDGET_ALERT_CLEAR_MS). */
+  budgetClearMs: number;
 }
 
-export const DEFAULT_ALERT_LIMITS: Readonly<AlertLimits> = { minIntervalMs: 10_000, burst: 4, maxRows: 10_000 };
+export const DEFAULT_ALERT_LIMITS: Readonly<AlertLimits> = { minIntervalMs: 10_000, burst: 4, maxRows: 10_000, budgetClearMs: 600_000 };
 
 const ALERT_VARS: Readonly<Record<keyof AlertLimits, string>> = {
   minIntervalMs: "ALERT_MIN_INTERVAL_MS",
   burst: "ALERT_CHANGE_BURST",
   maxRows: "ALERT_MAX_ROWS",
+  budgetClearMs: "BUDGET_ALERT_CLEAR_MS",
 };
 
 /** Alert limits from env vars; a var that is set but not a non-negative integer throws, as limits do. */
@@ -46,14 +57,16 @@ export function readAlertLimits(env: Readonly<Record<string, unknown>>): AlertLi
 
 export class Alerts {
   private readonly store: AlertStore;
+  private readonly kv: SyncKvStorage;
   private readonly alerting: Alerting;
   private readonly host: AlertsHost;
   private readonly limits: AlertLimits;
   private loaded = false;
   private alarmChecked = false;
 
-  constructor(db: DrizzleSqliteDODatabase, host: AlertsHost, limits: AlertLimits = DEFAULT_ALERT_LIMITS) {
-    this.store = new AlertStore(db);
+  constructor(storage: { db: DrizzleSqliteDODatabase; kv: SyncKvStorage }, host: AlertsHost, limits: AlertLimits = DEFAULT_ALERT_LIMITS) {
+    this.store = new AlertStore(storage.db);
+    this.kv = storage.kv;
     this.host = host;
     this.limits = limits;
     this.alerting = new Alerting(limits);
@@ -124,13 +137,44 @@ export class Alerts {
   /**
    * A batch of `sender` (a device or gateway id) was refused past a
    * cardinality budget (`code`): raises a `budget` alert, unless one for the
-   * same sender and code is active. Null when none was raised.
+   * same sender and code is active, in which case this refusal pushes its
+   * clearing back (BUDGET_TASK clears it `budgetClearMs` after the last
+   * refusal). Null when none was raised.
    */
   raiseBudget(sender: string, code: string, limit: number, value: number, now: number): Alert | null {
-    if (this.store.activeAlerts().some((a) => a.kind === "budget" && a.device === sender && a.metric === code)) return null;
+    const active = this.store.activeAlerts().find((a) => a.kind === "budget" && a.device === sender && a.metric === code);
+    if (active) {
+      // Refusals come as fast as a misbehaving sender sends: write only when the time moved.
+      if (this.kv.get<unknown>(LAST_REFUSAL + active.id) !== now) this.kv.put(LAST_REFUSAL + active.id, now);
+      return null;
+    }
     const a = this.store.insertAlert({ kind: "budget", ruleId: null, device: sender, metric: code, op: null, threshold: limit, value, raisedAt: now, clearedAt: null });
     this.store.prune(this.limits.maxRows);
+    this.host.scheduler.request(BUDGET_TASK, now + this.limits.budgetClearMs);
     return a;
+  }
+
+  /**
+   * The budget check (task BUDGET_TASK): clears each `budget` alert whose
+   * sender has had no batch refused for that code in `budgetClearMs`.
+   * Returns the alerts cleared, and when to check next (null: none left).
+   */
+  clearQuietBudgets(now: number): { cleared: Alert[]; next: number | null } {
+    const cleared: Alert[] = [];
+    let next: number | null = null;
+    for (const a of this.store.activeAlerts()) {
+      if (a.kind !== "budget") continue;
+      const last = this.kv.get<unknown>(LAST_REFUSAL + a.id);
+      const due = (typeof last === "number" ? Math.max(last, a.raisedAt) : a.raisedAt) + this.limits.budgetClearMs;
+      if (due > now) {
+        next = next === null ? due : Math.min(next, due);
+        continue;
+      }
+      this.store.clearAlert(a.id, now);
+      this.kv.delete(LAST_REFUSAL + a.id);
+      cleared.push({ ...a, clearedAt: now });
+    }
+    return { cleared, next };
   }
 
   /** The condition is over: clears the group's alert of that kind, if active. */
