@@ -17,7 +17,8 @@
  *   on first use (and after a failed commit).
  * - revocations: the revoked set, re-read from SQLite on first use.
  * - live: state, rates and per-socket summary progress, rebuilt from SQLite when a dashboard needs them
- *   (rates restart from zero; a socket without progress gets a full summary at the next change).
+ *   (rates restart from zero; a socket without progress gets a full summary at the next change; a socket
+ *   out of step, one that acked a seq it was not sent, keeps the frame it owes in its attachment).
  * - alerts: rules and active alerts, re-read from SQLite; a `forMs` hold restarts from the next reading,
  *   and each alert's budget of changes (flapping) starts full. A budget alert's last refusal is in KV.
  * - registry: whether the group was listed this wake; listing again is harmless.
@@ -73,6 +74,8 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
     name,
     dashboards: () => connections.dashboards(),
     onlineDevices: () => connections.onlineDevices(),
+    outOfStep: (ws) => connections.outOfStep(ws),
+    setOutOfStep: (ws, mark) => connections.setOutOfStep(ws, mark),
   }, readLiveConfig({ ...env }));
   const alerts = new Alerts({ db: store.db, kv: ctx.storage.kv }, { name, scheduler }, readAlertLimits({ ...env }));
   scheduler.register(OFFLINE_TASK, {

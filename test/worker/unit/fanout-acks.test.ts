@@ -2,11 +2,13 @@
  * Issue #12, finding 6: only the ack the hub waits for counts. A dashboard
  * socket that acks blindly (a huge seq, without reading) must not get a
  * new summary per ack: the bytes the hub sends it stay at one frame until
- * it acks that frame's seq, or the ack timeout closes it.
+ * it acks that frame's seq, or the ack timeout closes it; a wake (a new
+ * fan-out over the same sockets) changes neither.
  */
 import { describe, expect, it } from "vitest";
 import { BUCKET_MS, type Reading } from "../../../schema/protocol.ts";
 import { addBatch, emptyCollapsed } from "../../../worker/group/ingest/collapse.ts";
+import type { OutOfStep } from "../../../worker/group/connections/attachment.ts";
 import { LiveFanout, type DashboardSocket } from "../../../worker/group/live/fanout.ts";
 import { LiveState } from "../../../worker/group/live/live-state.ts";
 
@@ -32,7 +34,20 @@ function setup() {
   const honest = new CountingSocket();
   const state = new LiveState(2);
   state.load({ devices: [], latest: [], rejects: [], online: new Set() });
-  const fanout = new LiveFanout({ name: () => "g", dashboards: () => [blind, honest] }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 });
+  // What the connection layer keeps in each socket's attachment: it outlives the fan-out.
+  const marks = new Map<CountingSocket, OutOfStep>();
+  const fanoutOf = () =>
+    new LiveFanout<CountingSocket>(
+      {
+        name: () => "g",
+        dashboards: () => [blind, honest],
+        outOfStep: (ws) => marks.get(ws) ?? null,
+        setOutOfStep: (ws, mark) => void (mark ? marks.set(ws, mark) : marks.delete(ws)),
+      },
+      state,
+      { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 },
+    );
+  let fanout = fanoutOf();
   for (const s of [blind, honest]) fanout.sendSnapshot(s, { group: "g", alerts: [], rules: { rules: [], offlineAfterMs: 0 } }, T0);
   const data = (now: number) => {
     const c = emptyCollapsed();
@@ -40,7 +55,18 @@ function setup() {
     state.applyCommit(c, now);
   };
   const ack = (s: CountingSocket, seq: number) => fanout.onMessage(s, JSON.stringify({ type: "ack", seq }));
-  return { blind, honest, fanout, data, ack };
+  return {
+    blind,
+    honest,
+    marks,
+    data,
+    ack,
+    get fanout() {
+      return fanout;
+    },
+    /** A wake from hibernation: in-memory state gone, sockets and their marks kept. */
+    wake: () => void (fanout = fanoutOf()),
+  };
 }
 
 describe("live acks", () => {
@@ -73,5 +99,42 @@ describe("live acks", () => {
     data(T0 + 300);
     fanout.send(T0 + 300);
     expect(blind.frames).toBe(2);
+  });
+
+  it("keeps a blind socket's debt across a wake: no new frame, and the ack timeout runs from the original send", () => {
+    const t = setup();
+    const { blind, honest, marks, data, ack } = t;
+    ack(honest, honest.lastSeq);
+    ack(blind, 2 ** 31);
+    ack(blind, 2 ** 31);
+    // Marked once, with the frame it owes and when that was sent; the honest socket not at all.
+    expect([...marks]).toEqual([[blind, { seq: blind.lastSeq, since: T0 }]]);
+    t.wake();
+    data(T0 + 100);
+    t.fanout.send(T0 + 100);
+    expect([blind.frames, honest.frames]).toEqual([1, 2]);
+    // 60 s after the snapshot, not after the wake, it is closed as too slow.
+    ack(honest, honest.lastSeq);
+    data(T0 + 60_001);
+    t.fanout.send(T0 + 60_001);
+    expect(blind.closed).toBe(4008);
+    expect(honest.closed).toBeNull();
+  });
+
+  it("releases a restored socket when it acks the frame it owes, and clears its mark", () => {
+    const t = setup();
+    const { blind, marks, data, ack } = t;
+    const owed = blind.lastSeq;
+    ack(blind, owed + 1);
+    t.wake();
+    data(T0 + 100);
+    t.fanout.send(T0 + 100);
+    expect(blind.frames).toBe(1);
+    ack(blind, owed);
+    expect(marks.size).toBe(0);
+    t.fanout.send(T0 + 200);
+    // One catch-up frame with everything, at a seq above the one it owed.
+    expect(blind.frames).toBe(2);
+    expect(blind.lastSeq).toBeGreaterThan(owed);
   });
 });

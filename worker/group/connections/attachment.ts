@@ -17,8 +17,21 @@ import type { Peer, PeerKind } from "../peer.ts";
  */
 export type EndReason = "replaced" | "revoked";
 
+/**
+ * A dashboard socket out of step (issue #12, finding 6): it owes the ack of
+ * frame `seq`, sent at `since` (ms), and acked another seq meanwhile. Kept
+ * in the attachment so that a wake neither forgets the frame it owes (and
+ * sends it another) nor restarts its ack timeout (live/fanout.ts).
+ */
+export interface OutOfStep {
+  seq: number;
+  since: number;
+}
+
 /** Who is on a socket: a device or gateway, or a dashboard. */
-export type SocketRole = { kind: "peer"; peer: Peer; connectedAt: number; ended?: EndReason; downlink?: true } | { kind: "dashboard"; connectedAt: number };
+export type SocketRole =
+  | { kind: "peer"; peer: Peer; connectedAt: number; ended?: EndReason; downlink?: true }
+  | { kind: "dashboard"; connectedAt: number; outOfStep?: OutOfStep };
 
 /** The attachment written today. */
 export interface AttachmentV1 {
@@ -35,13 +48,19 @@ export interface AttachmentV1 {
    * attachments written before the flag existed read as they always did.
    */
   downlink?: true;
+  /** A dashboard socket's out-of-step mark (absent: in step, as in attachments written before it). */
+  outOfStep?: OutOfStep;
 }
 
 /** Largest attachment the runtime stores. */
 export const MAX_ATTACHMENT_BYTES = 2048;
 
 export function toAttachment(role: SocketRole): AttachmentV1 {
-  if (role.kind === "dashboard") return { v: 1, kind: "dashboard", id: "", connectedAt: role.connectedAt };
+  if (role.kind === "dashboard") {
+    const a: AttachmentV1 = { v: 1, kind: "dashboard", id: "", connectedAt: role.connectedAt };
+    if (role.outOfStep) a.outOfStep = { seq: role.outOfStep.seq, since: role.outOfStep.since };
+    return a;
+  }
   const a: AttachmentV1 = { v: 1, kind: role.peer.kind, id: role.peer.id, connectedAt: role.connectedAt };
   if (role.ended) a.ended = role.ended;
   if (role.downlink) a.downlink = true;
@@ -60,7 +79,11 @@ export function fromAttachment(a: unknown): SocketRole | null {
   if (r.v === 1) {
     const at = r.connectedAt;
     if (typeof at !== "number") return null;
-    if (r.kind === "dashboard") return { kind: "dashboard", connectedAt: at };
+    if (r.kind === "dashboard") {
+      if (r.outOfStep === undefined) return { kind: "dashboard", connectedAt: at };
+      const mark = readOutOfStep(r.outOfStep);
+      return mark ? { kind: "dashboard", connectedAt: at, outOfStep: mark } : null;
+    }
     if ((r.kind === "device" || r.kind === "gateway") && typeof r.id === "string" && isValidId(r.id)) {
       const role: SocketRole = { kind: "peer", peer: { kind: r.kind, id: r.id }, connectedAt: at };
       if (r.ended === "replaced" || r.ended === "revoked") role.ended = r.ended;
@@ -72,6 +95,12 @@ export function fromAttachment(a: unknown): SocketRole | null {
     return null;
   }
   return fromLegacy(r);
+}
+
+function readOutOfStep(v: unknown): OutOfStep | null {
+  if (typeof v !== "object" || v === null) return null;
+  const { seq, since } = v as Record<string, unknown>;
+  return Number.isSafeInteger(seq) && typeof seq === "number" && seq >= 0 && typeof since === "number" && Number.isFinite(since) ? { seq, since } : null;
 }
 
 /** Whether an attachment is in today's version (one that is not gets rewritten). */

@@ -10,7 +10,7 @@ import { CloseCode } from "../../../schema/protocol.ts";
 import { jsonError } from "../../http/json.ts";
 import { log } from "../../log.ts";
 import { peerName, peerTag, type Peer } from "../peer.ts";
-import { fromAttachment, isCurrent, toAttachment, type EndReason, type SocketRole } from "./attachment.ts";
+import { fromAttachment, isCurrent, toAttachment, type EndReason, type OutOfStep, type SocketRole } from "./attachment.ts";
 
 /** Tag of dashboard (live) sockets. */
 const DASHBOARD_TAG = "live";
@@ -65,6 +65,13 @@ export class PeerConnection extends OpenSocket {
 /** A dashboard's (live) socket. */
 export class DashboardConnection extends OpenSocket {
   readonly kind = "dashboard";
+  /** Set while the socket is out of step (attachment.ts, `OutOfStep`). */
+  outOfStep: OutOfStep | null;
+
+  constructor(ws: WebSocket, connectedAt: number, outOfStep: OutOfStep | null = null) {
+    super(ws, connectedAt);
+    this.outOfStep = outOfStep;
+  }
 }
 
 export type Connection = PeerConnection | DashboardConnection;
@@ -72,7 +79,7 @@ export type Connection = PeerConnection | DashboardConnection;
 function connectionOf(ws: WebSocket, role: SocketRole): Connection {
   return role.kind === "peer"
     ? new PeerConnection(ws, role.peer, role.connectedAt, role.ended ?? null, role.downlink === true)
-    : new DashboardConnection(ws, role.connectedAt);
+    : new DashboardConnection(ws, role.connectedAt, role.outOfStep ?? null);
 }
 
 /** Closes a socket; a socket that is already closing is left as it is. */
@@ -187,6 +194,24 @@ export class Connections {
       log.warn("group.socket_ignored_close", { peer: peerName(c.peer), reason });
       closeSafely(ws, code, `${text}: close ignored`);
     }, this.timing.replacedGraceMs);
+  }
+
+  /** A dashboard socket's out-of-step mark, restored from its attachment after a wake; null when in step. */
+  outOfStep(ws: WebSocket): OutOfStep | null {
+    const c = this.get(ws);
+    return c?.kind === "dashboard" ? c.outOfStep : null;
+  }
+
+  /** Sets (or, with null, clears) a dashboard socket's out-of-step mark, in memory and in its attachment. */
+  setOutOfStep(ws: WebSocket, mark: OutOfStep | null): void {
+    const c = this.get(ws);
+    if (c?.kind !== "dashboard") return;
+    c.outOfStep = mark;
+    try {
+      ws.serializeAttachment(toAttachment({ kind: "dashboard", connectedAt: c.connectedAt, ...(mark ? { outOfStep: mark } : {}) }));
+    } catch {
+      // already closed: nothing will come from it
+    }
   }
 
   /**

@@ -22,10 +22,17 @@
  * Per-socket state here is in memory and may be lost on hibernation; a
  * socket without state is treated as up to date with nothing acked pending,
  * and gets a full summary at the next change (and deltas again after its
- * next ack asks for them).
+ * next ack asks for them). Except a socket out of step: one that acked a
+ * seq other than the one it owes (a blind ack) is marked in its attachment
+ * (connections/attachment.ts, `OutOfStep`) with the frame it owes and when
+ * that was sent, so after a wake it still gets nothing until it acks that
+ * frame, and its ack timeout runs from the original send. An honest socket
+ * acks another seq at most when its ack crosses a wake, so marks cost it
+ * next to no attachment writes.
  */
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import { CloseCode } from "../../../schema/protocol.ts";
+import type { OutOfStep } from "../connections/attachment.ts";
 import { log } from "../../log.ts";
 import type { LiveState } from "./live-state.ts";
 
@@ -41,6 +48,10 @@ export interface FanoutHost<S extends DashboardSocket = DashboardSocket> {
   name(): string;
   /** Open dashboard sockets (restored ones included). */
   dashboards(): S[];
+  /** The out-of-step mark kept with a socket (null: none); asked once per socket per wake. */
+  outOfStep(ws: S): OutOfStep | null;
+  /** Keeps (null: clears) a socket's out-of-step mark with the socket, so it outlives hibernation. */
+  setOutOfStep(ws: S, mark: OutOfStep | null): void;
 }
 
 /** Fan-out intervals; injectable so tests need not wait for production ones. */
@@ -61,6 +72,8 @@ interface SocketState {
   awaitingSince: number;
   /** The dashboard asked for `delta` frames. */
   delta: boolean;
+  /** Its out-of-step mark is stored with the socket. */
+  marked: boolean;
 }
 
 
@@ -95,7 +108,13 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
   private socketState(ws: S): SocketState {
     let s = this.sockets.get(ws);
     if (!s) {
-      s = { lastEpoch: 0, awaiting: null, awaitingSince: 0, delta: false };
+      // After a wake: a socket that was out of step still owes its frame.
+      const mark = this.host.outOfStep(ws);
+      s = mark
+        ? { lastEpoch: 0, awaiting: mark.seq, awaitingSince: mark.since, delta: false, marked: true }
+        : { lastEpoch: 0, awaiting: null, awaitingSince: 0, delta: false, marked: false };
+      // New frames never reuse a seq a restored socket still owes.
+      if (mark) this.seq = Math.max(this.seq, mark.seq);
       this.sockets.set(ws, s);
     }
     return s;
@@ -135,7 +154,7 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       ...this.omitted(),
     };
     ws.send(JSON.stringify(frame));
-    this.sockets.set(ws, { lastEpoch: epoch, awaiting: seq, awaitingSince: now, delta: false });
+    this.sockets.set(ws, { lastEpoch: epoch, awaiting: seq, awaitingSince: now, delta: false, marked: false });
   }
 
   /** What the bounds left out, as a frame field (absent when nothing was). */
@@ -183,11 +202,23 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
     // new summary per ack, queuing bytes without bound (issue #12). Other
     // acks (duplicates, or acks of frames sent before a wake reset the
     // counter) are ignored: a legitimate dashboard acks what it received.
-    if (typeof seq === "number" && s.awaiting !== null && seq === s.awaiting) {
-      s.awaiting = null;
-      // It may have skipped summaries while it was behind: catch it up.
-      if (s.lastEpoch < this.state.epoch - 1 || this.alertLog.some((a) => a.epoch > s.lastEpoch)) this.markDirty();
+    if (s.awaiting === null) return;
+    if (seq !== s.awaiting) {
+      // Out of step: remember what it owes with the socket (once), so a
+      // wake from hibernation does not forget it and send another frame.
+      if (!s.marked) {
+        s.marked = true;
+        this.host.setOutOfStep(ws, { seq: s.awaiting, since: s.awaitingSince });
+      }
+      return;
     }
+    s.awaiting = null;
+    if (s.marked) {
+      s.marked = false;
+      this.host.setOutOfStep(ws, null);
+    }
+    // It may have skipped summaries while it was behind: catch it up.
+    if (s.lastEpoch < this.state.epoch - 1 || this.alertLog.some((a) => a.epoch > s.lastEpoch)) this.markDirty();
   }
 
   onClose(ws: S): void {

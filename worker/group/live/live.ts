@@ -9,6 +9,7 @@ import type { RatesResponse } from "../../../schema/api.ts";
 import { readIntVars } from "../../../schema/limits.ts";
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import type { Collapsed } from "../ingest/collapse.ts";
+import type { OutOfStep } from "../connections/attachment.ts";
 import type { Peer } from "../peer.ts";
 import { DEFAULT_FANOUT_TIMING, LiveFanout, type FanoutTiming } from "./fanout.ts";
 import { DEFAULT_LIVE_BOUNDS, LiveState, RATE_WINDOW_S, type LiveBounds } from "./live-state.ts";
@@ -23,6 +24,10 @@ export interface LiveHost {
   dashboards(): WebSocket[];
   /** Devices with a socket of their own. */
   onlineDevices(): Set<string>;
+  /** A dashboard socket's out-of-step mark, kept in its attachment (null: none). */
+  outOfStep(ws: WebSocket): OutOfStep | null;
+  /** Keeps (null: clears) a dashboard socket's out-of-step mark in its attachment. */
+  setOutOfStep(ws: WebSocket, mark: OutOfStep | null): void;
 }
 
 /** Live-view intervals (injectable so tests need not sleep through production ones) and bounds. */
