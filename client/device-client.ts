@@ -240,6 +240,7 @@ export class DeviceClient<R extends readonly CborValue[] = Reading> extends Even
         this.onAck(frame.seq, frame.dup === true);
         return;
       case "error":
+        this.emit("errorFrame", frame.code, frame.message, frame.seq);
         this.onError(frame.seq, frame.code, frame.message, frame.retryAfterMs);
         return;
       case "command":

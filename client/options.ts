@@ -88,6 +88,14 @@ export interface DeviceClientEvents<R extends readonly CborValue[] = Reading> {
    * resent). `batch` is the dropped batch, when the rejection named one.
    */
   reject: [seq: number | undefined, code: string, message: string, batch?: readonly R[]];
+  /**
+   * Every `error` frame from the hub, as it arrives and before `reject`:
+   * with a `seq` or without one (over the work budget, a frame the hub could
+   * not read), about a batch in flight or not (a refusal of a batch already
+   * held back behind an earlier `rate_limited` one gets no `reject`). Count
+   * these to count what the hub refused.
+   */
+  errorFrame: [code: string, message: string, seq: number | undefined];
   state: [state: ClientState];
   /** Socket closed; `code` is the WebSocket close code (1006 when there was no close frame). */
   disconnect: [code: number, reason: string];

@@ -21,7 +21,10 @@ export interface Summary {
   connectErrors: number;
   droppedReadings: number;
   unacked: { batches: number; readings: number };
+  /** Every error frame the hub sent, by code, with a seq or without. */
   errorsByCode: Record<string, number>;
+  /** How many of them carried no seq (over the work budget, an unreadable frame). */
+  errorsWithoutSeq: number;
   closesByCode: Record<string, number>;
   faultsInjected: Record<string, number>;
   verify?: Omit<VerifyResult, "differences"> & { differences: number; firstDifferences: VerifyResult["differences"] };
@@ -53,6 +56,7 @@ export function summarize(s: Stats, unacked: { batches: number; readings: number
     droppedReadings: s.droppedReadings,
     unacked,
     errorsByCode: { ...s.errors },
+    errorsWithoutSeq: s.errorsWithoutSeq,
     closesByCode: { ...s.closes },
     faultsInjected: { ...s.faults },
     exitCode: outcome.exitCode,
@@ -84,7 +88,7 @@ export function formatSummary(x: Summary, v?: VerifyResult): string {
     `  dropped           ${x.droppedReadings} readings (offline buffer full)`,
     `  settled by lastSeq ${x.settledByLastSeq} batches (acks lost with a socket; the hub's lastSeq showed them applied)`,
     `  unacked at end    ${x.unacked.batches} batches, ${x.unacked.readings} readings`,
-    `  errors by code    ${kv(x.errorsByCode)}`,
+    `  errors by code    ${kv(x.errorsByCode)}${x.errorsWithoutSeq > 0 ? ` (${x.errorsWithoutSeq} without seq)` : ""}`,
     `  closes by code    ${kv(x.closesByCode)}`,
     `  faults injected   ${kv(x.faultsInjected)}`,
   ];

@@ -93,7 +93,13 @@ export class SimDevice {
       expected?.add(this.group, this.device, readings);
       this.lastAcked = { seq, readings };
     });
-    this.client.on("reject", (_seq, code) => stats.bump(stats.errors, code));
+    // Every error frame, not only those that settle a queued batch: refusals
+    // of batches held back behind a `rate_limited` one, and errors without
+    // a seq (work budget, an unreadable frame), count too.
+    this.client.on("errorFrame", (code, _message, seq) => {
+      stats.bump(stats.errors, code);
+      if (seq === undefined) stats.errorsWithoutSeq++;
+    });
     this.client.on("connectError", (message) => {
       stats.connectErrors++;
       stats.lastConnectError = message;

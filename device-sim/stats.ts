@@ -49,8 +49,10 @@ export class Stats {
   settledByLastSeq = 0;
   /** Readings dropped because a device's offline buffer was full. */
   droppedReadings = 0;
-  /** Error frames by code. */
+  /** Error frames by code, every one the hub sent. */
   readonly errors: Record<string, number> = {};
+  /** Of those, the ones without a seq (not about one batch: over the work budget, an unreadable frame). */
+  errorsWithoutSeq = 0;
   /** Close codes seen, by code. */
   readonly closes: Record<string, number> = {};
   /** Faults injected, by kind. */
