@@ -84,7 +84,10 @@ export const series = sqliteTable(
  * (start / resolution length); first and last timestamps are stored as
  * offsets from the bucket's start, which keeps them to 3 or 4 bytes. The
  * migration creates these tables WITHOUT ROWID (the primary key is the row:
- * no second copy of the key in a separate index).
+ * no second copy of the key in a separate index). A bucket of one point is
+ * stored with min > max as a mark and its min, max, last and last_off left
+ * out (worker/group/history/writer.ts, `bucketSql`): read the columns
+ * through that helper.
  */
 const bucketColumns = () => ({
   series: integer("series").notNull(),

@@ -14,7 +14,7 @@
  *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows),
  *     plain and packed (closed hours of minutes in one row per series);
  *   - a steady state under the default retention: `--fill-devices` devices
- *     x 5 metrics over 400 simulated days (hourly readings for the old days,
+ *     x 5 metrics over 400 simulated days (two readings an hour for the old days,
  *     every minute for the last 3), pruned, its size, and that size scaled
  *     to 1,000 devices;
  *   - query times for one series (24 h at minute, 30 d at hour, 1 y at day,
@@ -111,17 +111,21 @@ try {
   const now = Math.floor(Date.now() / DAY) * DAY;
   // 1. Ingest with and without rollups, alternating so both see the same machine load.
   const t = { roll: 0, plain: 0 };
+  const rounds: number[] = [];
   let readings = 0;
   const start = now - 2 * DAY;
   for (const object of ["roll", "plain"] as const) await call("/noop", { object, rollups: object === "roll" ? 1 : 0 });
   for (let r = 0; r < ROUNDS; r++) {
+    const round = { roll: 0, plain: 0 };
     for (const object of ["roll", "plain"] as const) {
       const from = start + r * ROUND_MINUTES * MIN;
       const { ms, body } = await call<{ readings: number }>("/minutes", { object, rollups: object === "roll" ? 1 : 0, devices: DEVICES, metrics: METRICS, from, minutes: ROUND_MINUTES });
       t[object] += ms;
+      round[object] = ms;
       if (object === "roll") readings += body.readings;
     }
-    log(`ingest round ${r + 1}/${ROUNDS}`);
+    rounds.push(Number((round.plain / round.roll).toFixed(2)));
+    log(`ingest round ${r + 1}/${ROUNDS}: ratio ${rounds.at(-1)}`);
   }
   const rollSize = (await call<Size>("/size", { object: "roll" })).body;
   const plainSize = (await call<Size>("/size", { object: "plain" })).body;
@@ -131,6 +135,9 @@ try {
     withRollups: Math.round(readings / (t.roll / 1000)),
     withoutRollups: Math.round(readings / (t.plain / 1000)),
     ratio: Number((t.plain / t.roll).toFixed(2)),
+    /** Each round's ratio: on a shared machine their spread says how far to trust the total. */
+    rounds,
+    medianRound: [...rounds].sort((a, b) => a - b)[Math.floor(rounds.length / 2)] ?? 0,
   };
   // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass.
   const packFill = { object: "packed", rollups: 0, devices: 10, metrics: METRICS };
@@ -142,17 +149,19 @@ try {
   const bytesPerBucket = {
     plainWithRollups: Number(((rollSize.bytes - empty.bytes) / (rollSize.minute + rollSize.hour + rollSize.day)).toFixed(1)),
     plainMinuteOnly: Number(((plainSize.bytes - empty.bytes) / plainSize.minute).toFixed(1)),
+    // Both objects hold the same minute rows: the difference is their hour and day rows, which hold several readings each (not points).
+    plainHourAndDay: Number(((rollSize.bytes - plainSize.bytes) / (rollSize.hour + rollSize.day)).toFixed(1)),
     plainBeforePacking: Number(((unpacked.bytes - empty.bytes) / unpacked.minute).toFixed(1)),
     compacted: Number(((packedSize.bytes - empty.bytes) / packedSize.minute).toFixed(1)),
   };
 
-  // 2. Steady state under the default retention: 400 days, hourly readings but for the last 3 days.
+  // 2. Steady state under the default retention: 400 days, two readings an hour but for the last 3 days.
   const fill = { object: "steady", devices: FILL_DEVICES, metrics: METRICS };
   const first = now - 400 * DAY;
   const minutesFrom = now - 3 * DAY;
   for (let d = 0; d < 397; d += 30) {
     await call("/hours", { ...fill, from: first + d * DAY, days: Math.min(30, 397 - d) });
-    log(`fill: day ${Math.min(d + 30, 397)}/400 (hourly)`);
+    log(`fill: day ${Math.min(d + 30, 397)}/400 (two readings an hour)`);
   }
   for (let m = 0; m < 3 * 1440; m += 240) {
     await call("/minutes", { ...fill, from: minutesFrom + m * MIN, minutes: 240 });
@@ -201,8 +210,8 @@ try {
   else {
     const lines = [
       `History bench (${result.cpu}, ${result.cores} cores, shared with other work: figures are indicative)`,
-      `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each)`,
-      `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only`,
+      `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each; rounds ${ingest.rounds.join(", ")}, median ${ingest.medianRound})`,
+      `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only (one reading each), ${bytesPerBucket.plainHourAndDay} hour and day rows (several readings each)`,
       `bytes per minute bucket, 50 series x 3 days, one reading a minute: ${bytesPerBucket.plainBeforePacking} as plain rows, ${bytesPerBucket.compacted} packed by the hour`,
       `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket) with closed hours packed; scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB (${steadyState.unpackedScaledTo1000DevicesGB} GB unpacked)`,
       ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),

@@ -78,11 +78,12 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         break;
       }
       case "/hours": {
-        // One reading per series per hour, a day per commit (old history, cheaply).
+        // Two readings per series per hour, a day per commit (old history, cheaply): an hour
+        // bucket of devices that report all the time holds several readings, never one point.
         const from = int(url, "from", 0);
         const days = int(url, "days", 1);
-        for (let d = 0; d < days; d++) this.commitAt(store, devices, names, from + d * DAY, 24, HOUR);
-        out = { readings: days * 24 * devices * metrics };
+        for (let d = 0; d < days; d++) this.commitAt(store, devices, names, from + d * DAY, 48, HOUR / 2);
+        out = { readings: days * 48 * devices * metrics };
         break;
       }
       case "/prune": {

@@ -15,6 +15,7 @@ import { RESOLUTION_MS } from "../../../schema/api.ts";
 import { minuteBuckets, minutePacks, series, settings } from "../../../schema/tables.ts";
 import { mergePartial } from "../ingest/collapse.ts";
 import { packHour, unpackHour, type PackedMinute } from "./pack.ts";
+import { bucketFields } from "./writer.ts";
 
 /** Hours are packed once they closed this long ago: later readings of recent hours stay cheap plain rows. */
 export const PACK_AFTER_MS = 2 * 3_600_000;
@@ -70,7 +71,7 @@ export class Packer {
     if (max <= 0) return 0;
     const m = minuteBuckets;
     const rows = this.db
-      .select()
+      .select({ bucket: m.bucket, ...bucketFields(m) })
       .from(m)
       .where(and(eq(m.series, id), lt(m.bucket, before)))
       .orderBy(asc(m.bucket))

@@ -12,7 +12,7 @@ import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTIONS, RESOLUTION_MS, type AggregateBucket, type AggregateQuery, type AggregatesResponse, type Resolution, type Retention } from "../../../schema/api.ts";
 import { aggregates, minutePacks, series } from "../../../schema/tables.ts";
 import { unpackHour } from "./pack.ts";
-import { BUCKET_TABLES } from "./writer.ts";
+import { BUCKET_TABLES, bucketFields } from "./writer.ts";
 
 /** Most buckets one aggregates request returns; `truncated` says when more matched. */
 export const MAX_BUCKETS = 50_000;
@@ -89,18 +89,9 @@ export class BucketQueries {
     // `from` selects buckets that end after it, `to` buckets that start before it.
     if (q.from !== undefined) where.push(gte(t.bucket, Math.floor(q.from / len)));
     if (q.to !== undefined) where.push(lt(t.bucket, Math.ceil(q.to / len)));
+    const f = bucketFields(t);
     const rows = this.db
-      .select({
-        device: series.device,
-        metric: series.metric,
-        bucket: t.bucket,
-        count: t.count,
-        sum: t.sum,
-        min: t.min,
-        max: t.max,
-        last: t.last,
-        lastOff: t.lastOff,
-      })
+      .select({ device: series.device, metric: series.metric, bucket: t.bucket, count: f.count, sum: f.sum, min: f.min, max: f.max, last: f.last, lastOff: f.lastOff })
       .from(t)
       .innerJoin(series, eq(series.id, t.series))
       .where(and(...where))

@@ -9,7 +9,7 @@
  * It is dropped with `forget()` when a transaction rolls back (ids it
  * inserted are gone) and rebuilt from SQLite on use after a wake.
  */
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, getTableName, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
 import { dayBuckets, hourBuckets, minuteBuckets, series, type BucketTable } from "../../../schema/tables.ts";
@@ -18,96 +18,127 @@ import { mergePartial, type Collapsed, type PartialAggregate } from "../ingest/c
 /** device -> metric -> bucket start (ms) -> aggregate, as collapse builds it. */
 export type SeriesAggregates = Collapsed["aggregates"];
 
+/** The group's database with the storage it runs on (what `drizzle(ctx.storage)` returns). */
+export type GroupDb = DrizzleSqliteDODatabase & { $client: DurableObjectStorage };
+
 /** Each resolution's table. */
 export const BUCKET_TABLES: Readonly<Record<Resolution, BucketTable>> = { minute: minuteBuckets, hour: hourBuckets, day: dayBuckets };
 
-const FIELDS = ["series", "bucket", "count", "sum", "min", "max", "firstOff", "lastOff", "last"] as const;
-/** Rows per multi-row upsert: 9 bound parameters each, and a Durable Object query takes at most 100. */
-const CHUNK = 11;
-
-function bucketRow(i: number | "") {
-  const row: Record<string, ReturnType<typeof sql.placeholder>> = {};
-  for (const f of FIELDS) row[f] = sql.placeholder(`${f}${i}`);
-  return row as Record<(typeof FIELDS)[number], ReturnType<typeof sql.placeholder>>;
+/**
+ * A point row: a bucket whose min, max and last equal its sum and whose last
+ * timestamp is its first (one reading, the common minute) is stored with
+ * min 1, max 0, last 0 and last_off 0. SQLite's record format stores the
+ * integers 0 and 1 in no bytes (serial types 8 and 9,
+ * https://www.sqlite.org/fileformat2.html#record_format; a REAL column
+ * stores an integral value as an integer), about 26 bytes less per row.
+ * min > max marks it: no real bucket has that, so no row is ambiguous and
+ * no migration was needed (old rows are read as they are). Read every
+ * bucket through `bucketSql` or `bucketFields`, never the bare columns.
+ */
+export function bucketSql(row: string): { count: string; sum: string; min: string; max: string; last: string; firstOff: string; lastOff: string } {
+  const c = (name: string) => `${row}.${name}`;
+  const point = `${c("min")} > ${c("max")}`;
+  const or = (name: string, instead: string) => `(CASE WHEN ${point} THEN ${c(instead)} ELSE ${c(name)} END)`;
+  return { count: c("count"), sum: c("sum"), min: or("min", "sum"), max: or("max", "sum"), last: or("last", "sum"), firstOff: c("first_off"), lastOff: or("last_off", "first_off") };
 }
 
-/** The upsert statements of one bucket table. */
-function bucketStatements(db: DrizzleSqliteDODatabase, t: BucketTable) {
-  // In an upsert's SET, bare columns are the existing row and `excluded.*`
-  // the new one; all right-hand sides see the old row. Offsets compare like
-  // timestamps: both rows are of the same bucket.
-  const set = {
-    count: sql`${t.count} + excluded.count`,
-    sum: sql`${t.sum} + excluded.sum`,
-    min: sql`min(${t.min}, excluded.min)`,
-    max: sql`max(${t.max}, excluded.max)`,
-    firstOff: sql`min(${t.firstOff}, excluded.first_off)`,
-    last: sql`CASE WHEN excluded.last_off >= ${t.lastOff} THEN excluded.last ELSE ${t.last} END`,
-    lastOff: sql`max(${t.lastOff}, excluded.last_off)`,
-  };
-  const target = [t.series, t.bucket];
-  return {
-    one: db.insert(t).values(bucketRow("")).onConflictDoUpdate({ target, set }).prepare(),
-    chunk: db
-      .insert(t)
-      .values(Array.from({ length: CHUNK }, (_, i) => bucketRow(i)))
-      .onConflictDoUpdate({ target, set })
-      .prepare(),
-  };
+/** `bucketSql` of a Drizzle bucket table, for its selects. */
+export function bucketFields(t: BucketTable): { count: SQL<number>; sum: SQL<number>; min: SQL<number>; max: SQL<number>; last: SQL<number>; firstOff: SQL<number>; lastOff: SQL<number> } {
+  const f = bucketSql(`"${getTableName(t)}"`);
+  const field = (text: string) => sql<number>`${sql.raw(text)}`;
+  return { count: field(f.count), sum: field(f.sum), min: field(f.min), max: field(f.max), last: field(f.last), firstOff: field(f.firstOff), lastOff: field(f.lastOff) };
 }
 
-type BucketStatements = ReturnType<typeof bucketStatements>;
+/** Whether a partial is stored as a point row (see `bucketSql`). */
+function isPoint(a: PartialAggregate): boolean {
+  return a.firstTs === a.lastTs && a.min === a.sum && a.max === a.sum && a.last === a.sum;
+}
 
-/** Rows of one table waiting for a full chunk. */
+const COLUMNS = "series, bucket, count, sum, min, max, first_off, last_off, last";
+/** Bound values per row, and rows per statement: a Durable Object query takes at most 100 bound parameters. */
+const ROW_PARAMS = 9;
+const CHUNK = Math.floor(100 / ROW_PARAMS);
+
+/**
+ * The upsert of `rows` rows into `table`. In an upsert's SET, bare columns
+ * are the existing row and `excluded.*` the new one; all right-hand sides
+ * see the old row. Offsets compare like timestamps: both rows are of the
+ * same bucket. Both rows are read through `bucketSql`, and the merged row
+ * is written whole (a merge of two rows is rarely a point).
+ */
+function upsertSql(table: string, rows: number): string {
+  const o = bucketSql(table);
+  const n = bucketSql("excluded");
+  const values = Array.from({ length: rows }, () => `(${Array.from({ length: ROW_PARAMS }, () => "?").join(", ")})`).join(", ");
+  return `INSERT INTO ${table} (${COLUMNS}) VALUES ${values} ON CONFLICT (series, bucket) DO UPDATE SET
+    count = ${o.count} + ${n.count},
+    sum = ${o.sum} + ${n.sum},
+    min = min(${o.min}, ${n.min}),
+    max = max(${o.max}, ${n.max}),
+    first_off = min(${o.firstOff}, ${n.firstOff}),
+    last = CASE WHEN ${n.lastOff} >= ${o.lastOff} THEN ${n.last} ELSE ${o.last} END,
+    last_off = max(${o.lastOff}, ${n.lastOff})`;
+}
+
+/** The upserts of one table: a full chunk of rows, and one row. */
+interface Upserts {
+  chunk: string;
+  one: string;
+}
+
+function upsertsOf(t: BucketTable): Upserts {
+  return { chunk: upsertSql(getTableName(t), CHUNK), one: upsertSql(getTableName(t), 1) };
+}
+
+/**
+ * Rows of one table waiting for a full chunk, bound by position with raw
+ * `sql.exec` (the SQL text is built once and the runtime caches the
+ * compiled statement by its text): the hot path of every commit builds no
+ * parameter names per row, as a Drizzle prepared query with named
+ * placeholders would.
+ */
 class RowBuffer {
-  private readonly params: Record<string, number> = {};
-  private n = 0;
-  private readonly st: BucketStatements;
+  private params: number[] = [];
+  private readonly sql: SqlStorage;
+  private readonly upsert: Upserts;
 
-  constructor(st: BucketStatements) {
-    this.st = st;
+  constructor(sqlStorage: SqlStorage, upsert: Upserts) {
+    this.sql = sqlStorage;
+    this.upsert = upsert;
   }
 
   add(id: number, bucket: number, start: number, a: PartialAggregate): void {
-    const i = this.n;
     const p = this.params;
-    p[`series${i}`] = id;
-    p[`bucket${i}`] = bucket;
-    p[`count${i}`] = a.count;
-    p[`sum${i}`] = a.sum;
-    p[`min${i}`] = a.min;
-    p[`max${i}`] = a.max;
-    p[`firstOff${i}`] = a.firstTs - start;
-    p[`lastOff${i}`] = a.lastTs - start;
-    p[`last${i}`] = a.last;
-    if (++this.n === CHUNK) {
-      this.st.chunk.run(p);
-      this.n = 0;
+    const firstOff = a.firstTs - start;
+    if (isPoint(a)) p.push(id, bucket, a.count, a.sum, 1, 0, firstOff, 0, 0);
+    else p.push(id, bucket, a.count, a.sum, a.min, a.max, firstOff, a.lastTs - start, a.last);
+    if (p.length === CHUNK * ROW_PARAMS) {
+      this.sql.exec(this.upsert.chunk, ...p);
+      this.params = [];
     }
   }
 
-  /** The remainder, one row a statement, under the single-row parameter names. */
+  /** The remainder, one row a statement. */
   flush(): void {
-    for (let i = 0; i < this.n; i++) {
-      const row: Record<string, number | undefined> = {};
-      for (const f of FIELDS) row[f] = this.params[`${f}${i}`];
-      this.st.one.run(row);
-    }
-    this.n = 0;
+    const p = this.params;
+    for (let i = 0; i < p.length; i += ROW_PARAMS) this.sql.exec(this.upsert.one, ...p.slice(i, i + ROW_PARAMS));
+    this.params = [];
   }
 }
 
 export class BucketWriter {
-  private readonly statements: Record<Resolution, BucketStatements>;
+  private readonly sql: SqlStorage;
+  private readonly upserts: Record<Resolution, Upserts>;
   private readonly selectId;
   private readonly insertId;
   private ids = new Map<string, Map<string, number>>();
   private readonly rollups: boolean;
 
   /** `rollups: false` writes minute buckets only: bench:history's baseline, never the hub's. */
-  constructor(db: DrizzleSqliteDODatabase, rollups = true) {
+  constructor(db: GroupDb, rollups = true) {
     this.rollups = rollups;
-    this.statements = { minute: bucketStatements(db, minuteBuckets), hour: bucketStatements(db, hourBuckets), day: bucketStatements(db, dayBuckets) };
+    this.sql = db.$client.sql;
+    this.upserts = { minute: upsertsOf(minuteBuckets), hour: upsertsOf(hourBuckets), day: upsertsOf(dayBuckets) };
     this.selectId = db
       .select({ id: series.id })
       .from(series)
@@ -145,9 +176,9 @@ export class BucketWriter {
    */
   write(aggregates: SeriesAggregates): void {
     const buffers = {
-      minute: new RowBuffer(this.statements.minute),
-      hour: new RowBuffer(this.statements.hour),
-      day: new RowBuffer(this.statements.day),
+      minute: new RowBuffer(this.sql, this.upserts.minute),
+      hour: new RowBuffer(this.sql, this.upserts.hour),
+      day: new RowBuffer(this.sql, this.upserts.day),
     };
     const coarse = { hour: new Map<number, PartialAggregate>(), day: new Map<number, PartialAggregate>() };
     for (const [device, metrics] of aggregates) {

@@ -9,7 +9,7 @@ import { drizzle, type DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlit
 import { migrate } from "drizzle-orm/durable-sqlite/migrator";
 import migrations from "../../../schema/migrations/migrations.js";
 import { devices, gateways } from "../../../schema/tables.ts";
-import { BucketWriter } from "../history/writer.ts";
+import { BucketWriter, type GroupDb } from "../history/writer.ts";
 import { PEER_KINDS, type ByKind, type Peer } from "../peer.ts";
 import type { Collapsed, PeerDelta } from "./collapse.ts";
 
@@ -74,7 +74,7 @@ type PeerStatements = ReturnType<typeof peerStatements>;
 
 export class Store {
   /** Shared with the other stages' stores (alerts, live). */
-  readonly db: DrizzleSqliteDODatabase;
+  readonly db: GroupDb;
   // Prepared once per object: the ingest path runs these statements for every
   // collapsed row, and building the upsert through the query builder each
   // time cost more than executing it (see docs/benchmarks.md). The runtime

@@ -7,6 +7,7 @@ import { sql } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { deviceRejects, devices } from "../../../schema/tables.ts";
 import { RESOLUTION_MS } from "../../../schema/api.ts";
+import { bucketSql } from "../history/writer.ts";
 import { OMITTED_NAMES_PER_DEVICE, type LiveBounds, type LiveSeed } from "./live-state.ts";
 
 const HOUR_MS = RESOLUTION_MS.hour;
@@ -55,9 +56,10 @@ export class LiveStore {
   private latestValues(perDevice: number): { device: string; metric: string; value: number; ts: number }[] {
     // SQLite returns the bare column `value` from the row holding max(ts):
     // https://www.sqlite.org/lang_select.html#bareagg
+    const h = bucketSql("h");
     return this.db.all<{ device: string; metric: string; value: number; ts: number }>(sql`
       WITH candidates AS (
-        SELECT s.device AS device, s.metric AS metric, h.last AS value, h.bucket * ${HOUR_MS} + h.last_off AS ts
+        SELECT s.device AS device, s.metric AS metric, ${sql.raw(h.last)} AS value, h.bucket * ${HOUR_MS} + ${sql.raw(h.lastOff)} AS ts
         FROM series s
         JOIN hour_buckets h ON h.series = s.id AND h.bucket = (SELECT max(bucket) FROM hour_buckets x WHERE x.series = s.id)
         UNION ALL
