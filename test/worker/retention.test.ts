@@ -56,7 +56,8 @@ describe("retention", () => {
     const op = await client(group);
     const { sock } = await connectDevice(group, "p-1");
     const now = Math.floor(Date.now() / MIN) * MIN;
-    const old = now - 2 * DAY;
+    // At an hour's start, so that its first two minutes share that hour whatever the time now.
+    const old = Math.floor((now - 2 * DAY) / HOUR) * HOUR;
     sock.send({ type: "batch", seq: 1, readings: [[old + 1000, "temp", 1.5], [old + MIN + 1000, "temp", 2.5], [now - 5 * MIN, "temp", 3.5]] });
     expect(await sock.next()).toEqual({ type: "ack", seq: 1 });
     expect(await aggregates(group)).toHaveLength(3);
@@ -109,7 +110,10 @@ describe("retention", () => {
     const minutes = async () => (await aggregates(group)).length;
     for (let i = 0; i < 10 && (await minutes()) > 180; i++) await runTasksNow(stub, PRUNE_TASK);
     expect(await minutes()).toBe(180);
-    expect(await count(group, "hour_buckets")).toBe(3 * 26);
+    // 1,500 minutes cover 25 hours, or 26 when they do not start on an hour.
+    const first = now - 2 * DAY;
+    const hours = Math.floor((first + 1499 * MIN) / HOUR) - Math.floor(first / HOUR) + 1;
+    expect(await count(group, "hour_buckets")).toBe(3 * hours);
     const left = await aggregates(group, "?metric=a");
     expect(left[0]?.start).toBe(cutoffMs);
     expect(left.map((b) => b.sum)).toEqual(Array.from({ length: 60 }, (_, k) => 1440 + k));
