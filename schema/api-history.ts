@@ -115,7 +115,7 @@ export type Retention = z.infer<typeof Retention>;
 
 /** One resolution in `GET /v1/groups/{group}/storage`. */
 const StorageResolution = z.object({
-  buckets: described(z.int(), "buckets stored"),
+  buckets: described(z.int(), "buckets stored (minute: plain rows plus minutes in packs), exact as of the last commit"),
   oldest: described(z.nullable(z.number()), "start of the oldest bucket, ms; null when there is none"),
   keepMs: described(z.nullable(z.number()), "the retention of this resolution, ms; null: forever"),
 });
@@ -125,6 +125,10 @@ export const StorageResponse = doc(
     bytes: described(z.number(), "size of the group's database, bytes"),
     budgetBytes: described(z.number(), "MAX_GROUP_BYTES: from 90 % of it the oldest buckets are pruned; at it batches are refused with storage_full"),
     resolutions: z.object({ minute: StorageResolution, hour: StorageResolution, day: StorageResolution }),
+    uncountedSeries: described(
+      z.int(),
+      "series whose buckets are not counted yet, left out of `buckets`: 0, except for a while after a group written before the bucket counters wakes on the new code (docs/history.md)",
+    ),
   }),
   { id: "StorageResponse" },
 );

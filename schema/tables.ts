@@ -129,6 +129,21 @@ export const minutePacks = sqliteTable(
   (t) => [primaryKey({ columns: [t.series, t.hour] })],
 );
 
+/**
+ * Buckets stored per series and resolution, kept by SQLite triggers on the
+ * bucket and pack tables (migration 0013; docs/history.md, "Storage
+ * budget"), so `GET /v1/groups/{group}/storage` sums one row per series
+ * instead of counting the tables. `minute` counts plain rows plus the
+ * minutes held in packs. NULL: a series written before the counters, not
+ * yet counted by the `history.count` task.
+ */
+export const bucketCounts = sqliteTable("bucket_counts", {
+  series: integer("series").primaryKey(),
+  minute: integer("minute"),
+  hour: integer("hour"),
+  day: integer("day"),
+});
+
 /** Any of the three bucket tables (they share one shape). */
 export type BucketTable = typeof minuteBuckets | typeof hourBuckets | typeof dayBuckets;
 

@@ -1,4 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { drizzle } from "drizzle-orm/durable-sqlite";
+import { migrate } from "drizzle-orm/durable-sqlite/migrator";
+import journal from "../../schema/migrations/meta/_journal.json";
+import migrations from "../../schema/migrations/migrations.js";
 import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
 import type { AggregateBucket } from "../../schema/api.ts";
 import { withTimeout } from "../../harness/wait.ts";
@@ -235,4 +239,18 @@ export async function refusal(p: Promise<unknown>): Promise<HubError> {
   );
   if (!(err instanceof HubError)) throw new Error(`expected a HubError, got ${String(err)}`);
   return err;
+}
+
+/**
+ * Makes a group's database one written by the code of an older schema:
+ * every table dropped (with its triggers), then only the migrations whose
+ * tag comes before the one ending in `before` applied.
+ */
+export async function databaseBefore(state: DurableObjectState, before: string): Promise<void> {
+  const sql = state.storage.sql;
+  const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name <> 'sqlite_sequence'").toArray();
+  for (const { name } of tables) sql.exec(`DROP TABLE "${name}"`);
+  const idx = journal.entries.findIndex((e) => e.tag.endsWith(before));
+  if (idx < 0) throw new Error(`no migration ${before}`);
+  await migrate(drizzle(state.storage), { ...migrations, journal: { ...journal, entries: journal.entries.filter((e) => e.idx < idx) } });
 }

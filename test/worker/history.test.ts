@@ -7,7 +7,6 @@ import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { drizzle } from "drizzle-orm/durable-sqlite";
 import { migrate } from "drizzle-orm/durable-sqlite/migrator";
 import { describe, expect, it } from "vitest";
-import journal from "../../schema/migrations/meta/_journal.json";
 import migrations from "../../schema/migrations/migrations.js";
 import { Backfill, BACKFILL_TASK } from "../../worker/group/history/backfill.ts";
 import { AggregateQuery } from "../../schema/api.ts";
@@ -16,11 +15,9 @@ import { BucketQueries } from "../../worker/group/history/query.ts";
 import { BucketWriter } from "../../worker/group/history/writer.ts";
 import { mergePartial, type PartialAggregate } from "../../worker/group/ingest/collapse.ts";
 import { waitFor } from "../../harness/wait.ts";
-import { aggregates, connectDevice, getJson, operatorToken, runTasksNow, uniqueGroup } from "./helpers.ts";
+import { aggregates, connectDevice, databaseBefore, getJson, operatorToken, runTasksNow, uniqueGroup } from "./helpers.ts";
 import { expectedBuckets, expectSameBuckets } from "./history-rollups.ts";
 
-/** Index of the migration that created the history tables. */
-const HISTORY_MIGRATION = journal.entries.findIndex((e) => e.tag.endsWith("_history"));
 const MIN = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -194,9 +191,7 @@ function oldReadings(now: number): { device: string; readings: Reading[] }[] {
  */
 async function writeOldDatabase(state: DurableObjectState, old: { device: string; readings: Reading[] }[]): Promise<void> {
   const sql = state.storage.sql;
-  const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name <> 'sqlite_sequence'").toArray();
-  for (const { name } of tables) sql.exec(`DROP TABLE "${name}"`);
-  await migrate(drizzle(state.storage), { ...migrations, journal: { ...journal, entries: journal.entries.filter((e) => e.idx < HISTORY_MIGRATION) } });
+  await databaseBefore(state, "_history");
   for (const { device, readings } of old) {
     for (const b of expectedBuckets(device, readings, "minute")) {
       const inBucket = readings.filter(([ts, m]) => m === b.metric && Math.floor(ts / MIN) * MIN === b.start).map(([ts]) => ts);

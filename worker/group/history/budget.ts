@@ -9,14 +9,12 @@
  * the database never grows into the platform's limit and a commit never
  * fails for lack of space.
  */
-import { sql } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution, type Retention, type StorageResponse } from "../../../schema/api.ts";
+import type { BucketCounts } from "./counts.ts";
 import { keepOf, oldestBucket } from "./query.ts";
-import { packCounts } from "./packer.ts";
 import { Pruner, type Cutoffs } from "./prune.ts";
-import { BUCKET_TABLES } from "./writer.ts";
 
 /** The budget, as a wrangler.jsonc var. */
 export interface BudgetLimits {
@@ -45,12 +43,14 @@ export class Budget {
   private readonly size: () => number;
   readonly limits: BudgetLimits;
   private readonly pruner: Pruner;
+  private readonly counts: BucketCounts;
 
-  constructor(db: DrizzleSqliteDODatabase, size: () => number, limits: BudgetLimits) {
+  constructor(db: DrizzleSqliteDODatabase, size: () => number, limits: BudgetLimits, counts: BucketCounts) {
     this.db = db;
     this.size = size;
     this.limits = limits;
     this.pruner = new Pruner(db, PRESSURE_CURSOR);
+    this.counts = counts;
   }
 
   bytes(): number {
@@ -87,18 +87,18 @@ export class Budget {
     return false;
   }
 
-  /** `GET /v1/groups/{group}/storage`. */
+  /**
+   * `GET /v1/groups/{group}/storage`, in time independent of the number of
+   * buckets: the counts are one row per series (counts.ts), `oldest` one
+   * primary-key seek per series and resolution, the size O(1).
+   */
   report(retention: Retention): StorageResponse {
+    const { buckets, uncountedSeries } = this.counts.totals();
     const resolutions = {} as StorageResponse["resolutions"];
     for (const r of RESOLUTIONS) {
-      const t = BUCKET_TABLES[r];
-      // A scan of the table: this is an operator's occasional question, not a per-commit one.
-      const plain = this.db.select({ n: sql<number>`count(*)` }).from(t).get()?.n ?? 0;
-      const buckets = r === "minute" ? plain + packCounts(this.db).buckets : plain;
       const oldest = oldestBucket(this.db, r, []);
-      resolutions[r] = { buckets, oldest: oldest === null ? null : oldest * RESOLUTION_MS[r], keepMs: keepOf(retention, r) };
+      resolutions[r] = { buckets: buckets[r], oldest: oldest === null ? null : oldest * RESOLUTION_MS[r], keepMs: keepOf(retention, r) };
     }
-    return { bytes: this.size(), budgetBytes: this.limits.maxGroupBytes, resolutions };
+    return { bytes: this.size(), budgetBytes: this.limits.maxGroupBytes, resolutions, uncountedSeries };
   }
-
 }
