@@ -19,7 +19,11 @@
  *     to 1,000 devices;
  *   - query times for one series (24 h at minute, 30 d at hour, 1 y at day,
  *     `auto` over everything), each the mean of `--reps` runs inside the
- *     object, timed from outside minus an empty request's time.
+ *     object, timed from outside minus an empty request's time;
+ *   - what the bucket counters' triggers cost the commit (ingest with
+ *     rollups against an object whose triggers were dropped, same rounds);
+ *   - the storage route's report from the counters against counting the
+ *     tables as before them, on the steady state and on 5,000 series.
  * Timestamps are simulated (the store takes them as given; the validator's
  * window around the hub's clock is not part of this bench). Only 127.0.0.1
  * is contacted; the bundle and the state are removed on exit.
@@ -96,6 +100,8 @@ async function call<T>(path: string, params: Record<string, string | number>): P
   return { ms, body: JSON.parse(text) as T };
 }
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
 interface Size {
   bytes: number;
   /** Minute buckets, plain and packed. */
@@ -109,23 +115,33 @@ interface Size {
 
 try {
   const now = Math.floor(Date.now() / DAY) * DAY;
-  // 1. Ingest with and without rollups, alternating so both see the same machine load.
-  const t = { roll: 0, plain: 0 };
+  // 1. Ingest with and without rollups, and with rollups but without the bucket counters' triggers,
+  // in rounds (the order turning each round) so that all see the same machine load.
+  const variants = {
+    roll: { rollups: 1, counters: 1 },
+    plain: { rollups: 0, counters: 1 },
+    nocount: { rollups: 1, counters: 0 },
+  } as const;
+  const names = Object.keys(variants) as (keyof typeof variants)[];
+  const t = { roll: 0, plain: 0, nocount: 0 };
   const rounds: number[] = [];
+  const countersRounds: number[] = [];
   let readings = 0;
   const start = now - 2 * DAY;
-  for (const object of ["roll", "plain"] as const) await call("/noop", { object, rollups: object === "roll" ? 1 : 0 });
+  for (const object of names) await call("/noop", { object, ...variants[object] });
   for (let r = 0; r < ROUNDS; r++) {
-    const round = { roll: 0, plain: 0 };
-    for (const object of ["roll", "plain"] as const) {
+    const round = { roll: 0, plain: 0, nocount: 0 };
+    for (let k = 0; k < names.length; k++) {
+      const object = names[(r + k) % names.length] ?? "roll";
       const from = start + r * ROUND_MINUTES * MIN;
-      const { ms, body } = await call<{ readings: number }>("/minutes", { object, rollups: object === "roll" ? 1 : 0, devices: DEVICES, metrics: METRICS, from, minutes: ROUND_MINUTES });
+      const { ms, body } = await call<{ readings: number }>("/minutes", { object, ...variants[object], devices: DEVICES, metrics: METRICS, from, minutes: ROUND_MINUTES });
       t[object] += ms;
       round[object] = ms;
       if (object === "roll") readings += body.readings;
     }
     rounds.push(Number((round.plain / round.roll).toFixed(2)));
-    log(`ingest round ${r + 1}/${ROUNDS}: ratio ${rounds.at(-1)}`);
+    countersRounds.push(Number((round.nocount / round.roll).toFixed(2)));
+    log(`ingest round ${r + 1}/${ROUNDS}: ratio ${rounds.at(-1)}, with/without counters ${countersRounds.at(-1)}`);
   }
   const rollSize = (await call<Size>("/size", { object: "roll" })).body;
   const plainSize = (await call<Size>("/size", { object: "plain" })).body;
@@ -137,7 +153,11 @@ try {
     ratio: Number((t.plain / t.roll).toFixed(2)),
     /** Each round's ratio: on a shared machine their spread says how far to trust the total. */
     rounds,
-    medianRound: [...rounds].sort((a, b) => a - b)[Math.floor(rounds.length / 2)] ?? 0,
+    medianRound: median(rounds),
+    withRollupsWithoutCounters: Math.round(readings / (t.nocount / 1000)),
+    countersRatio: Number((t.nocount / t.roll).toFixed(2)),
+    countersRounds,
+    medianCountersRound: median(countersRounds),
   };
   // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass.
   const packFill = { object: "packed", rollups: 0, devices: 10, metrics: METRICS };
@@ -205,7 +225,26 @@ try {
     queries[name] = { ms: Number((Math.max(0, best - noop) / REPS).toFixed(3)), ...body };
   }
 
-  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, bytesPerBucket, steadyState, queries };
+  // 4. The storage route's report inside the object: from the counters, and by counting the tables as before them;
+  // on the steady state (few series, many buckets) and on the ingest object (5,000 series, few buckets each).
+  const storage: Record<string, { ms: number; scanMs: number; buckets: number }> = {};
+  for (const [name, object] of [["steady", "steady"], ["5000 series", "roll"]] as const) {
+    const ms = { counters: Infinity, scan: Infinity };
+    for (let k = 0; k < 3; k++) {
+      for (const way of ["counters", "scan"] as const) {
+        const r = await call("/storage", { object, reps: REPS, scan: way === "scan" ? 1 : 0 });
+        ms[way] = Math.min(ms[way], r.ms);
+      }
+    }
+    const size = name === "steady" ? steady : rollSize;
+    storage[name] = {
+      ms: Number((Math.max(0, ms.counters - noop) / REPS).toFixed(3)),
+      scanMs: Number((Math.max(0, ms.scan - noop) / REPS).toFixed(3)),
+      buckets: size.minute + size.hour + size.day,
+    };
+  }
+
+  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, bytesPerBucket, steadyState, queries, storage };
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     const lines = [
@@ -215,6 +254,8 @@ try {
       `bytes per minute bucket, 50 series x 3 days, one reading a minute: ${bytesPerBucket.plainBeforePacking} as plain rows, ${bytesPerBucket.compacted} packed by the hour`,
       `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket) with closed hours packed; scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB (${steadyState.unpackedScaledTo1000DevicesGB} GB unpacked)`,
       ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),
+      `bucket counters' cost to ingest with rollups: ${ingest.withRollupsWithoutCounters.toLocaleString("en")} readings/s without their triggers, ratio with/without ${ingest.countersRatio} (rounds ${ingest.countersRounds.join(", ")}, median ${ingest.medianCountersRound})`,
+      ...Object.entries(storage).map(([k, s]) => `storage route, ${k} (${s.buckets.toLocaleString("en")} buckets): ${s.ms} ms from the counters, ${s.scanMs} ms counting the tables`),
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
   }

@@ -10,10 +10,12 @@
 import { DurableObject } from "cloudflare:workers";
 import { AggregateQuery, type Resolution } from "../../schema/api.ts";
 import type { Reading } from "../../schema/protocol.ts";
+import { Budget, DEFAULT_BUDGET } from "../group/history/budget.ts";
+import { BucketCounts } from "../group/history/counts.ts";
 import { DEFAULT_RETENTION } from "../group/history/history.ts";
 import { Packer, packCounts } from "../group/history/packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "../group/history/prune.ts";
-import { BucketQueries, keepOf } from "../group/history/query.ts";
+import { BucketQueries, keepOf, oldestBucket } from "../group/history/query.ts";
 import { addBatch, emptyCollapsed } from "../group/ingest/collapse.ts";
 import { Store } from "../group/ingest/store.ts";
 
@@ -43,11 +45,20 @@ export class HistoryBench extends DurableObject<BenchEnv> {
     super(ctx, env);
   }
 
-  /** The store, with or without rollups (fixed for the object's life: one object per variant). */
-  private async storeOf(rollups: boolean): Promise<Store> {
+  /**
+   * The store, with or without rollups, and with or without the bucket
+   * counters' triggers (the baseline of what they cost the commit); fixed
+   * for the object's life: one object per variant.
+   */
+  private async storeOf(rollups: boolean, counters: boolean): Promise<Store> {
     if (!this.store) {
       this.store = new Store(this.ctx.storage, rollups);
       await this.store.migrate();
+      if (!counters) {
+        const sql = this.ctx.storage.sql;
+        const triggers = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_counts\\_%' ESCAPE '\\'").toArray();
+        for (const { name } of triggers) sql.exec(`DROP TRIGGER "${name}"`);
+      }
     }
     return this.store;
   }
@@ -60,7 +71,7 @@ export class HistoryBench extends DurableObject<BenchEnv> {
 
   override async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const store = await this.storeOf(url.searchParams.get("rollups") !== "0");
+    const store = await this.storeOf(url.searchParams.get("rollups") !== "0", url.searchParams.get("counters") !== "0");
     const devices = int(url, "devices", 1000);
     const metrics = int(url, "metrics", 5);
     const names = Array.from({ length: metrics }, (_, k) => `m${k}`);
@@ -120,6 +131,16 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         out = { bytes: sql.databaseSize, minute: count("minute_buckets") + packs.buckets, packs: packs.rows, packed: packs.buckets, hour: count("hour_buckets"), day: count("day_buckets"), series: count("series") };
         break;
       }
+      case "/storage": {
+        // The storage route's report, `reps` times: from the counters, or (`scan=1`) as it was before them, counting the tables.
+        const reps = int(url, "reps", 1);
+        const sql = this.ctx.storage.sql;
+        const budget = new Budget(store.db, () => sql.databaseSize, DEFAULT_BUDGET, new BucketCounts(store.db));
+        let report: unknown = null;
+        for (let i = 0; i < reps; i++) report = url.searchParams.get("scan") === "1" ? this.scanReport(store) : budget.report(DEFAULT_RETENTION);
+        out = report;
+        break;
+      }
       case "/query": {
         const q = AggregateQuery.parse(Object.fromEntries(new URLSearchParams(url.searchParams.get("q") ?? "")));
         const reps = int(url, "reps", 1);
@@ -139,6 +160,15 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         return new Response("not found", { status: 404 });
     }
     return Response.json(out);
+  }
+
+  /** The storage report as it was before the bucket counters: a count of every table (the baseline of `/storage`). */
+  private scanReport(store: Store): unknown {
+    const sql = this.ctx.storage.sql;
+    const count = (t: string) => sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${t}`).one().n;
+    const buckets = { minute: count("minute_buckets") + packCounts(store.db).buckets, hour: count("hour_buckets"), day: count("day_buckets") };
+    const oldest = Object.fromEntries((["minute", "hour", "day"] as const).map((r) => [r, oldestBucket(store.db, r, [])]));
+    return { bytes: sql.databaseSize, buckets, oldest };
   }
 
   /** One commit: `per` readings per series, `step` ms apart from `t0`, through the group commit's store code. */
