@@ -10,7 +10,8 @@
  * It prints, measured side by side in one run:
  *   - ingest readings/s with rollups (minute, hour and day buckets in the
  *     commit) and without (minute buckets only), 1,000 devices x 5 metrics,
- *     one commit per simulated minute, alternating in rounds;
+ *     one commit per simulated minute, alternating in rounds; the ratio by
+ *     wall time and by workerd's CPU time (Linux /proc);
  *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows),
  *     plain and packed (closed hours of minutes in one row per series);
  *   - a steady state under the default retention: `--fill-devices` devices
@@ -35,7 +36,7 @@ import { build } from "esbuild";
 import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
-import { readWranglerConfig } from "./hub.ts";
+import { processCpuSeconds, readWranglerConfig, workerdChildren } from "./hub.ts";
 
 const USAGE = "usage: npm run bench:history [-- --rounds N] [-- --fill-devices N] [-- --reps N] [-- --json]\n";
 const values = parseCli(USAGE, {
@@ -75,6 +76,7 @@ await build({
   logLevel: "warning",
 });
 const config = readWranglerConfig();
+const before = new Set(workerdChildren());
 const mf = new Miniflare(
   convertV4MiniflareOptions({
     host: "127.0.0.1",
@@ -124,17 +126,25 @@ try {
   } as const;
   const names = Object.keys(variants) as (keyof typeof variants)[];
   const t = { roll: 0, plain: 0, nocount: 0 };
+  // CPU seconds of the workerd process per variant: on a shared machine wall time also counts the
+  // time other processes held the cores, CPU time only the work (all objects run in it, one request at a time).
+  const cpu = { roll: 0, plain: 0, nocount: 0 };
   const rounds: number[] = [];
   const countersRounds: number[] = [];
   let readings = 0;
   const start = now - 2 * DAY;
   for (const object of names) await call("/noop", { object, ...variants[object] });
+  // workerd's process (running once the objects answered), whose CPU time each ingest request is charged.
+  const workerd = workerdChildren().find((pid) => !before.has(pid)) ?? null;
   for (let r = 0; r < ROUNDS; r++) {
     const round = { roll: 0, plain: 0, nocount: 0 };
     for (let k = 0; k < names.length; k++) {
       const object = names[(r + k) % names.length] ?? "roll";
       const from = start + r * ROUND_MINUTES * MIN;
+      const cpu0 = processCpuSeconds(workerd);
       const { ms, body } = await call<{ readings: number }>("/minutes", { object, ...variants[object], devices: DEVICES, metrics: METRICS, from, minutes: ROUND_MINUTES });
+      const cpu1 = processCpuSeconds(workerd);
+      if (cpu0 !== null && cpu1 !== null) cpu[object] += cpu1 - cpu0;
       t[object] += ms;
       round[object] = ms;
       if (object === "roll") readings += body.readings;
@@ -158,6 +168,9 @@ try {
     countersRatio: Number((t.nocount / t.roll).toFixed(2)),
     countersRounds,
     medianCountersRound: median(countersRounds),
+    /** The ratio of workerd CPU seconds (null where /proc is missing): steadier than wall time on a busy machine. */
+    cpuRatio: workerd === null || cpu.roll === 0 ? null : Number((cpu.plain / cpu.roll).toFixed(2)),
+    cpuSeconds: { withRollups: Number(cpu.roll.toFixed(2)), withoutRollups: Number(cpu.plain.toFixed(2)), withRollupsWithoutCounters: Number(cpu.nocount.toFixed(2)) },
   };
   // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass.
   const packFill = { object: "packed", rollups: 0, devices: 10, metrics: METRICS };
@@ -246,12 +259,12 @@ try {
   else {
     const lines = [
       `History bench (${result.cpu}, ${result.cores} cores, shared with other work: figures are indicative)`,
-      `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each; rounds ${ingest.rounds.join(", ")}, median ${ingest.medianRound})`,
+      `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each; rounds ${ingest.rounds.join(", ")}, median ${ingest.medianRound}); by workerd CPU time: ratio ${ingest.cpuRatio ?? "unknown"} (${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withoutRollups} s)`,
       `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only (one reading each), ${bytesPerBucket.plainHourAndDay} hour and day rows (several readings each)`,
       `bytes per minute bucket, 50 series x 3 days, one reading a minute: ${bytesPerBucket.plainBeforePacking} as plain rows, ${bytesPerBucket.compacted} packed by the hour`,
       `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket) with closed hours packed; scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB (${steadyState.unpackedScaledTo1000DevicesGB} GB unpacked)`,
       ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),
-      `bucket counters' cost to ingest with rollups: ${ingest.withRollupsWithoutCounters.toLocaleString("en")} readings/s without their triggers, ratio with/without ${ingest.countersRatio} (rounds ${ingest.countersRounds.join(", ")}, median ${ingest.medianCountersRound})`,
+      `bucket counters' cost to ingest with rollups: ${ingest.withRollupsWithoutCounters.toLocaleString("en")} readings/s without their triggers, ratio with/without ${ingest.countersRatio} (rounds ${ingest.countersRounds.join(", ")}, median ${ingest.medianCountersRound}); by workerd CPU time ${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withRollupsWithoutCounters} s`,
       ...Object.entries(storage).map(
         ([, s]) =>
           `storage report, ${s.series.toLocaleString("en")} series, ${s.buckets.toLocaleString("en")} buckets: ${s.ms} ms from the counters (${s.sumsMs} ms of it their sums, the rest the oldest-bucket seeks), ${s.scanMs} ms counting the tables as before`,

@@ -141,7 +141,7 @@ export interface HubOptions {
 }
 
 /** Child processes of this process named `workerd` (Linux only; empty elsewhere). */
-function workerdChildren(): number[] {
+export function workerdChildren(): number[] {
   return processTable()
     .filter((p) => p.ppid === process.pid && p.comm.startsWith("workerd"))
     .map((p) => p.pid);
