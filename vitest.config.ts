@@ -49,7 +49,19 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "worker", include: ["test/worker/**/*.test.ts"], exclude: ["test/worker/unit/**"], testTimeout: 20_000 },
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          exclude: ["test/worker/unit/**"],
+          testTimeout: 20_000,
+          // Files reuse their pool worker, so one workerd (Miniflare) per worker
+          // slot loads the Worker's modules once instead of once per file: the
+          // project took 111–156 s with a workerd per file (most of it starting
+          // runtimes and importing), 30–35 s like this. Files share storage and
+          // Durable Object instances, which a unique group per test keeps apart;
+          // no file may leave module state behind (docs/testing.md).
+          isolate: false,
+        },
       },
       {
         // Pure tests of the Worker's parts (frame path, collapse, live state,
