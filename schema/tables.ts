@@ -111,20 +111,41 @@ export const hourBuckets = sqliteTable("hour_buckets", bucketColumns(), (t) => [
 /** Day buckets (UTC days), per series. */
 export const dayBuckets = sqliteTable("day_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
 /**
- * Closed hours of minute buckets, packed: one row per (series, hour index)
- * instead of up to 60 (worker/group/history/pack.ts has the layout). Minutes
- * that arrive after their hour was packed are plain rows in `minute_buckets`
- * until the next packing pass merges them in; queries merge both.
+ * Closed hours of minute buckets, packed: one row per part of an hour
+ * (usually the whole hour) instead of up to 60 plain rows
+ * (worker/group/history/pack.ts has the layout). A part holds consecutive
+ * minutes of one hour and is small enough to stay on its B-tree page
+ * (docs/history.md, "Packed hours"). Minutes that arrive after their hour
+ * was packed are plain rows in `minute_buckets` until the next packing pass
+ * merges them in (`packLate` finds them); queries merge both.
  */
 export const minutePacks = sqliteTable(
   "minute_packs",
   {
     series: integer("series").notNull(),
-    /** Hour index: start / 3,600,000. */
-    hour: integer("hour").notNull(),
-    /** Minute buckets in the pack. */
+    /** Minute index (start / 60,000) at or before the part's first minute; parts of one series do not overlap. */
+    firstMinute: integer("first_minute").notNull(),
+    /** Minute index at or after the part's last minute, in the same hour as `firstMinute`. */
+    lastMinute: integer("last_minute").notNull(),
+    /** Minute buckets in the part. */
     buckets: integer("buckets").notNull(),
     data: bytes("data").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.series, t.firstMinute] })],
+);
+
+/**
+ * Hours that got a plain minute row after the packing pass had passed them
+ * (a late reading, a device's backlog), filled by a trigger on
+ * `minute_buckets` (migration 0014): the next pass looks at these hours
+ * only, instead of re-reading every plain row it left (worker/group/history/packer.ts).
+ */
+export const packLate = sqliteTable(
+  "pack_late",
+  {
+    series: integer("series").notNull(),
+    /** Hour index: start / 3,600,000. */
+    hour: integer("hour").notNull(),
   },
   (t) => [primaryKey({ columns: [t.series, t.hour] })],
 );

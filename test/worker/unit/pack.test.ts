@@ -1,7 +1,7 @@
 /** The packed form of an hour of minute buckets (worker/group/history/pack.ts): exact, and small for one-reading minutes. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { packHour, unpackHour, type PackedMinute } from "../../../worker/group/history/pack.ts";
+import { MAX_PART_BYTES, packHour, packParts, unpackHour, type PackedMinute } from "../../../worker/group/history/pack.ts";
 
 const bits = (v: number): string => {
   const d = new DataView(new ArrayBuffer(8));
@@ -48,6 +48,33 @@ describe("packed hours", () => {
     const packed = packHour(hour);
     expect(packed.length / 60).toBeLessThan(20);
     expectExact(unpackHour(packed), hour);
+  });
+
+  it("splits an hour over the bound into parts of consecutive minutes, each within it and exact", () => {
+    fc.assert(
+      fc.property(hourArb, fc.integer({ min: 80, max: 1200 }), (hour, max) => {
+        const parts = packParts(hour, max);
+        const whole = packHour(hour);
+        if (whole.length <= max) expect(parts).toHaveLength(1);
+        for (const p of parts) {
+          expect(p.data.length).toBeLessThanOrEqual(max);
+          expectExact(unpackHour(p.data), p.minutes);
+        }
+        // Consecutive and complete: the parts' minutes in order are the hour's.
+        expectExact(parts.flatMap((p) => unpackHour(p.data)), hour);
+      }),
+      { numRuns: 200 },
+    );
+    // An hour of three readings a minute (distinct min, max, last) takes about 2 KB: three parts of about equal size.
+    const full: PackedMinute[] = Array.from({ length: 60 }, (_, m) => {
+      const v = 20.1 + Math.sin(m / 7) * 3.3;
+      return { minute: m, count: 3, sum: 3 * v + 0.1, min: v - 0.05, max: v + 0.15, firstOff: 100 * (m % 50), lastOff: 59_000 - m, last: v + 0.1 };
+    });
+    const parts = packParts(full);
+    expect(packHour(full).length).toBeGreaterThan(2 * MAX_PART_BYTES);
+    expect(parts).toHaveLength(3);
+    const sizes = parts.map((p) => p.data.length);
+    expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThan(MAX_PART_BYTES / 4);
   });
 
   it("refuses a blob that is cut short, has trailing bytes or an unknown version", () => {

@@ -15,6 +15,11 @@
  * (leading zero bytes << 4 | trailing zero bytes) and the bytes between;
  * slowly moving values share sign, exponent and high mantissa, so they take
  * a few bytes instead of eight.
+ *
+ * An hour whose blob would exceed MAX_PART_BYTES is split into parts of
+ * consecutive minutes (`packParts`), each a blob of this same layout holding
+ * only its minutes, so that every part's row stays on its B-tree page
+ * (docs/history.md, "Packed hours", has the arithmetic).
  */
 
 /** One minute bucket of a packed hour: `minute` 0-59 within the hour, offsets in ms from the minute's start. */
@@ -76,6 +81,10 @@ class Writer {
   bytes(): Uint8Array {
     return this.buf.slice(0, this.length);
   }
+
+  reset(): void {
+    this.length = 0;
+  }
 }
 
 class Reader {
@@ -128,6 +137,8 @@ function bitsOf(v: number): Bits {
   return [0, 1, 2, 3, 4, 5, 6, 7].map((i) => scratch.getUint8(i));
 }
 
+const ZERO = bitsOf(0);
+
 function valueOf(b: Bits): number {
   for (let i = 0; i < 8; i++) scratch.setUint8(i, b[i] ?? 0);
   return scratch.getFloat64(0);
@@ -151,24 +162,90 @@ export function packHour(minutes: readonly PackedMinute[]): Uint8Array {
     else hi |= 1 << (m.minute - 32);
   }
   for (const word of [lo, hi]) for (let i = 0; i < 4; i++) w.byte((word >>> (8 * i)) & 0xff);
-  let prevSum = bitsOf(0);
-  for (const m of sorted) {
-    const sum = bitsOf(m.sum);
-    const min = bitsOf(m.min);
-    const max = bitsOf(m.max);
-    const last = bitsOf(m.last);
-    const flags = (same(min, sum) ? 1 : 0) | (same(max, sum) ? 2 : 0) | (same(last, sum) ? 4 : 0);
-    w.byte(flags);
-    w.varint(m.count);
-    w.varint(m.firstOff);
-    w.varint(m.lastOff - m.firstOff);
-    w.xor(sum, prevSum);
-    if (!(flags & 1)) w.xor(min, sum);
-    if (!(flags & 2)) w.xor(max, sum);
-    if (!(flags & 4)) w.xor(last, sum);
-    prevSum = sum;
-  }
+  let prevSum = ZERO;
+  for (const m of sorted) prevSum = writeMinute(w, m, prevSum);
   return w.bytes();
+}
+
+/** A version byte and the 8-byte bitmap: what every part costs before its minutes. */
+const HEADER_BYTES = 9;
+
+/** Writes one minute after the minute whose sum is `prevSum`; returns this minute's sum. */
+function writeMinute(w: Writer, m: PackedMinute, prevSum: Bits): Bits {
+  const sum = bitsOf(m.sum);
+  const min = bitsOf(m.min);
+  const max = bitsOf(m.max);
+  const last = bitsOf(m.last);
+  const flags = (same(min, sum) ? 1 : 0) | (same(max, sum) ? 2 : 0) | (same(last, sum) ? 4 : 0);
+  w.byte(flags);
+  w.varint(m.count);
+  w.varint(m.firstOff);
+  w.varint(m.lastOff - m.firstOff);
+  w.xor(sum, prevSum);
+  if (!(flags & 1)) w.xor(min, sum);
+  if (!(flags & 2)) w.xor(max, sum);
+  if (!(flags & 4)) w.xor(last, sum);
+  return sum;
+}
+
+/**
+ * Largest blob of one part. A part's row is its record header (7 bytes),
+ * series id, first and last minute index (4 bytes each at most), minute
+ * count and this blob: at most 920 bytes of payload, under the 1,002 that
+ * an index B-tree cell (a WITHOUT ROWID row) keeps on a 4,096-byte page
+ * before spilling the rest into an overflow page of its own
+ * (https://www.sqlite.org/fileformat2.html, "B-tree Pages": maxLocal =
+ * (U-12)*64/255-23).
+ */
+export const MAX_PART_BYTES = 900;
+
+/** One part of a packed hour: its minutes (in order) and their blob. */
+export interface PackedPart {
+  minutes: PackedMinute[];
+  data: Uint8Array;
+}
+
+/**
+ * Packs the minute buckets of one hour into as few parts of consecutive
+ * minutes as keep each blob within `maxBytes`, of about equal size (one
+ * part when the hour fits). Each part starts its XOR chain anew.
+ */
+export function packParts(minutes: readonly PackedMinute[], maxBytes = MAX_PART_BYTES): PackedPart[] {
+  const sorted = [...minutes].sort((a, b) => a.minute - b.minute);
+  const whole = packHour(sorted);
+  if (whole.length <= maxBytes) return [{ minutes: sorted, data: whole }];
+  // Close a part once it reaches an even share of the whole, never past maxBytes.
+  const target = whole.length / Math.ceil(whole.length / maxBytes);
+  const w = new Writer();
+  const cost = (m: PackedMinute, prev: Bits): number => {
+    w.reset();
+    writeMinute(w, m, prev);
+    return w.length;
+  };
+  const groups: PackedMinute[][] = [];
+  let part: PackedMinute[] = [];
+  let size = HEADER_BYTES;
+  let prev = ZERO;
+  for (const m of sorted) {
+    let c = cost(m, prev);
+    if (part.length > 0 && size + c > maxBytes) {
+      groups.push(part);
+      part = [];
+      size = HEADER_BYTES;
+      c = cost(m, ZERO);
+    }
+    part.push(m);
+    size += c;
+    prev = bitsOf(m.sum);
+    if (size >= target) {
+      groups.push(part);
+      part = [];
+      size = HEADER_BYTES;
+      prev = ZERO;
+    }
+  }
+  if (part.length > 0) groups.push(part);
+  return groups.map((g) => ({ minutes: g, data: packHour(g) }));
 }
 
 /** The minute buckets of a packed hour, in minute order. */
@@ -183,7 +260,7 @@ export function unpackHour(data: Uint8Array): PackedMinute[] {
     for (let b = 0; b < 32; b++) if (v & (1 << b)) present.push(word * 32 + b);
   }
   const out: PackedMinute[] = [];
-  let prevSum = bitsOf(0);
+  let prevSum = ZERO;
   for (const minute of present) {
     const flags = r.byte();
     const count = r.varint();

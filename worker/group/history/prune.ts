@@ -6,7 +6,7 @@
  * next step deletes by the same cutoffs from where the last committed one
  * stopped. Deleting by cutoff is idempotent.
  */
-import { and, asc, eq, gt, lt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
@@ -68,8 +68,8 @@ export class Pruner {
         for (const r of RESOLUTIONS) {
           const cut = cursor.cutoffs[r];
           if (cut !== null) deleted += this.deleteBelow(r, id, cut, maxRows - deleted);
-          // Packed hours of minutes go whole, once the hour is entirely below the cutoff.
-          if (cut !== null && r === "minute") deleted += this.deletePacksBelow(id, Math.floor(cut / 60), maxRows - deleted);
+          // Packed parts of hours go whole, once every minute of the part is below the cutoff.
+          if (cut !== null && r === "minute") deleted += this.deletePacksBelow(id, cut, maxRows - deleted);
           if (deleted >= maxRows) break;
         }
         // A series with more to delete than this step allows is visited again.
@@ -89,13 +89,15 @@ export class Pruner {
     return this.deleteOldest(t, t.series, t.bucket, id, cutoff, max);
   }
 
-  /** Deletes up to `max` of a series' oldest packed hours below hour index `cutoff`; returns how many. */
+  /** Deletes up to `max` of a series' oldest packed parts whose last minute is below minute index `cutoff`; returns how many. */
   private deletePacksBelow(id: number, cutoff: number, max: number): number {
-    return this.deleteOldest(minutePacks, minutePacks.series, minutePacks.hour, id, cutoff, max);
+    // Parts of a series do not overlap, so those ending below the cutoff are the first ones by key.
+    const p = minutePacks;
+    return this.deleteOldest(p, p.series, p.firstMinute, id, cutoff, max, lt(p.lastMinute, cutoff));
   }
 
-  /** Deletes up to `max` rows of `table` for series `id` whose `key` is below `cutoff`, oldest first; returns how many. */
-  private deleteOldest(table: SQLiteTable, seriesCol: SQLiteColumn, key: SQLiteColumn, id: number, cutoff: number, max: number): number {
+  /** Deletes up to `max` rows of `table` for series `id` whose `key` is below `cutoff` (and that match `also`), oldest first; returns how many. */
+  private deleteOldest(table: SQLiteTable, seriesCol: SQLiteColumn, key: SQLiteColumn, id: number, cutoff: number, max: number, also?: SQL): number {
     if (max <= 0) return 0;
     // The `max`-th row's key bounds the delete (DELETE ... LIMIT is a
     // compile-time option of SQLite); the primary key (series, key) makes
@@ -103,14 +105,14 @@ export class Pruner {
     const bound = this.db
       .select({ key })
       .from(table)
-      .where(and(eq(seriesCol, id), lt(key, cutoff)))
+      .where(and(eq(seriesCol, id), lt(key, cutoff), also))
       .orderBy(asc(key))
       .limit(1)
       .offset(max)
       .get();
     return this.db
       .delete(table)
-      .where(and(eq(seriesCol, id), lt(key, typeof bound?.key === "number" ? bound.key : cutoff)))
+      .where(and(eq(seriesCol, id), lt(key, typeof bound?.key === "number" ? bound.key : cutoff), also))
       .returning({ one: sql<number>`1` })
       .all().length;
   }

@@ -26,9 +26,9 @@ export function keepOf(r: Retention, res: Resolution): number | null {
 export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: SQL[]): number | null {
   const t = BUCKET_TABLES[r];
   const plain = sql<number | null>`(SELECT ${t.bucket} FROM ${t} WHERE ${t.series} = ${series.id} ORDER BY ${t.bucket} LIMIT 1)`;
-  // Minutes may also be packed by the hour (packer.ts): the pack's hour start stands for its oldest minute.
+  // Minutes may also be packed in parts (packer.ts): a part's first minute (its hour's start for a pack written before parts) stands for its oldest.
   const p = minutePacks;
-  const packed = sql<number | null>`(SELECT ${p.hour} * 60 FROM ${p} WHERE ${p.series} = ${series.id} ORDER BY ${p.hour} LIMIT 1)`;
+  const packed = sql<number | null>`(SELECT ${p.firstMinute} FROM ${p} WHERE ${p.series} = ${series.id} ORDER BY ${p.firstMinute} LIMIT 1)`;
   const first = r === "minute" ? sql<number | null>`coalesce(min(${plain}, ${packed}), ${plain}, ${packed})` : plain;
   const row = db
     .select({ oldest: sql<number | null>`min(${first})` })
@@ -101,7 +101,7 @@ export class BucketQueries {
     return rows.map(({ bucket, lastOff, ...b }) => ({ ...b, start: bucket * len, lastTs: bucket * len + lastOff }));
   }
 
-  /** Minute buckets of packed hours (packer.ts) matching the filter, sorted by device, metric, start. */
+  /** Minute buckets of packed parts of hours (packer.ts) matching the filter, sorted by device, metric, start. */
   private selectPacked(q: AggregateQuery): TimedBucket[] {
     const p = minutePacks;
     const where: SQL[] = [];
@@ -109,18 +109,20 @@ export class BucketQueries {
     if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
     const from = q.from === undefined ? -Infinity : Math.floor(q.from / RESOLUTION_MS.minute);
     const to = q.to === undefined ? Infinity : Math.ceil(q.to / RESOLUTION_MS.minute);
-    if (q.from !== undefined) where.push(gte(p.hour, Math.floor(from / 60)));
-    if (q.to !== undefined) where.push(lt(p.hour, Math.ceil(to / 60)));
+    // A part lies within one hour, so one that reaches `from` starts at or after from's hour: a key range, then its end.
+    if (q.from !== undefined) where.push(gte(p.firstMinute, Math.floor(from / 60) * 60), gte(p.lastMinute, from));
+    if (q.to !== undefined) where.push(lt(p.firstMinute, to));
     const packs = this.db
-      .select({ device: series.device, metric: series.metric, hour: p.hour, data: p.data })
+      .select({ device: series.device, metric: series.metric, first: p.firstMinute, data: p.data })
       .from(p)
       .innerJoin(series, eq(series.id, p.series))
       .where(and(...where))
-      .orderBy(asc(series.device), asc(series.metric), asc(p.hour))
+      .orderBy(asc(series.device), asc(series.metric), asc(p.firstMinute))
       .limit(MAX_BUCKETS + 1)
       .all();
     const out: TimedBucket[] = [];
-    for (const { device, metric, hour, data } of packs) {
+    for (const { device, metric, first, data } of packs) {
+      const hour = Math.floor(first / 60);
       for (const m of unpackHour(data)) {
         const bucket = hour * 60 + m.minute;
         if (bucket < from || bucket >= to) continue;
