@@ -86,12 +86,41 @@ function upsertSql(table: string, shape: Shape, rows: number): string {
   const values = Array.from({ length: rows }, () => SHAPES[shape].values).join(", ");
   return `INSERT INTO ${table} (${COLUMNS}) VALUES ${values} ON CONFLICT (series, bucket) DO UPDATE SET
     count = ${o.count} + ${n.count},
-    sum = ${o.sum} + ${n.sum},
+    sum = ${finiteOrNull(`${o.sum} + ${n.sum}`)},
     min = min(${o.min}, ${n.min}),
     max = max(${o.max}, ${n.max}),
     first_off = min(${o.firstOff}, ${n.firstOff}),
     last = CASE WHEN ${n.lastOff} >= ${o.lastOff} THEN ${n.last} ELSE ${o.last} END,
     last_off = max(${o.lastOff}, ${n.lastOff})`;
+}
+
+/**
+ * `x`, or NULL when it left the finite range (SQLite reads `1e999` as
+ * +Infinity, and stores a NaN as NULL): the sum column is NOT NULL, so an
+ * overflowing merge fails its statement, and `write` reports it as
+ * `SumOverflow`. Nothing stored changes: the transaction rolls back.
+ */
+function finiteOrNull(x: string): string {
+  return `CASE WHEN abs(${x}) < 1e999 THEN ${x} END`;
+}
+
+/**
+ * A bucket's sum would leave the finite range of a double (values are
+ * finite, but 1e308 + 1e308 is not): the batch is refused with `bad_value`
+ * (docs/protocol.md) rather than storing ±Infinity, which a later merge of
+ * the opposite sign would turn into NaN, a NULL no row may hold.
+ */
+export class SumOverflow extends Error {
+  constructor(where: string) {
+    super(`a ${where} bucket's sum would leave the finite range of a double (about ±1.8e308)`);
+    this.name = "SumOverflow";
+  }
+}
+
+/** The SQLite error of `finiteOrNull` in a bucket table, as `SumOverflow`; anything else as it is. */
+function overflowOf(err: unknown): unknown {
+  const m = err instanceof Error ? /NOT NULL constraint failed: (minute|hour|day)_buckets\.sum/.exec(err.message) : null;
+  return m ? new SumOverflow(m[1] ?? "") : err;
 }
 
 /** Rows of one shape waiting for a full chunk, bound by position. */
@@ -139,13 +168,17 @@ class ShapeBuffer {
 class RowBuffer {
   private readonly full: ShapeBuffer;
   private readonly point: ShapeBuffer;
+  private readonly resolution: Resolution;
 
-  constructor(t: BucketTable) {
+  constructor(t: BucketTable, resolution: Resolution) {
     this.full = new ShapeBuffer(getTableName(t), "full");
     this.point = new ShapeBuffer(getTableName(t), "point");
+    this.resolution = resolution;
   }
 
   add(sql: SqlStorage, id: number, bucket: number, start: number, a: PartialAggregate): void {
+    // The commit's own partial already overflowed (the SQL merge checks the stored sum plus it).
+    if (!Number.isFinite(a.sum)) throw new SumOverflow(this.resolution);
     const firstOff = a.firstTs - start;
     if (isPoint(a)) this.point.push(sql, id, bucket, a.count, a.sum, firstOff);
     else this.full.push(sql, id, bucket, a.count, a.sum, a.min, a.max, firstOff, a.lastTs - start, a.last);
@@ -175,7 +208,7 @@ export class BucketWriter {
   constructor(db: GroupDb, rollups = true) {
     this.rollups = rollups;
     this.sql = db.$client.sql;
-    this.buffers = { minute: new RowBuffer(minuteBuckets), hour: new RowBuffer(hourBuckets), day: new RowBuffer(dayBuckets) };
+    this.buffers = { minute: new RowBuffer(minuteBuckets, "minute"), hour: new RowBuffer(hourBuckets, "hour"), day: new RowBuffer(dayBuckets, "day") };
     this.selectId = db
       .select({ id: series.id })
       .from(series)
@@ -209,9 +242,18 @@ export class BucketWriter {
   /**
    * Upserts minute partials (keyed by minute start) into all three
    * resolutions; must run inside a transaction. The hour and day partials
-   * are merged here first, so each is one upsert per commit.
+   * are merged here first, so each is one upsert per commit. Throws
+   * `SumOverflow` if a bucket's sum would not be finite.
    */
   write(aggregates: SeriesAggregates): void {
+    try {
+      this.writeAll(aggregates);
+    } catch (err) {
+      throw overflowOf(err);
+    }
+  }
+
+  private writeAll(aggregates: SeriesAggregates): void {
     const sql = this.sql;
     const { minute, hour, day } = this.buffers;
     // A write that threw (its transaction rolled back) may have left rows behind.

@@ -95,19 +95,32 @@ export class Cardinality {
     return null;
   }
 
-  /** Inside a commit's transaction: records the gateways' new devices of the batches it applies. */
-  inCommit(now: number): void {
+  /**
+   * Inside a commit's transaction: records the gateways' new devices of the
+   * batches it applies (`batches`: after a failed group commit, its batches
+   * are retried in parts, commit.ts, and each part records only its own).
+   */
+  inCommit(now: number, batches: readonly { device: string; source: Peer }[]): void {
     if (this.newGatewayDevices.length === 0) return;
-    this.known.addGatewayDevices(this.newGatewayDevices, now);
-    this.newGatewayDevices = [];
+    const applied = new Set<string>();
+    for (const b of batches) if (b.source.kind === "gateway") applied.add(pairKey(b.source.id, b.device));
+    const due: [string, string][] = [];
+    const later: [string, string][] = [];
+    for (const pair of this.newGatewayDevices) (applied.has(pairKey(...pair)) ? due : later).push(pair);
+    if (due.length > 0) this.known.addGatewayDevices(due, now);
+    this.newGatewayDevices = later;
   }
 
-  /** A commit failed: what pending batches added is unknown now, so read it all again when next needed. */
-  forget(): void {
+  /**
+   * A commit failed: what pending batches added is unknown now, so read it
+   * all again when next needed. While its batches are `retrying` in parts,
+   * the gateways' new devices are kept for the parts to record.
+   */
+  forget(retrying = false): void {
     this.metrics = null;
     this.seriesCount = 0;
     this.gateways.clear();
-    this.newGatewayDevices = [];
+    if (!retrying) this.newGatewayDevices = [];
   }
 
   private check(peer: Peer, fresh: Map<string, Set<string>>, devices: Set<string>): OverBudget | null {
@@ -161,6 +174,10 @@ export class Cardinality {
     if (!set) this.gateways.set(gateway, (set = new Set(this.known.gatewayDevices(gateway))));
     return set;
   }
+}
+
+function pairKey(gateway: string, device: string): string {
+  return `${gateway}\u0000${device}`;
 }
 
 /** Metrics a device batch's walk remembers, so a few metrics taking turns cost no set lookups. */

@@ -16,9 +16,9 @@ import type { Limits } from "../../../schema/limits.ts";
 import { compactCount, compactToReadings } from "../../../schema/cbatch.ts";
 import { CloseCode, ErrorCode, type CompactBatchFrame, type CompactSeries, type GatewayReading, type Reading } from "../../../schema/protocol.ts";
 import { log } from "../../log.ts";
-import { byKind, type Peer } from "../peer.ts";
+import { byKind, peerTag, type Peer } from "../peer.ts";
 import { addBatch, emptyCollapsed, readingCount, type Collapsed, type PeerReadings } from "./collapse.ts";
-import type { Store } from "./store.ts";
+import { SumOverflow, type Store } from "./store.ts";
 
 /** Where acks go: the socket the batch came on. */
 export interface AckTarget {
@@ -65,7 +65,12 @@ export interface IngestHost<Note = unknown> {
   /** Inside the transaction; what it returns is handed to `afterCommit` (e.g. alerts raised). */
   inCommit(c: Collapsed, batches: DeviceReadings[], now: number): Note;
   afterCommit(c: Collapsed, note: Note, now: number): void;
-  afterFailure(): void;
+  /**
+   * A transaction rolled back: drop what it invalidated. `retrying` while
+   * its batches are about to be retried in parts (`GroupCommit.isolate`);
+   * false once the failed flush is over (every batch applied or refused).
+   */
+  afterFailure(retrying: boolean): void;
   /**
    * Asked before a commit that applies readings: null to go ahead, or how
    * long (ms) peers should wait because the group is at its storage budget;
@@ -122,9 +127,10 @@ export class GroupCommit<Note> {
   }
 
   /**
-   * Commits everything pending, then acks it. Never throws: on failure no
-   * batch is acked, each gets an `internal` error frame, and the seq cache is
-   * dropped so it is rebuilt from what SQLite actually holds.
+   * Commits everything pending, then acks it. Never throws. When the commit
+   * fails, its batches are retried apart (`isolate`) so that only a batch
+   * that fails on its own is refused; the seq cache is dropped so it is
+   * rebuilt from what SQLite actually holds.
    */
   flush(): void {
     if (this.timer !== undefined) {
@@ -137,42 +143,105 @@ export class GroupCommit<Note> {
     this.pending = [];
     this.pendingReadings = 0;
 
-    const collapsed = emptyCollapsed();
-    for (const p of batch) if (p.readings) addBatch(collapsed, p.peer, p.seq, p.readings);
+    const collapsed = collapse(batch);
     const now = Date.now();
     const full = collapsed.readings > 0 ? this.host.storageFull(now) : null;
     if (full !== null) {
       this.refuseFull(batch, full);
       return;
     }
-    let note: Note | undefined;
-    let committed = false;
-    try {
-      if (collapsed.readings > 0 || hostWork) {
-        this.store.commit(collapsed, now, () => {
-          note = this.host.inCommit(collapsed, appliedByDevice(batch), now);
-        });
-        committed = true;
-      }
-    } catch (err) {
-      log.error("ingest.commit", err, { group: this.host.name(), batches: batch.length, readings: collapsed.readings });
-      this.host.afterFailure();
-      for (const m of Object.values(this.accepted)) m.clear();
-      for (const p of batch) {
-        send(p.to, { type: "error", seq: p.seq, code: ErrorCode.Internal, message: "commit failed; send the batch again" });
-      }
+    if (collapsed.readings === 0 && !hostWork) {
+      for (const p of batch) send(p.to, answer(p, null));
       return;
     }
+    const after: (() => void)[] = [];
+    const failure = this.attempt(collapsed, batch, now, after);
+    const applied = failure === null ? [] : batch.filter((p) => p.readings);
+    const outcome = applied.length > 1 ? this.isolate(applied, now, after) : new Map(applied.map((p) => [p, refusal(failure)]));
+    if (failure !== null) {
+      for (const m of Object.values(this.accepted)) m.clear();
+      this.host.afterFailure(false);
+    }
+    const closing = new Set<AckTarget>();
     // The runtime's output gate also holds these sends until the write is
     // durable: https://blog.cloudflare.com/durable-objects-easy-fast-correct-choose-three/
-    for (const p of batch) send(p.to, p.readings ? { type: "ack", seq: p.seq } : { type: "ack", seq: p.seq, dup: true });
-    if (!committed) return;
-    try {
-      this.host.afterCommit(collapsed, note as Note, now);
-    } catch (err) {
-      // The data is committed and acked; only the live view missed an update.
-      log.error("ingest.afterCommit", err, { group: this.host.name() });
+    for (const p of batch) {
+      const f = outcome.get(p) ?? null;
+      send(p.to, answer(p, f));
+      if (f?.code === ErrorCode.Internal) closing.add(p.to);
     }
+    // `internal` says "reconnect and resend": closing the socket keeps its later batches (in the next commit) from overtaking the one to resend.
+    for (const to of closing) to.close?.(CloseCode.TryAgainLater, "commit failed");
+    for (const f of after) f();
+  }
+
+  /**
+   * One transaction of `batch` (and the host's pending work): null once it
+   * committed (its `afterCommit` queued on `after`, to run once the acks
+   * are sent), or the error it rolled back on (then `afterFailure` has run:
+   * the caches it invalidated are dropped).
+   */
+  private attempt(collapsed: Collapsed, batch: readonly Pending[], now: number, after: (() => void)[]): unknown {
+    let note: Note | undefined;
+    try {
+      this.store.commit(collapsed, now, () => {
+        note = this.host.inCommit(collapsed, appliedByDevice(batch), now);
+      });
+    } catch (err) {
+      const fields = { group: this.host.name(), batches: batch.length, readings: collapsed.readings };
+      // An overflowing sum is a device's bad values, not the hub's fault: no stack.
+      if (err instanceof SumOverflow) log.warn("ingest.sum_overflow", { ...fields, detail: err.message });
+      else log.error("ingest.commit", err, fields);
+      this.host.afterFailure(true);
+      return err;
+    }
+    after.push(() => {
+      try {
+        this.host.afterCommit(collapsed, note as Note, now);
+      } catch (err) {
+        // The data is committed and acked; only the live view missed an update.
+        log.error("ingest.afterCommit", err, { group: this.host.name() });
+      }
+    });
+    return null;
+  }
+
+  /**
+   * A group commit of these batches (none a duplicate) failed: bisects them
+   * so that only a batch that fails alone is refused. Each half is its own
+   * transaction (with every `inCommit` hook); a half that fails is split
+   * again, so one bad batch among n costs about 2·log2(n) more
+   * transactions, and a good batch is applied exactly once (a transaction
+   * carries its peers' seqs, and a failed one rolled back whole). Halves
+   * run in order, and once a batch of a peer failed with `internal`, the
+   * peer's later batches are not applied: its resend must not become a
+   * duplicate. Returns the refusal of each batch not applied.
+   */
+  private isolate(applied: readonly Pending[], now: number, after: (() => void)[]): Map<Pending, Refusal> {
+    const out = new Map<Pending, Refusal>();
+    const blocked = new Set<string>();
+    const split = (items: readonly Pending[]): void => {
+      const half = Math.ceil(items.length / 2);
+      run(items.slice(0, half));
+      run(items.slice(half));
+    };
+    const run = (items: readonly Pending[]): void => {
+      const live: Pending[] = [];
+      for (const p of items) {
+        if (blocked.has(peerTag(p.peer))) out.set(p, INTERNAL);
+        else live.push(p);
+      }
+      if (live.length === 0) return;
+      const failure = this.attempt(collapse(live), live, now, after);
+      if (failure === null) return;
+      const [only] = live;
+      if (live.length > 1 || !only) return split(live);
+      const r = refusal(failure);
+      out.set(only, r);
+      if (r === INTERNAL) blocked.add(peerTag(only.peer));
+    };
+    split(applied);
+    return out;
   }
 
   /**
@@ -196,6 +265,32 @@ export class GroupCommit<Note> {
     }
     for (const to of refused) to.close?.(CloseCode.TryAgainLater, "storage full");
   }
+}
+
+/** Why a batch was not applied: its error code and message. */
+interface Refusal {
+  code: typeof ErrorCode.BadValue | typeof ErrorCode.Internal;
+  message: string;
+}
+
+const INTERNAL: Refusal = { code: ErrorCode.Internal, message: "commit failed; send the batch again" };
+
+/** A lone batch's failure: `bad_value` when the hub can name it (a bucket's sum overflows), else `internal`. */
+function refusal(err: unknown): Refusal {
+  if (err instanceof SumOverflow) return { code: ErrorCode.BadValue, message: `${err.message}: nothing of this batch was applied; do not resend it` };
+  return INTERNAL;
+}
+
+function collapse(batch: readonly Pending[]): Collapsed {
+  const c = emptyCollapsed();
+  for (const p of batch) if (p.readings) addBatch(c, p.peer, p.seq, p.readings);
+  return c;
+}
+
+/** The frame answering a batch: its refusal, or an ack (`dup` for a duplicate). */
+function answer(p: Pending, refused: Refusal | null): Frame {
+  if (refused) return { type: "error", seq: p.seq, ...refused };
+  return p.readings ? { type: "ack", seq: p.seq } : { type: "ack", seq: p.seq, dup: true };
 }
 
 /** The applied (non-duplicate) batches as per-device reading lists, gateway batches split by device. */
@@ -246,7 +341,9 @@ function lazyReadings(b: CompactBatchFrame): Iterable<Reading> {
   return { [Symbol.iterator]: () => compactToReadings(b)[Symbol.iterator]() };
 }
 
-function send(to: AckTarget, frame: { type: string; seq: number; dup?: true; code?: string; message?: string; retryAfterMs?: number }): void {
+type Frame = { type: string; seq: number; dup?: true; code?: string; message?: string; retryAfterMs?: number };
+
+function send(to: AckTarget, frame: Frame): void {
   // A socket that closed after its batch arrived is fine: the peer resends after reconnecting and gets a dup ack.
   to.send(encodeCbor(frame));
 }

@@ -48,13 +48,13 @@ export class Ingest<Note> implements FrameContext {
       name: () => host.name(),
       hasPendingWork: () => host.hasPendingWork(),
       inCommit(c, batches, now) {
-        cardinality.inCommit(now);
+        cardinality.inCommit(now, batches);
         return host.inCommit(c, batches, now);
       },
       afterCommit: (c, note, now) => host.afterCommit(c, note, now),
-      afterFailure() {
-        cardinality.forget();
-        host.afterFailure();
+      afterFailure(retrying) {
+        cardinality.forget(retrying);
+        host.afterFailure(retrying);
       },
       storageFull: (now) => host.storageFull(now),
     });

@@ -13,6 +13,8 @@ import { BucketWriter, type GroupDb } from "../history/writer.ts";
 import { PEER_KINDS, type ByKind, type Peer } from "../peer.ts";
 import type { Collapsed, PeerDelta } from "./collapse.ts";
 
+export { SumOverflow } from "../history/writer.ts";
+
 /** Peer rows per multi-row upsert: 6 bound parameters each, and a Durable Object query takes at most 100. */
 const PEER_CHUNK = 16;
 const NO_DELTA: PeerDelta = { lastSeq: 0, readings: 0, batches: 0 };

@@ -1,0 +1,230 @@
+/**
+ * Issue #12: one device must not fail the whole group's commit. A batch
+ * whose readings take a bucket's sum out of the finite range of a double
+ * ([1e308, 1e308], then [-1e308, -1e308] in the same minute: +Inf + -Inf is
+ * NaN, stored as NULL, and the NOT NULL constraint aborted the transaction)
+ * used to fail every batch of the group commit it rode in, again and again
+ * as its firmware resent it. Now such a batch is refused alone with
+ * `bad_value` before anything of it is applied, and any batch that makes a
+ * group commit throw is isolated by bisection: only it fails, every other
+ * batch is applied exactly once and acked.
+ */
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { decodeCbor, encodeCbor, type CborValue } from "../../schema/cbor.ts";
+import { readLimits } from "../../schema/limits.ts";
+import { RESOLUTION_MS } from "../../schema/api.ts";
+import type { PeerSender } from "../../worker/group/ingest/frames.ts";
+import { Ingest } from "../../worker/group/ingest/ingest.ts";
+import type { DeviceReadings } from "../../worker/group/ingest/commit.ts";
+import { Store } from "../../worker/group/ingest/store.ts";
+import type { Peer } from "../../worker/group/peer.ts";
+import { uniqueGroup } from "./helpers.ts";
+
+const HOUR = RESOLUTION_MS.hour;
+const DAY = RESOLUTION_MS.day;
+
+/** What each test reads back: answers per peer, inCommit calls, stored seqs and bucket (count, sum) per resolution. */
+type Answers = Record<string, unknown[]>;
+
+/**
+ * An ingest stage on the object's own SQLite whose group commit runs only
+ * when the test flushes it, so the batches sent before a flush share one
+ * commit. `inCommit` throws for a batch of device "boom" (a failure the hub
+ * cannot name), and records which batches each transaction carried.
+ */
+function stage(state: DurableObjectState, group: string) {
+  const limits = { ...readLimits({ ...env }), groupCommitMs: 60_000, groupCommitReadings: 1_000_000 };
+  const answers: Answers = {};
+  const transactions: string[][] = [];
+  const failures = { count: 0 };
+  const ingest = new Ingest<null>(new Store(state.storage), limits, {
+    name: () => group,
+    hasPendingWork: () => false,
+    inCommit(_c, batches: DeviceReadings[]) {
+      transactions.push(batches.map((b) => `${b.source.id}:${b.seq}`));
+      if (batches.some((b) => b.device === "boom")) throw new Error("a failure the hub cannot name");
+      return null;
+    },
+    afterCommit: () => {},
+    afterFailure: (retrying) => {
+      if (retrying) failures.count++;
+    },
+    rejected: () => {},
+    overBudget: () => {},
+    downlink: () => null,
+    storageFull: () => null,
+  });
+  const closed: string[] = [];
+  const sender = (peer: Peer): PeerSender => ({
+    peer,
+    send: (data) => {
+      const d = decodeCbor(data);
+      (answers[peer.id] ??= []).push(answerOf(d.ok ? d.value : d));
+      return true;
+    },
+    close: (code) => void closed.push(`${peer.id}:${code}`),
+  });
+  const peers = new Map<string, PeerSender>();
+  // A connect commits what is pending: every peer connects first, so the batches sent before a flush share its commit.
+  const connect = (kind: Peer["kind"], ...ids: string[]) => {
+    for (const id of ids) {
+      const from = sender({ kind, id });
+      peers.set(id, from);
+      ingest.connect(from.peer, Date.now());
+    }
+  };
+  const send = (_kind: Peer["kind"], id: string, frame: CborValue) => {
+    const from = peers.get(id);
+    if (!from) throw new Error(`${id} did not connect`);
+    ingest.onMessage(from, encodeCbor(frame).slice().buffer);
+  };
+  const sql = state.storage.sql;
+  const buckets = (table: string) =>
+    Object.fromEntries(
+      sql
+        .exec<{ key: string; count: number; sum: number }>(`SELECT s.device || '/' || s.metric || '@' || b.bucket AS key, b.count, b.sum FROM ${table} b JOIN series s ON s.id = b.series ORDER BY key`)
+        .toArray()
+        .map((r) => [r.key, [r.count, r.sum]]),
+    );
+  const seqs = () => Object.fromEntries(sql.exec<{ id: string; last_seq: number }>("SELECT id, last_seq FROM devices UNION ALL SELECT 'gw:' || id, last_seq FROM gateways ORDER BY 1").toArray().map((r) => [r.id, r.last_seq]));
+  const take = () => {
+    const out = { ...answers };
+    for (const k of Object.keys(answers)) delete answers[k];
+    return out;
+  };
+  return { ingest, connect, send, take, transactions, failures, closed, buckets, seqs };
+}
+
+function answerOf(v: unknown): string {
+  const f = v as { type: string; seq?: number; code?: string; dup?: boolean };
+  return f.type === "ack" ? `ack ${f.seq}${f.dup ? " dup" : ""}` : `${f.code ?? f.type} ${f.seq}`;
+}
+
+/** Minute `m` (0-59) of the hour before the current one: in the past, and in one hour. */
+function lastHour(m: number, ms = 0): number {
+  return Math.floor(Date.now() / HOUR) * HOUR - HOUR + m * 60_000 + ms;
+}
+
+describe("one batch cannot fail its group commit", () => {
+  it("refuses a batch whose sum leaves the finite range with bad_value, alone, at minute, hour and day", async () => {
+    const group = uniqueGroup();
+    const out = await runInDurableObject(env.GROUPS.getByName(group), (_hub, state) => {
+      const s = stage(state, group);
+      const t = lastHour(5);
+      const result: Record<string, unknown> = {};
+      s.connect("device", "evil", "calm", "good", "bad");
+      s.connect("gateway", "gw");
+      // The finding as reported: +Inf stored, then -Inf in the same minute failed every batch of the commit.
+      s.send("device", "evil", { type: "batch", seq: 1, readings: [[t, "f", 1e308], [t + 1, "f", 1e308]] });
+      s.ingest.flush();
+      s.send("device", "calm", { type: "batch", seq: 1, readings: [[t, "m", 1]] });
+      s.send("device", "evil", { type: "batch", seq: 2, readings: [[t + 2, "f", -1e308], [t + 3, "f", -1e308]] });
+      s.ingest.flush();
+      result.finding = s.take();
+      // The finding: [1e308, 1e308] of one minute is +Inf (it used to be stored as it is).
+      s.send("device", "good", { type: "batch", seq: 1, readings: [[t, "m", 1]] });
+      s.send("device", "bad", { type: "batch", seq: 1, readings: [[t, "x", 1e308], [t + 1, "x", 1e308]] });
+      s.ingest.flush();
+      result.inOneBatch = s.take();
+      // A stored 1e308 and a new 1e308 in the same minute: the SQL upsert's sum overflows.
+      s.send("device", "bad", { type: "batch", seq: 2, readings: [[t, "x", 1e308]] });
+      s.ingest.flush();
+      s.send("device", "good", { type: "batch", seq: 2, readings: [[t + 2, "m", 2]] });
+      s.send("device", "bad", { type: "batch", seq: 3, readings: [[t + 3, "x", 1e308]] });
+      s.send("gateway", "gw", { type: "batch", seq: 1, readings: [[t, "m", 5, "other"], [t, "x", 1, "bad"]] });
+      s.send("device", "bad", { type: "batch", seq: 1, readings: [[t, "x", 7]] });
+      s.ingest.flush();
+      result.againstStored = s.take();
+      // Two minutes of one hour, each finite: the hour's sum overflows (one batch, then across batches).
+      s.send("device", "bad", { type: "batch", seq: 4, readings: [[lastHour(10), "h", 1e308], [lastHour(11), "h", 1e308]] });
+      s.send("device", "bad", { type: "batch", seq: 5, readings: [[lastHour(20), "h", -1e308]] });
+      s.ingest.flush();
+      s.send("device", "bad", { type: "batch", seq: 6, readings: [[lastHour(21), "h", -1e308]] });
+      s.send("device", "good", { type: "batch", seq: 3, readings: [[lastHour(21), "m", 3]] });
+      s.ingest.flush();
+      result.hour = s.take();
+      // Two hours of one day (yesterday's): the day's sum overflows.
+      const day = Math.floor(Date.now() / DAY) * DAY - DAY;
+      s.send("device", "bad", { type: "batch", seq: 7, readings: [[day + HOUR, "d", 1e308]] });
+      s.ingest.flush();
+      s.send("device", "bad", { type: "batch", seq: 8, readings: [[day + 3 * HOUR, "d", 1e308]] });
+      s.ingest.flush();
+      result.day = s.take();
+      result.minute = s.buckets("minute_buckets");
+      result.hourBuckets = s.buckets("hour_buckets");
+      result.dayBuckets = s.buckets("day_buckets");
+      result.seqs = s.seqs();
+      result.closed = s.closed;
+      return result;
+    });
+    const t = lastHour(5);
+    const minute = (ts: number) => ts / 60_000;
+    expect(out).toEqual({
+      finding: { evil: ["bad_value 1", "bad_value 2"], calm: ["ack 1"] },
+      inOneBatch: { good: ["ack 1"], bad: ["bad_value 1"] },
+      againstStored: { good: ["ack 2"], bad: ["ack 2", "bad_value 3", "ack 1 dup"], gw: ["ack 1"] },
+      hour: { bad: ["bad_value 4", "ack 5", "bad_value 6"], good: ["ack 3"] },
+      day: { bad: ["ack 7", "bad_value 8"] },
+      minute: {
+        [`bad/d@${minute(Math.floor(Date.now() / DAY) * DAY - DAY + HOUR)}`]: [1, 1e308],
+        [`bad/h@${minute(lastHour(20))}`]: [1, -1e308],
+        [`bad/x@${minute(t)}`]: [2, 1e308 + 1],
+        [`calm/m@${minute(t)}`]: [1, 1],
+        [`good/m@${minute(t)}`]: [2, 3],
+        [`good/m@${minute(lastHour(21))}`]: [1, 3],
+        [`other/m@${minute(t)}`]: [1, 5],
+      },
+      hourBuckets: expect.any(Object) as unknown,
+      dayBuckets: expect.any(Object) as unknown,
+      seqs: { bad: 7, calm: 1, evil: 0, good: 3, other: 0, "gw:gw": 1 },
+      closed: [],
+    });
+    // Nothing of a refused batch reached the rollups either.
+    const hourOf = (ts: number) => Math.floor(ts / HOUR);
+    expect((out.hourBuckets as Record<string, unknown>)[`bad/h@${hourOf(lastHour(0))}`]).toEqual([1, -1e308]);
+    expect((out.hourBuckets as Record<string, unknown>)[`bad/x@${hourOf(t)}`]).toEqual([2, 1e308 + 1]);
+    expect(Object.keys(out.dayBuckets as object).filter((k) => k.startsWith("bad/d@"))).toHaveLength(1);
+    expect(Object.entries(out.dayBuckets as Record<string, [number, number]>).find(([k]) => k.startsWith("bad/d@"))?.[1]).toEqual([1, 1e308]);
+  });
+
+  it("isolates a batch that fails for a reason the hub cannot name: only it gets internal, its later batches wait, every other batch is applied once", async () => {
+    const group = uniqueGroup();
+    const out = await runInDurableObject(env.GROUPS.getByName(group), (_hub, state) => {
+      const s = stage(state, group);
+      const t = lastHour(30);
+      s.connect("device", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "boom");
+      for (let i = 1; i <= 6; i++) s.send("device", `d${i}`, { type: "batch", seq: 1, readings: [[t, "m", i]] });
+      s.send("device", "boom", { type: "batch", seq: 1, readings: [[t, "m", 100]] });
+      s.send("device", "boom", { type: "batch", seq: 2, readings: [[t + 1, "m", 100]] });
+      s.send("device", "d7", { type: "batch", seq: 1, readings: [[t, "m", 7]] });
+      s.send("device", "d1", { type: "batch", seq: 1, readings: [[t, "m", 1]] });
+      s.ingest.flush();
+      const answers = s.take();
+      const first = { transactions: s.transactions.length, failures: s.failures.count, seqs: s.seqs(), minute: s.buckets("minute_buckets"), closed: [...s.closed] };
+      // Alone, a batch the hub cannot name still fails as before.
+      s.send("device", "boom", { type: "batch", seq: 1, readings: [[t, "m", 100]] });
+      s.ingest.flush();
+      return { answers, first, alone: s.take() };
+    });
+    const t = lastHour(30) / 60_000;
+    expect(out.answers).toEqual({
+      d1: ["ack 1", "ack 1 dup"],
+      d2: ["ack 1"],
+      d3: ["ack 1"],
+      d4: ["ack 1"],
+      d5: ["ack 1"],
+      d6: ["ack 1"],
+      d7: ["ack 1"],
+      boom: ["internal 1", "internal 2"],
+    });
+    // One failed commit of 9 batches, then halves down to the bad one: a few transactions, not one per batch.
+    expect(out.first.failures).toBeLessThanOrEqual(4);
+    expect(out.first.transactions).toBeLessThanOrEqual(8);
+    expect(out.first.seqs).toEqual({ boom: 0, d1: 1, d2: 1, d3: 1, d4: 1, d5: 1, d6: 1, d7: 1 });
+    expect(out.first.minute).toEqual(Object.fromEntries([1, 2, 3, 4, 5, 6, 7].map((i) => [`d${i}/m@${t}`, [1, i]])));
+    // A failed peer's socket is closed so that none of its later batches overtakes the one to resend.
+    expect(out.first.closed).toEqual(["boom:1013"]);
+    expect(out.alone).toEqual({ boom: ["internal 1"] });
+  });
+});
