@@ -151,18 +151,19 @@ export const packLate = sqliteTable(
 );
 
 /**
- * Buckets stored per series and resolution, kept by SQLite triggers on the
- * bucket and pack tables (migration 0013; docs/history.md, "Storage
- * budget"), so `GET /v1/groups/{group}/storage` sums one row per series
- * instead of counting the tables. `minute` counts plain rows plus the
- * minutes held in packs. NULL: a series written before the counters, not
- * yet counted by the `history.count` task.
+ * The group's bucket counts, one row (id 1), kept by every writer of bucket
+ * rows in its own transaction (worker/group/history/counts.ts), so
+ * `GET /v1/groups/{group}/storage` reads them instead of counting the
+ * tables. `minute` counts plain rows plus the minutes held in packs.
+ * `counted_to`: in a group written before the counters, the last series id
+ * counted so far (the `history.count` task); NULL once every series is.
  */
-export const bucketCounts = sqliteTable("bucket_counts", {
-  series: integer("series").primaryKey(),
-  minute: integer("minute"),
-  hour: integer("hour"),
-  day: integer("day"),
+export const bucketTotals = sqliteTable("bucket_totals", {
+  id: integer("id").primaryKey(),
+  minute: integer("minute").notNull(),
+  hour: integer("hour").notNull(),
+  day: integer("day").notNull(),
+  countedTo: integer("counted_to"),
 });
 
 /** Any of the three bucket tables (they share one shape). */

@@ -39,6 +39,8 @@ function fill(group: string, share: number): Promise<number> {
           id,
           next,
         );
+        // Past the writer, so the bucket count is kept here (worker/group/history/counts.ts).
+        sql.exec("UPDATE bucket_totals SET minute = minute + 500 WHERE id = 1");
       }
       next += 500;
     }

@@ -12,6 +12,7 @@ import { migrate } from "drizzle-orm/durable-sqlite/migrator";
 import { describe, expect, it } from "vitest";
 import migrations from "../../schema/migrations/migrations.js";
 import { MAX_PART_BYTES, packHour, type PackedMinute } from "../../worker/group/history/pack.ts";
+import { BucketTally } from "../../worker/group/history/counts.ts";
 import { Packer } from "../../worker/group/history/packer.ts";
 import { MAX_LOCAL, payloadBytes } from "../../worker/group/history/record.ts";
 import { BucketWriter, type SeriesAggregates } from "../../worker/group/history/writer.ts";
@@ -19,6 +20,12 @@ import { aggregates, connectDevice, databaseBefore, uniqueGroup } from "./helper
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
+
+/** A packer on the group's database with a tally of its own: this file checks packs, not counts (the hub's tally does not see this packer's deletes). */
+function packerOf(state: DurableObjectState): Packer {
+  const db = drizzle(state.storage);
+  return new Packer(db, new BucketTally(db));
+}
 
 const count = (stub: DurableObjectStub, table: string): Promise<number> =>
   runInDurableObject(stub, (_hub, state) => state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n);
@@ -91,12 +98,12 @@ describe("packed hours", () => {
     // One small step (it stops inside an hour), an eviction, then steps until the pass is done.
     const now = hour0 + 6 * HOUR + 1000;
     await runInDurableObject(stub, (_hub, state) => {
-      expect(new Packer(drizzle(state.storage)).step(now, 100)).toEqual({ packed: 100, read: 100, done: false });
+      expect(packerOf(state).step(now, 100)).toEqual({ packed: 100, read: 100, done: false });
     });
     expect(await aggregates(group)).toEqual(before);
     await evictDurableObject(stub);
     await runInDurableObject(stub, (_hub, state) => {
-      const packer = new Packer(drizzle(state.storage));
+      const packer = packerOf(state);
       for (let i = 0; i < 20 && packer.step(now, 100).done === false; i++);
       expect(packer.inProgress()).toBe(false);
     });
@@ -126,7 +133,7 @@ describe("packed hours", () => {
     // The next pass merges it into the pack; the answer stays the same.
     const withLate = await aggregates(group);
     await runInDurableObject(stub, (_hub, state) => {
-      const packer = new Packer(drizzle(state.storage));
+      const packer = packerOf(state);
       while (!packer.step(now).done);
     });
     expect(await count(stub, "minute_buckets")).toBe(0);
@@ -148,7 +155,7 @@ describe("packed hours", () => {
     const before = await aggregates(group, "?device=s-3");
     const sizes = await runInDurableObject(stub, (_hub, state) => {
       const plain = state.storage.sql.databaseSize;
-      const packer = new Packer(drizzle(state.storage));
+      const packer = packerOf(state);
       while (!packer.step(hour0 + 7 * HOUR).done);
       return { plain, packed: state.storage.sql.databaseSize };
     });
@@ -173,11 +180,11 @@ describe("packed hours", () => {
       ]),
     );
     const now = hour0 + 7 * HOUR;
-    const first = await runInDurableObject(stub, (_hub, state) => new Packer(drizzle(state.storage)).step(now));
+    const first = await runInDurableObject(stub, (_hub, state) => packerOf(state).step(now));
     expect(first).toEqual({ packed: 36, read: 37, done: true });
     expect(await count(stub, "minute_buckets")).toBe(1);
     // The next pass, an hour later, reads only the newly closed hour: the lone row is not read again.
-    expect(await runInDurableObject(stub, (_hub, state) => new Packer(drizzle(state.storage)).step(now + HOUR))).toEqual({ packed: 0, read: 0, done: true });
+    expect(await runInDurableObject(stub, (_hub, state) => packerOf(state).step(now + HOUR))).toEqual({ packed: 0, read: 0, done: true });
 
     // A backlog behind the pass (hours 0 and 1, never packed) and a late minute into packed hour 3: their hours are noted, and only they are read.
     await write(
@@ -186,7 +193,7 @@ describe("packed hours", () => {
     );
     expect(await count(stub, "pack_late")).toBe(3);
     const want = await aggregates(group);
-    expect(await runInDurableObject(stub, (_hub, state) => new Packer(drizzle(state.storage)).step(now + HOUR))).toEqual({ packed: 25, read: 25, done: true });
+    expect(await runInDurableObject(stub, (_hub, state) => packerOf(state).step(now + HOUR))).toEqual({ packed: 25, read: 25, done: true });
     expect(await count(stub, "pack_late")).toBe(0);
     expect(await count(stub, "minute_buckets")).toBe(1);
     expect(await aggregates(group)).toEqual(want);
@@ -226,7 +233,7 @@ describe("migration 0014 (packs in parts)", () => {
 
     // The first pass after the migration re-splits the oversize pack and leaves the other as it is.
     await runInDurableObject(stub, (_hub, state) => {
-      const packer = new Packer(drizzle(state.storage));
+      const packer = packerOf(state);
       while (!packer.step(Date.now()).done);
     });
     const after = await parts(stub);

@@ -7,6 +7,7 @@ import { drizzle } from "drizzle-orm/durable-sqlite";
 import { describe, expect, it } from "vitest";
 import { HubClient } from "../../schema/client.ts";
 import { DEFAULT_RETENTION, PRUNE_TASK } from "../../worker/group/history/history.ts";
+import { BucketTally } from "../../worker/group/history/counts.ts";
 import { Pruner } from "../../worker/group/history/prune.ts";
 import { BucketWriter } from "../../worker/group/history/writer.ts";
 import { waitFor } from "../../harness/wait.ts";
@@ -99,7 +100,7 @@ describe("retention", () => {
         metrics.set(metric, buckets);
       }
       db.transaction(() => writer.write(new Map([["e-1", metrics]])));
-      const pruner = new Pruner(db);
+      const pruner = new Pruner(db, new BucketTally(db));
       const cutoffs = { minute: Math.floor(cutoffMs / MIN), hour: null, day: null };
       expect(pruner.step(cutoffs, false, 1000)).toEqual({ deleted: 1000, done: false });
     });

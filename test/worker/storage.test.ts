@@ -15,7 +15,7 @@ import { HubClient } from "../../schema/client.ts";
 import { waitFor } from "../../harness/wait.ts";
 import { Backfill } from "../../worker/group/history/backfill.ts";
 import { Budget } from "../../worker/group/history/budget.ts";
-import { BucketCounts } from "../../worker/group/history/counts.ts";
+import { BucketTally } from "../../worker/group/history/counts.ts";
 import { PRUNE_TASK } from "../../worker/group/history/history.ts";
 import { Packer } from "../../worker/group/history/packer.ts";
 import { BucketWriter, type SeriesAggregates } from "../../worker/group/history/writer.ts";
@@ -96,7 +96,7 @@ describe("storage counts", () => {
     });
     await expectCounted(op, group, "after old history");
     await runInDurableObject(stub, (_hub, state) => {
-      const packer = new Packer(drizzle(state.storage));
+      const packer = new Packer(drizzle(state.storage), new BucketTally(drizzle(state.storage)));
       for (let i = 0; i < 20 && !packer.step(now, 300).done; i++);
       expect(state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM minute_packs").one().n).toBe(12);
     });
@@ -108,7 +108,7 @@ describe("storage counts", () => {
     late.close();
     const lateCounts = await expectCounted(op, group, "after late readings into a packed hour");
     await runInDurableObject(stub, (_hub, state) => {
-      expect(new Packer(drizzle(state.storage)).step(now).done).toBe(true);
+      expect(new Packer(drizzle(state.storage), new BucketTally(drizzle(state.storage))).step(now).done).toBe(true);
     });
     expect((await expectCounted(op, group, "after packing the late readings")).minute).toBe(lateCounts.minute - 1);
 
@@ -123,7 +123,7 @@ describe("storage counts", () => {
     // Pressure: a step deletes the oldest hour of minutes across series.
     await runInDurableObject(stub, (_hub, state) => {
       const db = drizzle(state.storage);
-      expect(new Budget(db, () => Infinity, { maxGroupBytes: 1 }, new BucketCounts(db)).pressureStep()).toBe(true);
+      expect(new Budget(db, () => Infinity, { maxGroupBytes: 1 }, new BucketTally(db)).pressureStep()).toBe(true);
     });
     const pressed = await expectCounted(op, group, "after a pressure step");
     expect(pressed.minute).toBeLessThan(pruned.minute);
@@ -140,7 +140,7 @@ describe("storage counts", () => {
     // Pressure until nothing is left: minutes, then hours, then days.
     await runInDurableObject(stub, (_hub, state) => {
       const db = drizzle(state.storage);
-      const budget = new Budget(db, () => Infinity, { maxGroupBytes: 1 }, new BucketCounts(db));
+      const budget = new Budget(db, () => Infinity, { maxGroupBytes: 1 }, new BucketTally(db));
       for (let i = 0; i < 50 && budget.pressureStep(); i++);
     });
     expect(await expectCounted(op, group, "after pruning everything")).toEqual({ minute: 0, hour: 0, day: 0 });
@@ -155,23 +155,24 @@ describe("storage counts", () => {
     const counted = await runInDurableObject(stub, async (_hub, state) => {
       await databaseBefore(state, "_bucket_counts");
       const db = drizzle(state.storage);
-      // Six series of the old schema, then the new migrations (this instance woke before, so it requested no count).
+      // Six series of the old schema (a writer that leaves counts alone), then the new migrations
+      // (this instance woke before, so it requested no count).
       db.transaction(() => {
-        const writer = new BucketWriter(db);
+        const writer = new BucketWriter(db, true, false);
         for (const d of ["o-1", "o-2", "o-3"]) writer.write(history(d, ["x", "y"], from, 150));
       });
       await migrate(db, migrations);
-      const counts = new BucketCounts(db);
-      expect(counts.totals()).toEqual({ buckets: { minute: 0, hour: 0, day: 0 }, uncountedSeries: 6 });
+      const tally = new BucketTally(db);
+      expect(tally.totals()).toEqual({ buckets: { minute: 0, hour: 0, day: 0 }, uncountedSeries: 6 });
       // One step with a small row bound counts the first series whole (143 minutes, 3 hours, 1 or 2 days) and stops.
-      expect(counts.step(100)).toBe(true);
-      // Commits between steps: new buckets in a counted series and in one not counted yet.
+      expect(tally.step(100)).toBe(true);
+      // Commits between steps: new buckets in the series counted (o-1/x) and in one not counted yet (o-3/y).
       db.transaction(() => {
         const writer = new BucketWriter(db);
         writer.write(history("o-1", ["x"], from + 150 * MIN, 10));
         writer.write(history("o-3", ["y"], from + 150 * MIN, 10));
       });
-      return counts.totals().uncountedSeries;
+      return tally.totals().uncountedSeries;
     });
     expect(counted).toBe(5);
     // The next wake asks for the task, which finishes in the background.

@@ -11,7 +11,6 @@ import { DurableObject } from "cloudflare:workers";
 import { AggregateQuery, type Resolution } from "../../schema/api.ts";
 import type { Reading } from "../../schema/protocol.ts";
 import { Budget, DEFAULT_BUDGET } from "../group/history/budget.ts";
-import { BucketCounts } from "../group/history/counts.ts";
 import { DEFAULT_RETENTION } from "../group/history/history.ts";
 import { Packer, packCounts } from "../group/history/packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "../group/history/prune.ts";
@@ -47,18 +46,13 @@ export class HistoryBench extends DurableObject<BenchEnv> {
 
   /**
    * The store, with or without rollups, and with or without the bucket
-   * counters' triggers (the baseline of what they cost the commit); fixed
-   * for the object's life: one object per variant.
+   * counts (the baseline of what they cost the commit); fixed for the
+   * object's life: one object per variant.
    */
   private async storeOf(rollups: boolean, counters: boolean): Promise<Store> {
     if (!this.store) {
-      this.store = new Store(this.ctx.storage, rollups);
+      this.store = new Store(this.ctx.storage, rollups, counters);
       await this.store.migrate();
-      if (!counters) {
-        const sql = this.ctx.storage.sql;
-        const triggers = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_counts\\_%' ESCAPE '\\'").toArray();
-        for (const { name } of triggers) sql.exec(`DROP TRIGGER "${name}"`);
-      }
     }
     return this.store;
   }
@@ -102,7 +96,7 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         const now = int(url, "now", Date.now());
         const cutoffs = {} as Cutoffs;
         for (const r of ["minute", "hour", "day"] as const) cutoffs[r] = cutoffOf(r, keepOf(DEFAULT_RETENTION, r), now);
-        const pruner = new Pruner(store.db, "bench_prune");
+        const pruner = new Pruner(store.db, store.buckets.tally, "bench_prune");
         let deleted = 0;
         for (let done = false; !done; ) {
           const s = pruner.step(cutoffs);
@@ -114,7 +108,7 @@ export class HistoryBench extends DurableObject<BenchEnv> {
       }
       case "/pack": {
         // A full packing pass of the hours closed by `now`, as the prune task runs it in steps.
-        const packer = new Packer(store.db);
+        const packer = new Packer(store.db, store.buckets.tally);
         let packed = 0;
         for (let done = false; !done; ) {
           const s = packer.step(int(url, "now", Date.now()));
@@ -135,9 +129,9 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         // The storage route's report, `reps` times: from the counters, only their sums (`way=sums`), or as it was before them, counting the tables (`way=scan`).
         const reps = int(url, "reps", 1);
         const sql = this.ctx.storage.sql;
-        const budget = new Budget(store.db, () => sql.databaseSize, DEFAULT_BUDGET, new BucketCounts(store.db));
+        const budget = new Budget(store.db, () => sql.databaseSize, DEFAULT_BUDGET, store.buckets.tally);
         let report: unknown = null;
-        const counts = new BucketCounts(store.db);
+        const counts = store.buckets.tally;
         const way = url.searchParams.get("way");
         for (let i = 0; i < reps; i++) report = way === "scan" ? this.scanReport(store) : way === "sums" ? counts.totals() : budget.report(DEFAULT_RETENTION);
         out = report;

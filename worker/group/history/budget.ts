@@ -12,7 +12,7 @@
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution, type Retention, type StorageResponse } from "../../../schema/api.ts";
-import type { BucketCounts } from "./counts.ts";
+import type { BucketTally } from "./counts.ts";
 import { keepOf, oldestBucket } from "./query.ts";
 import { Pruner, type Cutoffs } from "./prune.ts";
 
@@ -43,14 +43,15 @@ export class Budget {
   private readonly size: () => number;
   readonly limits: BudgetLimits;
   private readonly pruner: Pruner;
-  private readonly counts: BucketCounts;
+  private readonly tally: BucketTally;
 
-  constructor(db: DrizzleSqliteDODatabase, size: () => number, limits: BudgetLimits, counts: BucketCounts) {
+  /** `tally`: the bucket counts (the writer's, `BucketWriter.tally`), which pruning adjusts and the report reads. */
+  constructor(db: DrizzleSqliteDODatabase, size: () => number, limits: BudgetLimits, tally: BucketTally) {
     this.db = db;
     this.size = size;
     this.limits = limits;
-    this.pruner = new Pruner(db, PRESSURE_CURSOR);
-    this.counts = counts;
+    this.pruner = new Pruner(db, tally, PRESSURE_CURSOR);
+    this.tally = tally;
   }
 
   bytes(): number {
@@ -89,11 +90,11 @@ export class Budget {
 
   /**
    * `GET /v1/groups/{group}/storage`, in time independent of the number of
-   * buckets: the counts are one row per series (counts.ts), `oldest` one
+   * buckets: the counts are one row (counts.ts), `oldest` one
    * primary-key seek per series and resolution, the size O(1).
    */
   report(retention: Retention): StorageResponse {
-    const { buckets, uncountedSeries } = this.counts.totals();
+    const { buckets, uncountedSeries } = this.tally.totals();
     const resolutions = {} as StorageResponse["resolutions"];
     for (const r of RESOLUTIONS) {
       const oldest = oldestBucket(this.db, r, []);

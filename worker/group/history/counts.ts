@@ -1,28 +1,40 @@
 /**
  * Bucket counts for `GET /v1/groups/{group}/storage` (docs/history.md,
- * "Storage budget"). The table `bucket_counts` holds one row per series
- * with its minute, hour and day buckets, kept by SQLite triggers on the
- * bucket and pack tables (migration 0013_bucket_counts): every statement
- * that inserts or deletes a bucket row (the commit's upserts, pruning,
- * packing, the backfill) adjusts it in the same transaction, so the route
- * sums one small row per series instead of counting tens of millions.
+ * "Bucket counts without scans"): the row `bucket_totals` holds the minute
+ * (plain rows plus minutes in packs), hour and day buckets stored, and every
+ * writer of bucket rows adjusts it in its own transaction (the commit's
+ * writer, pruning, packing, the backfill through the writer), so the route
+ * reads one row instead of counting tens of millions.
  *
- * A series written before the counters has NULL counts until the task
- * COUNT_TASK counts it, whole series by whole series in one transaction per
- * step (a series cannot change between its count and its row's update, and
- * an eviction loses at most the step under way, which the next wake redoes).
+ * The commit's upserts do not say whether they inserted or updated a row,
+ * and asking SQLite per row (a trigger, RETURNING, a look-up before each
+ * upsert) costs the commit path per reading. So the tally keeps, per series
+ * and resolution, the highest bucket index known to exist as a plain row: a
+ * bucket above it is new, the bucket at it exists (the common case: the
+ * current minute, hour and day), and only a bucket below it (a late
+ * reading) costs one primary-key look-up. Deletes forget the known index
+ * when they may have removed it.
+ *
+ * A group written before the counters is counted by the task COUNT_TASK,
+ * series by series in id order, one transaction a step; `counted_to` is the
+ * last series counted (NULL once all are). Writes to series above it are
+ * not tallied: the task counts them when it gets there, as they are then.
+ *
+ * In memory: the known highest indexes and `counted_to`, dropped by
+ * `forget()` when a transaction rolls back and rebuilt from SQLite on use.
  */
-import { asc, eq, isNull, sql } from "drizzle-orm";
-import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { Resolution } from "../../../schema/api.ts";
-import { bucketCounts, dayBuckets, hourBuckets, minuteBuckets, minutePacks } from "../../../schema/tables.ts";
+import type { GroupDb } from "./writer.ts";
 
-/** The scheduler task that counts the series written before the counters. */
+/** The scheduler task that counts the buckets of a group written before the counters. */
 export const COUNT_TASK = "history.count";
 /** A counting step stops after the series that takes it past this many rows (a series is counted whole). */
 export const COUNT_STEP_ROWS = 50_000;
 /** Series counted per step at most. */
 const COUNT_STEP_SERIES = 200;
+
+const TABLES: Readonly<Record<Resolution, string>> = { minute: "minute_buckets", hour: "hour_buckets", day: "day_buckets" };
+const RES: readonly Resolution[] = ["minute", "hour", "day"];
 
 /** Buckets stored per resolution, and how many series are not counted yet (their buckets are left out). */
 export interface BucketTotals {
@@ -30,64 +42,123 @@ export interface BucketTotals {
   uncountedSeries: number;
 }
 
-export class BucketCounts {
-  private readonly db: DrizzleSqliteDODatabase;
+export class BucketTally {
+  private readonly db: GroupDb;
+  private readonly sql: SqlStorage;
+  /** Per resolution: series id -> highest bucket index known to exist as a plain row (-1: none). */
+  private known: Record<Resolution, Map<number, number>> = { minute: new Map(), hour: new Map(), day: new Map() };
+  private delta: Record<Resolution, number> = { minute: 0, hour: 0, day: 0 };
+  /** The last series counted; null: all; undefined: not read since the last `forget()`. */
+  private countedTo: number | null | undefined = undefined;
 
-  constructor(db: DrizzleSqliteDODatabase) {
+  constructor(db: GroupDb) {
     this.db = db;
+    this.sql = db.$client.sql;
   }
 
-  /** The group's totals: one pass over one row per series. */
+  /** A bucket row about to be upserted (inside the caller's transaction): tallied if it is new. */
+  row(r: Resolution, id: number, bucket: number): void {
+    if (!this.tallied(id)) return;
+    const known = this.known[r];
+    let top = known.get(id);
+    if (top === undefined) {
+      top = this.sql.exec<{ b: number }>(`SELECT bucket AS b FROM ${TABLES[r]} WHERE series = ? ORDER BY bucket DESC LIMIT 1`, id).toArray()[0]?.b ?? -1;
+      known.set(id, top);
+    }
+    if (bucket > top) {
+      known.set(id, bucket);
+      this.delta[r]++;
+    } else if (bucket < top && this.sql.exec(`SELECT 1 FROM ${TABLES[r]} WHERE series = ? AND bucket = ?`, id, bucket).toArray().length === 0) {
+      this.delta[r]++;
+    }
+  }
+
+  /** `n` buckets of series `id` added (negative: removed) by other means than `row` (deletes, packs). */
+  add(r: Resolution, id: number, n: number): void {
+    if (n !== 0 && this.tallied(id)) this.delta[r] += n;
+  }
+
+  /** Plain rows of series `id` at or below bucket index `upTo` may have been deleted: the known highest may be gone. */
+  deleted(r: Resolution, id: number, upTo: number): void {
+    const top = this.known[r].get(id);
+    if (top !== undefined && top <= upTo) this.known[r].delete(id);
+  }
+
+  /** Writes the tallied changes into `bucket_totals` (inside the caller's transaction). */
+  flush(): void {
+    const d = this.delta;
+    if (d.minute === 0 && d.hour === 0 && d.day === 0) return;
+    this.sql.exec("UPDATE bucket_totals SET minute = minute + ?, hour = hour + ?, day = day + ? WHERE id = 1", d.minute, d.hour, d.day);
+    this.delta = { minute: 0, hour: 0, day: 0 };
+  }
+
+  /** A transaction that tallied rolled back, or changes are about to be tallied from a clean state: drops what memory holds. */
+  forget(): void {
+    this.known = { minute: new Map(), hour: new Map(), day: new Map() };
+    this.delta = { minute: 0, hour: 0, day: 0 };
+    this.countedTo = undefined;
+  }
+
+  /** The group's totals: one row, and a range count of the series not counted yet. */
   totals(): BucketTotals {
-    const c = bucketCounts;
-    const row = this.db
-      .select({
-        minute: sql<number>`coalesce(sum(${c.minute}), 0)`,
-        hour: sql<number>`coalesce(sum(${c.hour}), 0)`,
-        day: sql<number>`coalesce(sum(${c.day}), 0)`,
-        uncounted: sql<number>`count(*) - count(${c.minute})`,
-      })
-      .from(c)
-      .get();
-    return { buckets: { minute: row?.minute ?? 0, hour: row?.hour ?? 0, day: row?.day ?? 0 }, uncountedSeries: row?.uncounted ?? 0 };
+    const row = this.sql.exec<{ minute: number; hour: number; day: number; counted_to: number | null }>("SELECT minute, hour, day, counted_to FROM bucket_totals WHERE id = 1").toArray()[0];
+    const to = row?.counted_to ?? null;
+    const uncountedSeries = to === null ? 0 : this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM series WHERE id > ?", to).one().n;
+    return { buckets: { minute: row?.minute ?? 0, hour: row?.hour ?? 0, day: row?.day ?? 0 }, uncountedSeries };
   }
 
-  /** Whether some series still wait for COUNT_TASK. */
+  /** Whether series written before the counters still wait for COUNT_TASK. */
   pending(): boolean {
-    return this.db.select({ one: sql`1` }).from(bucketCounts).where(isNull(bucketCounts.minute)).limit(1).get() !== undefined;
+    return this.readCountedTo() !== null;
   }
 
-  /** Task COUNT_TASK: counts uncounted series, whole, until about `maxRows` rows were read; true while some remain. */
+  /**
+   * Task COUNT_TASK: counts whole series after `counted_to` until about
+   * `maxRows` rows were read, in one transaction; true while some remain.
+   */
   step(maxRows = COUNT_STEP_ROWS): boolean {
+    const from = this.readCountedTo();
+    if (from === null) return false;
+    // Whatever happens below, `counted_to` is read again on next use.
+    this.countedTo = undefined;
     return this.db.transaction(() => {
-      const ids = this.db
-        .select({ id: bucketCounts.series })
-        .from(bucketCounts)
-        .where(isNull(bucketCounts.minute))
-        .orderBy(asc(bucketCounts.series))
-        .limit(COUNT_STEP_SERIES + 1)
-        .all();
+      const ids = this.sql.exec<{ id: number }>("SELECT id FROM series WHERE id > ? ORDER BY id LIMIT ?", from, COUNT_STEP_SERIES + 1).toArray();
+      const sums: Record<Resolution, number> = { minute: 0, hour: 0, day: 0 };
       let rows = 0;
+      let last = from;
       let counted = 0;
       for (const { id } of ids.slice(0, COUNT_STEP_SERIES)) {
-        const n = this.countSeries(id);
-        this.db.update(bucketCounts).set(n).where(eq(bucketCounts.series, id)).run();
+        for (const r of RES) {
+          const n = this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${TABLES[r]} WHERE series = ?`, id).one().n;
+          sums[r] += n;
+          rows += n;
+        }
+        sums.minute += this.sql.exec<{ n: number }>("SELECT coalesce(sum(buckets), 0) AS n FROM minute_packs WHERE series = ?", id).one().n;
+        last = id;
         counted++;
-        rows += n.minute + n.hour + n.day;
         if (rows >= maxRows) break;
       }
-      return counted < ids.length;
+      const more = counted < ids.length;
+      this.sql.exec(
+        "UPDATE bucket_totals SET minute = minute + ?, hour = hour + ?, day = day + ?, counted_to = ? WHERE id = 1",
+        sums.minute,
+        sums.hour,
+        sums.day,
+        more ? last : null,
+      );
+      return more;
     });
   }
 
-  /** One series' buckets, counted through the primary keys (series first). */
-  private countSeries(id: number): Record<Resolution, number> {
-    const count = (t: typeof minuteBuckets | typeof hourBuckets | typeof dayBuckets) => sql<number>`(SELECT count(*) FROM ${t} WHERE ${t.series} = ${id})`;
-    const packed = sql<number>`(SELECT coalesce(sum(${minutePacks.buckets}), 0) FROM ${minutePacks} WHERE ${minutePacks.series} = ${id})`;
-    const row = this.db
-      .select({ minute: sql<number>`${count(minuteBuckets)} + ${packed}`, hour: count(hourBuckets), day: count(dayBuckets) })
-      .from(sql`(SELECT 1)`)
-      .get();
-    return { minute: row?.minute ?? 0, hour: row?.hour ?? 0, day: row?.day ?? 0 };
+  private tallied(id: number): boolean {
+    const to = this.readCountedTo();
+    return to === null || id <= to;
+  }
+
+  private readCountedTo(): number | null {
+    if (this.countedTo === undefined) {
+      this.countedTo = this.sql.exec<{ c: number | null }>("SELECT counted_to AS c FROM bucket_totals WHERE id = 1").toArray()[0]?.c ?? null;
+    }
+    return this.countedTo;
   }
 }

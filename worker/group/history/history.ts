@@ -15,7 +15,7 @@ import { settings } from "../../../schema/tables.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import { Backfill, BACKFILL_TASK } from "./backfill.ts";
 import { Budget, type BudgetLimits } from "./budget.ts";
-import { BucketCounts, COUNT_TASK } from "./counts.ts";
+import { COUNT_TASK, type BucketTally } from "./counts.ts";
 import { Packer } from "./packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "./prune.ts";
 import { BucketQueries, keepOf } from "./query.ts";
@@ -51,7 +51,7 @@ export class History {
   private readonly pruner: Pruner;
   private readonly packer: Packer;
   private readonly budget: Budget;
-  private readonly counts: BucketCounts;
+  private readonly tally: BucketTally;
   private cachedRetention: Retention | null = null;
 
   constructor(db: DrizzleSqliteDODatabase, writer: BucketWriter, host: HistoryHost, limits: BudgetLimits) {
@@ -59,16 +59,16 @@ export class History {
     this.host = host;
     this.queries = new BucketQueries(db);
     this.backfill = new Backfill(db, writer);
-    this.pruner = new Pruner(db);
-    this.packer = new Packer(db);
-    this.counts = new BucketCounts(db);
-    this.budget = new Budget(db, () => host.databaseSize(), limits, this.counts);
+    this.tally = writer.tally;
+    this.pruner = new Pruner(db, this.tally);
+    this.packer = new Packer(db, this.tally);
+    this.budget = new Budget(db, () => host.databaseSize(), limits, this.tally);
   }
 
   /** After the migrations, on every wake: resumes the backfill if old rows remain. */
   wake(now: number): void {
     if (this.queries.hasLegacy()) this.host.scheduler.request(BACKFILL_TASK, now);
-    if (this.counts.pending()) this.host.scheduler.request(COUNT_TASK, now);
+    if (this.tally.pending()) this.host.scheduler.request(COUNT_TASK, now);
     // Keeps an earlier due time: this only makes sure a pass is never more than an hour away.
     this.host.scheduler.request(PRUNE_TASK, this.pruner.inProgress() || this.packer.inProgress() ? now : now + PRUNE_EVERY_MS);
   }
@@ -80,7 +80,7 @@ export class History {
 
   /** Task COUNT_TASK: counts a few series written before the bucket counters; runs again at once while some remain. */
   countStep(now: number): number | null {
-    return this.counts.step() ? now : null;
+    return this.tally.step() ? now : null;
   }
 
   /**

@@ -22,6 +22,7 @@ import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTION_MS } from "../../../schema/api.ts";
 import { minuteBuckets, minutePacks, packLate, series, settings } from "../../../schema/tables.ts";
 import { mergePartial, type PartialAggregate } from "../ingest/collapse.ts";
+import type { BucketTally } from "./counts.ts";
 import { MAX_PART_BYTES, packParts, unpackHour, type PackedMinute } from "./pack.ts";
 import { cellBytes, type Cell } from "./record.ts";
 import { bucketFields } from "./writer.ts";
@@ -60,9 +61,12 @@ interface Work {
 
 export class Packer {
   private readonly db: DrizzleSqliteDODatabase;
+  private readonly tally: BucketTally;
 
-  constructor(db: DrizzleSqliteDODatabase) {
+  /** `tally`: the bucket counts that packing adjusts (the writer's, `BucketWriter.tally`). */
+  constructor(db: DrizzleSqliteDODatabase, tally: BucketTally) {
     this.db = db;
+    this.tally = tally;
   }
 
   inProgress(): boolean {
@@ -106,6 +110,7 @@ export class Packer {
       const done = lateDone && seriesDone;
       if (done) this.db.delete(settings).where(eq(settings.key, CURSOR_KEY)).run();
       else this.writeSetting(CURSOR_KEY, JSON.stringify(pass));
+      this.tally.flush();
       return { packed: work.packed, read: work.read, done };
     });
   }
@@ -219,7 +224,10 @@ export class Packer {
     if (first && lastRow) {
       const m = minuteBuckets;
       this.db.delete(m).where(and(eq(m.series, id), between(m.bucket, first.bucket, lastRow.bucket))).run();
+      this.tally.deleted("minute", id, lastRow.bucket);
     }
+    // Minutes: the parts' ones, less those the old parts held and the plain rows taken.
+    this.tally.add("minute", id, list.length - existing.reduce((n, e) => n + e.buckets, 0) - plain.length);
     return plain.length;
   }
 

@@ -11,6 +11,7 @@ import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
 import { minutePacks, series, settings } from "../../../schema/tables.ts";
+import type { BucketTally } from "./counts.ts";
 import { BUCKET_TABLES } from "./writer.ts";
 
 /** Buckets older than these bucket indexes go (null: keep all of that resolution). */
@@ -34,11 +35,16 @@ export function cutoffOf(r: Resolution, keepMs: number | null, now: number): num
 
 export class Pruner {
   private readonly db: DrizzleSqliteDODatabase;
+  private readonly tally: BucketTally;
   private readonly cursorKey: string;
 
-  /** `cursorKey`: the settings row of this pruner's pass (retention and pressure passes keep their own). */
-  constructor(db: DrizzleSqliteDODatabase, cursorKey = "prune_cursor") {
+  /**
+   * `tally`: the bucket counts every delete adjusts (the writer's, `BucketWriter.tally`).
+   * `cursorKey`: the settings row of this pruner's pass (retention and pressure passes keep their own).
+   */
+  constructor(db: DrizzleSqliteDODatabase, tally: BucketTally, cursorKey = "prune_cursor") {
     this.db = db;
+    this.tally = tally;
     this.cursorKey = cursorKey;
   }
 
@@ -67,9 +73,17 @@ export class Pruner {
       for (const { id } of ids) {
         for (const r of RESOLUTIONS) {
           const cut = cursor.cutoffs[r];
-          if (cut !== null) deleted += this.deleteBelow(r, id, cut, maxRows - deleted);
+          if (cut === null) continue;
+          const rows = this.deleteBelow(r, id, cut, maxRows - deleted);
+          this.tally.add(r, id, -rows);
+          if (rows > 0) this.tally.deleted(r, id, cut - 1);
+          deleted += rows;
           // Packed parts of hours go whole, once every minute of the part is below the cutoff.
-          if (cut !== null && r === "minute") deleted += this.deletePacksBelow(id, cut, maxRows - deleted);
+          if (r === "minute") {
+            const packs = this.deletePacksBelow(id, cut, maxRows - deleted);
+            this.tally.add("minute", id, -packs.buckets);
+            deleted += packs.rows;
+          }
           if (deleted >= maxRows) break;
         }
         // A series with more to delete than this step allows is visited again.
@@ -79,6 +93,7 @@ export class Pruner {
       const done = ids.length < PRUNE_STEP_SERIES && last === (ids.at(-1)?.id ?? cursor.series);
       if (done) this.reset();
       else this.writeCursor({ series: last, cutoffs: cursor.cutoffs });
+      this.tally.flush();
       return { deleted, done };
     });
   }
@@ -86,19 +101,33 @@ export class Pruner {
   /** Deletes up to `max` of a series' oldest buckets of `r` below `cutoff`; returns how many. */
   private deleteBelow(r: Resolution, id: number, cutoff: number, max: number): number {
     const t = BUCKET_TABLES[r];
-    return this.deleteOldest(t, t.series, t.bucket, id, cutoff, max);
+    return this.deleteOldest(t, t.series, t.bucket, sql<number>`1`, id, cutoff, max).rows;
   }
 
-  /** Deletes up to `max` of a series' oldest packed parts whose last minute is below minute index `cutoff`; returns how many. */
-  private deletePacksBelow(id: number, cutoff: number, max: number): number {
+  /** Deletes up to `max` of a series' oldest packed parts whose last minute is below minute index `cutoff`; returns how many, and the minutes they held. */
+  private deletePacksBelow(id: number, cutoff: number, max: number): { rows: number; buckets: number } {
     // Parts of a series do not overlap, so those ending below the cutoff are the first ones by key.
     const p = minutePacks;
-    return this.deleteOldest(p, p.series, p.firstMinute, id, cutoff, max, lt(p.lastMinute, cutoff));
+    const gone = this.deleteOldest(p, p.series, p.firstMinute, p.buckets, id, cutoff, max, lt(p.lastMinute, cutoff));
+    return { rows: gone.rows, buckets: gone.weight };
   }
 
-  /** Deletes up to `max` rows of `table` for series `id` whose `key` is below `cutoff` (and that match `also`), oldest first; returns how many. */
-  private deleteOldest(table: SQLiteTable, seriesCol: SQLiteColumn, key: SQLiteColumn, id: number, cutoff: number, max: number, also?: SQL): number {
-    if (max <= 0) return 0;
+  /**
+   * Deletes up to `max` rows of `table` for series `id` whose `key` is below
+   * `cutoff` (and that match `also`), oldest first; returns how many, and
+   * the sum of `weight` over them.
+   */
+  private deleteOldest(
+    table: SQLiteTable,
+    seriesCol: SQLiteColumn,
+    key: SQLiteColumn,
+    weight: SQL<number> | SQLiteColumn,
+    id: number,
+    cutoff: number,
+    max: number,
+    also?: SQL,
+  ): { rows: number; weight: number } {
+    if (max <= 0) return { rows: 0, weight: 0 };
     // The `max`-th row's key bounds the delete (DELETE ... LIMIT is a
     // compile-time option of SQLite); the primary key (series, key) makes
     // both the seek and the range delete cheap.
@@ -110,11 +139,14 @@ export class Pruner {
       .limit(1)
       .offset(max)
       .get();
-    return this.db
+    const gone = this.db
       .delete(table)
       .where(and(eq(seriesCol, id), lt(key, typeof bound?.key === "number" ? bound.key : cutoff), also))
-      .returning({ one: sql<number>`1` })
-      .all().length;
+      .returning({ w: sql<number>`${weight}` })
+      .all();
+    let w = 0;
+    for (const g of gone) w += g.w;
+    return { rows: gone.length, weight: w };
   }
 
   /** Ends a pass under way: the next step starts a new one by the cutoffs it is given. */

@@ -14,6 +14,7 @@ import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
 import { dayBuckets, hourBuckets, minuteBuckets, series, type BucketTable } from "../../../schema/tables.ts";
 import { mergePartial, type Collapsed, type PartialAggregate } from "../ingest/collapse.ts";
+import { BucketTally } from "./counts.ts";
 
 /** device -> metric -> bucket start (ms) -> aggregate, as collapse builds it. */
 export type SeriesAggregates = Collapsed["aggregates"];
@@ -169,16 +170,20 @@ class RowBuffer {
   private readonly full: ShapeBuffer;
   private readonly point: ShapeBuffer;
   private readonly resolution: Resolution;
+  private readonly tally: BucketTally | null;
 
-  constructor(t: BucketTable, resolution: Resolution) {
+  /** `tally`: told of every row, to count the new ones (null: bench:history's baseline without counts). */
+  constructor(t: BucketTable, resolution: Resolution, tally: BucketTally | null) {
     this.full = new ShapeBuffer(getTableName(t), "full");
     this.point = new ShapeBuffer(getTableName(t), "point");
     this.resolution = resolution;
+    this.tally = tally;
   }
 
   add(sql: SqlStorage, id: number, bucket: number, start: number, a: PartialAggregate): void {
     // The commit's own partial already overflowed (the SQL merge checks the stored sum plus it).
     if (!Number.isFinite(a.sum)) throw new SumOverflow(this.resolution);
+    this.tally?.row(this.resolution, id, bucket);
     const firstOff = a.firstTs - start;
     if (isPoint(a)) this.point.push(sql, id, bucket, a.count, a.sum, firstOff);
     else this.full.push(sql, id, bucket, a.count, a.sum, a.min, a.max, firstOff, a.lastTs - start, a.last);
@@ -203,12 +208,19 @@ export class BucketWriter {
   private readonly insertId;
   private ids = new Map<string, Map<string, number>>();
   private readonly rollups: boolean;
+  /** The bucket counts (counts.ts), shared with every other writer of bucket rows: pruning, packing. */
+  readonly tally: BucketTally;
 
-  /** `rollups: false` writes minute buckets only: bench:history's baseline, never the hub's. */
-  constructor(db: GroupDb, rollups = true) {
+  /**
+   * `rollups: false` writes minute buckets only, `counts: false` leaves the
+   * bucket counts alone: bench:history's baselines, never the hub's.
+   */
+  constructor(db: GroupDb, rollups = true, counts = true) {
     this.rollups = rollups;
     this.sql = db.$client.sql;
-    this.buffers = { minute: new RowBuffer(minuteBuckets, "minute"), hour: new RowBuffer(hourBuckets, "hour"), day: new RowBuffer(dayBuckets, "day") };
+    this.tally = new BucketTally(db);
+    const tally = counts ? this.tally : null;
+    this.buffers = { minute: new RowBuffer(minuteBuckets, "minute", tally), hour: new RowBuffer(hourBuckets, "hour", tally), day: new RowBuffer(dayBuckets, "day", tally) };
     this.selectId = db
       .select({ id: series.id })
       .from(series)
@@ -237,6 +249,7 @@ export class BucketWriter {
   /** The transaction this writer wrote in rolled back: ids it created may not exist. */
   forget(): void {
     this.ids = new Map();
+    this.tally.forget();
   }
 
   /**
@@ -290,5 +303,6 @@ export class BucketWriter {
       }
     }
     for (const r of RESOLUTIONS) this.buffers[r].flush(sql);
+    this.tally.flush();
   }
 }

@@ -85,10 +85,10 @@ export class Store {
   readonly buckets: BucketWriter;
   private readonly peers: ByKind<PeerStatements>;
 
-  /** `rollups: false` (minute buckets only) is bench:history's baseline, never the hub's. */
-  constructor(storage: DurableObjectStorage, rollups = true) {
+  /** `rollups: false` (minute buckets only) and `counts: false` (no bucket counts) are bench:history's baselines, never the hub's. */
+  constructor(storage: DurableObjectStorage, rollups = true, counts = true) {
     this.db = drizzle(storage, { logger: false });
-    this.buckets = new BucketWriter(this.db, rollups);
+    this.buckets = new BucketWriter(this.db, rollups, counts);
     this.peers = { device: peerStatements(this.db, devices), gateway: peerStatements(this.db, gateways) };
   }
 
