@@ -21,8 +21,8 @@
  *   - query times for one series (24 h at minute, 30 d at hour, 1 y at day,
  *     `auto` over everything), each the mean of `--reps` runs inside the
  *     object, timed from outside minus an empty request's time;
- *   - what the bucket counters' triggers cost the commit (ingest with
- *     rollups against an object whose triggers were dropped, same rounds);
+ *   - what keeping the bucket counts costs the commit (ingest with
+ *     rollups against an object whose writer keeps none, same rounds);
  *   - the storage route's report from the counters against counting the
  *     tables as before them, on the steady state and on 5,000 series.
  * Timestamps are simulated (the store takes them as given; the validator's
@@ -117,7 +117,7 @@ interface Size {
 
 try {
   const now = Math.floor(Date.now() / DAY) * DAY;
-  // 1. Ingest with and without rollups, and with rollups but without the bucket counters' triggers,
+  // 1. Ingest with and without rollups, and with rollups but without the bucket counts,
   // in rounds (the order turning each round) so that all see the same machine load.
   const variants = {
     roll: { rollups: 1, counters: 1 },
@@ -264,7 +264,7 @@ try {
       `bytes per minute bucket, 50 series x 3 days, one reading a minute: ${bytesPerBucket.plainBeforePacking} as plain rows, ${bytesPerBucket.compacted} packed by the hour`,
       `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket) with closed hours packed; scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB (${steadyState.unpackedScaledTo1000DevicesGB} GB unpacked)`,
       ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),
-      `bucket counters' cost to ingest with rollups: ${ingest.withRollupsWithoutCounters.toLocaleString("en")} readings/s without their triggers, ratio with/without ${ingest.countersRatio} (rounds ${ingest.countersRounds.join(", ")}, median ${ingest.medianCountersRound}); by workerd CPU time ${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withRollupsWithoutCounters} s`,
+      `bucket counts' cost to ingest with rollups: ${ingest.withRollupsWithoutCounters.toLocaleString("en")} readings/s without them, ratio with/without ${ingest.countersRatio} (rounds ${ingest.countersRounds.join(", ")}, median ${ingest.medianCountersRound}); by workerd CPU time ${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withRollupsWithoutCounters} s`,
       ...Object.entries(storage).map(
         ([, s]) =>
           `storage report, ${s.series.toLocaleString("en")} series, ${s.buckets.toLocaleString("en")} buckets: ${s.ms} ms from the counters (${s.sumsMs} ms of it their sums, the rest the oldest-bucket seeks), ${s.scanMs} ms counting the tables as before`,
