@@ -228,7 +228,13 @@ describe("migration 0014 (packs in parts)", () => {
       { series: 1, first: hour * 60, last: hour * 60 + 59, buckets: 60, bytes: packHour(full).length },
       { series: 1, first: (hour + 1) * 60, last: (hour + 1) * 60 + 59, buckets: 60, bytes: packHour(points).length },
     ]);
-    const counted = () => runInDurableObject(stub, (_hub, state) => state.storage.sql.exec<{ n: number }>("SELECT minute AS n FROM bucket_counts WHERE series = 1").one().n);
+    // The bucket counts (counts.ts): this group had series before the counters, so the count task counts it first (here by hand).
+    const counted = () =>
+      runInDurableObject(stub, (_hub, state) => {
+        const tally = new BucketTally(drizzle(state.storage));
+        while (tally.step());
+        return tally.totals().buckets.minute;
+      });
     expect(await counted()).toBe(120);
 
     // The first pass after the migration re-splits the oversize pack and leaves the other as it is.
