@@ -11,10 +11,8 @@ export default defineConfig({
   test: {
     // Vitest's default is one worker less than the cores: one on a two-core
     // machine, so every file of every project would run in turn. Files of
-    // every project run side by side in four: node and browser files mostly
-    // wait (on fleets, Chromium, real time), so four keep two cores busy.
-    // A project without file parallelism (browser) runs after all the
-    // others, file by file.
+    // every project run side by side in three: node and browser files mostly
+    // wait (on fleets, Chromium, real time), so three keep two cores busy.
     maxWorkers: 3,
     // The longest-waiting files first, so that none of them starts last.
     sequence: { sequencer: LongestFirst },
@@ -92,11 +90,9 @@ export default defineConfig({
           globalSetup: ["test/node/shared-hub.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
-          // One file at a time, after the other projects (vitest runs a project
-          // without file parallelism last): scale.test.ts measures frame times
-          // and a 1,000-device fleet coming online, which other Chromiums and
-          // fleets beside it pushed past their limits on a busy two-core machine.
-          fileParallelism: false,
+          // Side by side with the other projects' files: the 1,000-device fleet
+          // of scale.test.ts runs inside heavyPhase() (harness/heavy.ts), so no
+          // other fleet or flood runs beside it.
         },
       },
     ],
