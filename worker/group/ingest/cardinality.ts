@@ -47,6 +47,8 @@ export class Cardinality {
   private readonly gateways = new Map<string, Set<string>>();
   /** (gateway, device) pairs of pending batches, written with the next commit. */
   private newGatewayDevices: [string, string][] = [];
+  /** The pairs the last `inCommit` recorded: pending again if its transaction rolls back. */
+  private recording: [string, string][] = [];
 
   constructor(limits: CardinalityLimits, known: KnownSeries) {
     this.limits = limits;
@@ -101,6 +103,7 @@ export class Cardinality {
    * are retried in parts, commit.ts, and each part records only its own).
    */
   inCommit(now: number, batches: readonly { device: string; source: Peer }[]): void {
+    this.recording = [];
     if (this.newGatewayDevices.length === 0) return;
     const applied = new Set<string>();
     for (const b of batches) if (b.source.kind === "gateway") applied.add(pairKey(b.source.id, b.device));
@@ -109,6 +112,7 @@ export class Cardinality {
     for (const pair of this.newGatewayDevices) (applied.has(pairKey(...pair)) ? due : later).push(pair);
     if (due.length > 0) this.known.addGatewayDevices(due, now);
     this.newGatewayDevices = later;
+    this.recording = due;
   }
 
   /**
@@ -120,7 +124,9 @@ export class Cardinality {
     this.metrics = null;
     this.seriesCount = 0;
     this.gateways.clear();
-    if (!retrying) this.newGatewayDevices = [];
+    // The pairs the rolled-back transaction recorded are pending again.
+    this.newGatewayDevices = retrying ? [...this.newGatewayDevices, ...this.recording] : [];
+    this.recording = [];
   }
 
   private check(peer: Peer, fresh: Map<string, Set<string>>, devices: Set<string>): OverBudget | null {
