@@ -16,7 +16,7 @@ import { readLimits } from "../../schema/limits.ts";
 import { RESOLUTION_MS } from "../../schema/api.ts";
 import type { PeerSender } from "../../worker/group/ingest/frames.ts";
 import { Ingest } from "../../worker/group/ingest/ingest.ts";
-import type { DeviceReadings } from "../../worker/group/ingest/commit.ts";
+import { retryBudget, type DeviceReadings } from "../../worker/group/ingest/commit.ts";
 import { Store } from "../../worker/group/ingest/store.ts";
 import type { Peer } from "../../worker/group/peer.ts";
 import type { Archive } from "../../worker/group/archive/archive.ts";
@@ -32,10 +32,11 @@ type Answers = Record<string, unknown[]>;
 /**
  * An ingest stage on the object's own SQLite whose group commit runs only
  * when the test flushes it, so the batches sent before a flush share one
- * commit. `inCommit` throws for a batch of device "boom" (a failure the hub
- * cannot name), and records which batches each transaction carried.
+ * commit. `inCommit` throws when `fails` says so (by default for a batch of
+ * device "boom": a failure the hub cannot name), and records which batches
+ * each transaction carried.
  */
-function stage(state: DurableObjectState, group: string) {
+function stage(state: DurableObjectState, group: string, fails = (batches: DeviceReadings[]) => batches.some((b) => b.device === "boom")) {
   const limits = { ...readLimits({ ...env }), groupCommitMs: 60_000, groupCommitReadings: 1_000_000 };
   const answers: Answers = {};
   const transactions: string[][] = [];
@@ -45,7 +46,7 @@ function stage(state: DurableObjectState, group: string) {
     hasPendingWork: () => false,
     inCommit(_c, batches: DeviceReadings[]) {
       transactions.push(batches.map((b) => `${b.source.id}:${b.seq}`));
-      if (batches.some((b) => b.device === "boom")) throw new Error("a failure the hub cannot name");
+      if (fails(batches)) throw new Error("a failure the hub cannot name");
       return null;
     },
     afterCommit: () => {},
@@ -268,5 +269,23 @@ describe("one batch cannot fail its group commit", () => {
     // A failed peer's socket is closed so that none of its later batches overtakes the one to resend.
     expect(out.first.closed).toEqual(["boom:1013"]);
     expect(out.alone).toEqual({ boom: ["internal 1"] });
+  });
+
+  it("spends a bounded number of transactions when every part fails (the database refuses writes)", async () => {
+    const group = uniqueGroup();
+    const n = 32;
+    const out = await runInDurableObject(env.GROUPS.getByName(group), (_hub, state) => {
+      const s = stage(state, group, () => true);
+      const ids = Array.from({ length: n }, (_, i) => `d${i}`);
+      s.connect("device", ...ids);
+      for (const id of ids) s.send("device", id, { type: "batch", seq: 1, readings: [[lastHour(50), "m", 1]] });
+      s.ingest.flush();
+      return { answers: s.take(), transactions: s.transactions.length, seqs: s.seqs() };
+    });
+    expect(new Set(Object.values(out.answers).flat())).toEqual(new Set(["internal 1"]));
+    expect(Object.keys(out.answers)).toHaveLength(n);
+    // The failed commit, then at most the budget (24 for 32 batches), not 2n − 1 = 63.
+    expect(out.transactions).toBe(1 + retryBudget(n));
+    expect(new Set(Object.values(out.seqs))).toEqual(new Set([0]));
   });
 });

@@ -215,11 +215,15 @@ export class GroupCommit<Note> {
    * carries its peers' seqs, and a failed one rolled back whole). Halves
    * run in order, and once a batch of a peer failed with `internal`, the
    * peer's later batches are not applied: its resend must not become a
-   * duplicate. Returns the refusal of each batch not applied.
+   * duplicate. A failure that is no batch's (every part fails: the
+   * database itself refuses writes) would cost 2n − 1 transactions, so the
+   * retries stop after `retryBudget(n)` (room for two bad batches) and the
+   * batches left get `internal`. Returns the refusal of each batch not applied.
    */
   private isolate(applied: readonly Pending[], now: number, after: (() => void)[]): Map<Pending, Refusal> {
     const out = new Map<Pending, Refusal>();
     const blocked = new Set<string>();
+    let budget = retryBudget(applied.length);
     const split = (items: readonly Pending[]): void => {
       const half = Math.ceil(items.length / 2);
       run(items.slice(0, half));
@@ -232,6 +236,10 @@ export class GroupCommit<Note> {
         else live.push(p);
       }
       if (live.length === 0) return;
+      if (budget-- <= 0) {
+        for (const p of live) out.set(p, INTERNAL);
+        return;
+      }
       const failure = this.attempt(collapse(live), live, now, after);
       if (failure === null) return;
       const [only] = live;
@@ -271,6 +279,11 @@ export class GroupCommit<Note> {
 interface Refusal {
   code: typeof ErrorCode.BadValue | typeof ErrorCode.Internal;
   message: string;
+}
+
+/** Transactions `isolate` may spend on n batches: finding one bad batch takes 2·⌈log2 n⌉, this leaves room for two. */
+export function retryBudget(n: number): number {
+  return 4 * Math.ceil(Math.log2(n)) + 4;
 }
 
 const INTERNAL: Refusal = { code: ErrorCode.Internal, message: "commit failed; send the batch again" };
