@@ -136,9 +136,10 @@ export const minutePacks = sqliteTable(
 
 /**
  * Hours that got a plain minute row after the packing pass had passed them
- * (a late reading, a device's backlog), filled by a trigger on
- * `minute_buckets` (migration 0014): the next pass looks at these hours
- * only, instead of re-reading every plain row it left (worker/group/history/packer.ts).
+ * (a late reading, a device's backlog), noted by the bucket writer in the
+ * commit's transaction (worker/group/history/late.ts): the next pass looks
+ * at these hours only, instead of re-reading every plain row it left
+ * (worker/group/history/packer.ts).
  */
 export const packLate = sqliteTable(
   "pack_late",

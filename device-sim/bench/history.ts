@@ -13,7 +13,9 @@
  *     one commit per simulated minute, alternating in rounds; the ratio by
  *     wall time and by workerd's CPU time (Linux /proc);
  *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows),
- *     plain and packed (closed hours of minutes in one row per series);
+ *     plain and packed (closed hours of minutes in parts of an hour per
+ *     series), for one and for three readings a minute, against packing as
+ *     before parts (an hour in one row) in the same run;
  *   - a steady state under the default retention: `--fill-devices` devices
  *     x 5 metrics over 400 simulated days (two readings an hour for the old days,
  *     every minute for the last 3), pruned, its size, and that size scaled
@@ -172,20 +174,30 @@ try {
     cpuRatio: workerd === null || cpu.roll === 0 ? null : Number((cpu.plain / cpu.roll).toFixed(2)),
     cpuSeconds: { withRollups: Number(cpu.roll.toFixed(2)), withoutRollups: Number(cpu.plain.toFixed(2)), withRollupsWithoutCounters: Number(cpu.nocount.toFixed(2)) },
   };
-  // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass.
-  const packFill = { object: "packed", rollups: 0, devices: 10, metrics: METRICS };
-  for (let m = 0; m < 3 * 1440; m += 240) await call("/minutes", { ...packFill, from: now - 3 * DAY + m * MIN, minutes: 240 });
-  const unpacked = (await call<Size>("/size", packFill)).body;
-  const packedRun = await call<{ packed: number }>("/pack", { ...packFill, now: now + DAY });
-  const packedSize = (await call<Size>("/size", packFill)).body;
-  log(`packing: ${packedRun.body.packed.toLocaleString("en")} minute buckets into ${packedSize.packs.toLocaleString("en")} packs in ${(packedRun.ms / 1000).toFixed(1)} s`);
+  // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass;
+  // one reading a minute (point rows) and three with fractional values (full rows), each packed by the hub's
+  // packer (parts on the page, only when smaller) and as before parts (an hour in one row), in objects of their own.
+  type Packing = Record<"parts" | "hour", { plain: number; packed: number; packs: number; packedBuckets: number; minute: number; seconds: number }>;
+  const packing = { point: {} as Packing, three: {} as Packing };
+  for (const [shape, per] of [["point", 1], ["three", 3]] as const) {
+    for (const how of ["parts", "hour"] as const) {
+      const fill = { object: `packed-${shape}-${how}`, rollups: 0, devices: 10, metrics: METRICS, per };
+      for (let m = 0; m < 3 * 1440; m += 240) await call("/minutes", { ...fill, from: now - 3 * DAY + m * MIN, minutes: 240 });
+      const before = (await call<Size>("/size", fill)).body;
+      const run = await call<{ packed: number }>("/pack", { ...fill, now: now + DAY, parts: how === "parts" ? 1 : 0 });
+      const after = (await call<Size>("/size", fill)).body;
+      const per1 = (x: number) => Number(((x - empty.bytes) / after.minute).toFixed(1));
+      packing[shape][how] = { plain: per1(before.bytes), packed: per1(after.bytes), packs: after.packs, packedBuckets: after.packed, minute: after.minute, seconds: Number((run.ms / 1000).toFixed(1)) };
+      log(`packing (${shape}, ${how === "parts" ? "parts" : "as before parts"}): ${run.body.packed.toLocaleString("en")} of ${after.minute.toLocaleString("en")} minute buckets into ${after.packs.toLocaleString("en")} rows in ${(run.ms / 1000).toFixed(1)} s`);
+    }
+  }
   const bytesPerBucket = {
     plainWithRollups: Number(((rollSize.bytes - empty.bytes) / (rollSize.minute + rollSize.hour + rollSize.day)).toFixed(1)),
     plainMinuteOnly: Number(((plainSize.bytes - empty.bytes) / plainSize.minute).toFixed(1)),
     // Both objects hold the same minute rows: the difference is their hour and day rows, which hold several readings each (not points).
     plainHourAndDay: Number(((rollSize.bytes - plainSize.bytes) / (rollSize.hour + rollSize.day)).toFixed(1)),
-    plainBeforePacking: Number(((unpacked.bytes - empty.bytes) / unpacked.minute).toFixed(1)),
-    compacted: Number(((packedSize.bytes - empty.bytes) / packedSize.minute).toFixed(1)),
+    plainBeforePacking: packing.point.parts.plain,
+    compacted: packing.point.parts.packed,
   };
 
   // 2. Steady state under the default retention: 400 days, two readings an hour but for the last 3 days.
@@ -254,14 +266,18 @@ try {
     storage[name] = { ms: per(ms.report), sumsMs: per(ms.sums), scanMs: per(ms.scan), buckets: size.minute + size.hour + size.day, series: size.series };
   }
 
-  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, bytesPerBucket, steadyState, queries, storage };
+  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, bytesPerBucket, packing, steadyState, queries, storage };
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     const lines = [
       `History bench (${result.cpu}, ${result.cores} cores, shared with other work: figures are indicative)`,
       `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each; rounds ${ingest.rounds.join(", ")}, median ${ingest.medianRound}); by workerd CPU time: ratio ${ingest.cpuRatio ?? "unknown"} (${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withoutRollups} s)`,
       `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only (one reading each), ${bytesPerBucket.plainHourAndDay} hour and day rows (several readings each)`,
-      `bytes per minute bucket, 50 series x 3 days, one reading a minute: ${bytesPerBucket.plainBeforePacking} as plain rows, ${bytesPerBucket.compacted} packed by the hour`,
+      ...(["point", "three"] as const).map((shape) => {
+        const { parts, hour } = packing[shape];
+        const what = shape === "point" ? "one reading a minute" : "three readings a minute";
+        return `bytes per minute bucket, 50 series x 3 days, ${what}: ${parts.plain} as plain rows, ${parts.packed} packed in parts (${parts.packs.toLocaleString("en")} rows, ${parts.packedBuckets.toLocaleString("en")} buckets packed, ${parts.seconds} s), ${hour.packed} packed as before parts (an hour a row: ${hour.packs.toLocaleString("en")} rows, ${hour.seconds} s)`;
+      }),
       `steady state, ${steadyState.series} series over 400 days under the default retention: ${steadyState.buckets.minute.toLocaleString("en")} minute, ${steadyState.buckets.hour.toLocaleString("en")} hour, ${steadyState.buckets.day.toLocaleString("en")} day buckets, ${(steadyState.bytes / 1e6).toFixed(1)} MB (${steadyState.bytesPerBucket} B/bucket) with closed hours packed; scaled to 1,000 devices: ${steadyState.scaledTo1000DevicesGB} GB (${steadyState.unpackedScaledTo1000DevicesGB} GB unpacked)`,
       ...Object.entries(queries).map(([k, q]) => `query ${k}: ${q.ms} ms (${q.buckets} ${q.resolution} buckets)`),
       `bucket counts' cost to ingest with rollups: ${ingest.withRollupsWithoutCounters.toLocaleString("en")} readings/s without them, ratio with/without ${ingest.countersRatio} (rounds ${ingest.countersRounds.join(", ")}, median ${ingest.medianCountersRound}); by workerd CPU time ${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withRollupsWithoutCounters} s`,

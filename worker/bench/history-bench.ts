@@ -75,11 +75,12 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         out = { ok: true };
         break;
       case "/minutes": {
-        // One group commit per minute, each device's batch one reading per metric.
+        // One group commit per minute, each device's batch `per` readings per metric (one by default).
         const from = int(url, "from", 0);
         const minutes = int(url, "minutes", 1);
-        for (let m = 0; m < minutes; m++) this.commitAt(store, devices, names, from + m * MIN, 1, MIN);
-        out = { readings: minutes * devices * metrics };
+        const per = int(url, "per", 1);
+        for (let m = 0; m < minutes; m++) this.commitAt(store, devices, names, from + m * MIN, per, MIN / per);
+        out = { readings: minutes * per * devices * metrics };
         break;
       }
       case "/hours": {
@@ -107,8 +108,10 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         break;
       }
       case "/pack": {
-        // A full packing pass of the hours closed by `now`, as the prune task runs it in steps.
-        const packer = new Packer(store.db, store.buckets.tally);
+        // A full packing pass of the hours closed by `now`, as the prune task runs it in steps; `parts=0`
+        // packs as before parts (an hour in one row, whether or not that is smaller), the baseline.
+        const tally = store.buckets.tally;
+        const packer = url.searchParams.get("parts") === "0" ? new Packer(store.db, tally, { maxPartBytes: Infinity, onlyWhenSmaller: false }) : new Packer(store.db, tally);
         let packed = 0;
         for (let done = false; !done; ) {
           const s = packer.step(int(url, "now", Date.now()));
@@ -175,7 +178,8 @@ export class HistoryBench extends DurableObject<BenchEnv> {
       const readings: Reading[] = [];
       for (let i = 0; i < per; i++) {
         for (const [k, metric] of metrics.entries()) {
-          const ts = t0 + i * step + ((d * 7919 + k * 104_729) % 59_000);
+          // Offsets within the step (and the minute), so `per` readings a minute stay in their minute.
+          const ts = t0 + i * step + ((d * 7919 + k * 104_729) % Math.min(59_000, step - 1000));
           readings.push([ts, metric, value(d * metrics.length + k, ts)]);
         }
       }

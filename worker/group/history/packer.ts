@@ -11,8 +11,8 @@
  * Incremental: a pass reads only the plain rows of hours closed since the
  * previous pass began (its `from`, the stored mark), so rows it declined to
  * pack are not read again. A plain row written later into an hour behind
- * the mark (a late reading, a device's backlog) is noted by a trigger on
- * `minute_buckets` in `pack_late` (migration 0014), and the next pass looks
+ * the mark (a late reading, a device's backlog) is noted by the writer in
+ * `pack_late` (late.ts), and the next pass looks
  * at that hour only, merging the row into its parts by the one merge rule
  * (the plain row counts as the later arrival). The commit path never reads
  * packs.
@@ -25,6 +25,7 @@ import { mergePartial, type PartialAggregate } from "../ingest/collapse.ts";
 import type { BucketTally } from "./counts.ts";
 import { MAX_PART_BYTES, packParts, unpackHour, type PackedMinute } from "./pack.ts";
 import { cellBytes, type Cell } from "./record.ts";
+import { PACK_MARK_KEY } from "./late.ts";
 import { bucketFields } from "./writer.ts";
 
 /** Hours are packed once they closed this long ago: later readings of recent hours stay cheap plain rows. */
@@ -34,8 +35,6 @@ const PACK_STEP_ROWS = 4000;
 const PACK_STEP_SERIES = 500;
 /** A pass under way: its JSON in `settings`. */
 const CURSOR_KEY = "pack_cursor";
-/** The minute index that the latest pass packs up to; migration 0014's trigger notes plain rows written below it in `pack_late`. */
-const MARK_KEY = "pack_mark";
 
 /** A pass: plain rows of minutes [from, before) series by series; `series`/`at` where to resume; `resplit` on the first pass after migration 0014. */
 interface Pass {
@@ -59,14 +58,24 @@ interface Work {
   packed: number;
 }
 
+/** How a packer splits and decides; the defaults are the hub's, others serve `bench:history`'s comparison with packs before parts. */
+export interface PackOptions {
+  /** Largest part's blob (Infinity: one row per hour, as before parts). */
+  maxPartBytes: number;
+  /** Pack only when the parts take fewer bytes than what they replace. */
+  onlyWhenSmaller: boolean;
+}
+
 export class Packer {
   private readonly db: DrizzleSqliteDODatabase;
   private readonly tally: BucketTally;
+  private readonly options: PackOptions;
 
   /** `tally`: the bucket counts that packing adjusts (the writer's, `BucketWriter.tally`). */
-  constructor(db: DrizzleSqliteDODatabase, tally: BucketTally) {
+  constructor(db: DrizzleSqliteDODatabase, tally: BucketTally, options: PackOptions = { maxPartBytes: MAX_PART_BYTES, onlyWhenSmaller: true }) {
     this.db = db;
     this.tally = tally;
+    this.options = options;
   }
 
   inProgress(): boolean {
@@ -82,8 +91,8 @@ export class Packer {
         // Minute index below which hours are closed long enough.
         const before = Math.max(Math.floor((now - PACK_AFTER_MS) / RESOLUTION_MS.hour) * 60, mark ?? 0);
         pass = { from: mark ?? 0, before, series: 0, at: null, resplit: mark === null };
-        // From now on, plain rows written below `before` are noted in pack_late (the trigger reads the mark).
-        this.writeSetting(MARK_KEY, String(before));
+        // From now on, minutes written below `before` are noted in pack_late (late.ts reads the mark).
+        this.writeSetting(PACK_MARK_KEY, String(before));
       }
       const work: Work = { read: 0, packed: 0 };
       const lateDone = this.packLateHours(work, maxRows);
@@ -209,13 +218,13 @@ export class Packer {
       const start = hourStart + minute * RESOLUTION_MS.minute;
       return { minute, count: a.count, sum: a.sum, min: a.min, max: a.max, firstOff: a.firstTs - start, lastOff: a.lastTs - start, last: a.last };
     });
-    const parts = packParts(list).map((part) => {
+    const parts = packParts(list, this.options.maxPartBytes).map((part) => {
       const first = hour * 60 + (part.minutes[0]?.minute ?? 0);
       const last = hour * 60 + (part.minutes.at(-1)?.minute ?? 59);
       return { series: id, firstMinute: first, lastMinute: last, buckets: part.minutes.length, data: part.data };
     });
     const after = parts.reduce((n, q) => n + partBytes(id, q.firstMinute, q.lastMinute, q.buckets, q.data.length), 0);
-    if (after >= before) return 0;
+    if (this.options.onlyWhenSmaller && after >= before) return 0;
     if (existing.length > 0) this.db.delete(p).where(inHour).run();
     for (const part of parts) this.db.insert(p).values(part).run();
     // Exactly the rows read: they are consecutive, and a step that stopped inside this hour left its later minutes for the next.
@@ -237,7 +246,7 @@ export class Packer {
   }
 
   private readMark(): number | null {
-    const row = this.db.select().from(settings).where(eq(settings.key, MARK_KEY)).get();
+    const row = this.db.select().from(settings).where(eq(settings.key, PACK_MARK_KEY)).get();
     const v = row ? Number(row.value) : NaN;
     return Number.isSafeInteger(v) ? v : null;
   }

@@ -15,6 +15,7 @@ import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api
 import { dayBuckets, hourBuckets, minuteBuckets, series, type BucketTable } from "../../../schema/tables.ts";
 import { mergePartial, type Collapsed, type PartialAggregate } from "../ingest/collapse.ts";
 import { BucketTally } from "./counts.ts";
+import { noteLateHours } from "./late.ts";
 
 /** device -> metric -> bucket start (ms) -> aggregate, as collapse builds it. */
 export type SeriesAggregates = Collapsed["aggregates"];
@@ -303,6 +304,7 @@ export class BucketWriter {
       }
     }
     for (const r of RESOLUTIONS) this.buffers[r].flush(sql);
+    noteLateHours(sql, aggregates, (device, metric) => this.seriesId(device, metric));
     this.tally.flush();
   }
 }
