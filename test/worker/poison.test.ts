@@ -41,6 +41,7 @@ function stage(state: DurableObjectState, group: string, fails = (batches: Devic
   const answers: Answers = {};
   const transactions: string[][] = [];
   const failures = { count: 0 };
+  const rejected: Record<string, number> = {};
   const ingest = new Ingest<null>(new Store(state.storage), limits, {
     name: () => group,
     hasPendingWork: () => false,
@@ -53,7 +54,7 @@ function stage(state: DurableObjectState, group: string, fails = (batches: Devic
     afterFailure: (retrying) => {
       if (retrying) failures.count++;
     },
-    rejected: () => {},
+    rejected: (peer) => void (rejected[peer.id] = (rejected[peer.id] ?? 0) + 1),
     overBudget: () => {},
     downlink: () => null,
     storageFull: () => null,
@@ -96,7 +97,7 @@ function stage(state: DurableObjectState, group: string, fails = (batches: Devic
     for (const k of Object.keys(answers)) delete answers[k];
     return out;
   };
-  return { ingest, connect, send, take, transactions, failures, closed, buckets, seqs };
+  return { ingest, connect, send, take, transactions, failures, rejected, closed, buckets, seqs };
 }
 
 function answerOf(v: unknown): string {
@@ -110,9 +111,9 @@ function lastHour(m: number, ms = 0): number {
 }
 
 describe("one batch cannot fail its group commit", () => {
-  it("through the hub's own stages: only the applied batches are captured for the archive", async () => {
+  it("through the hub's own stages: only the applied batches are captured for the archive, and no rejection count is lost", async () => {
     const group = uniqueGroup();
-    const out = await runInDurableObject(env.GROUPS.getByName(group), (obj) => {
+    const out = await runInDurableObject(env.GROUPS.getByName(group), (obj, state) => {
       const hub = obj as unknown as { ingest: Ingest<Alert[]>; archive: Archive };
       const answers: Answers = {};
       const from = (id: string): PeerSender => ({
@@ -129,13 +130,26 @@ describe("one batch cannot fail its group commit", () => {
       const t = lastHour(40);
       const send = (p: PeerSender, frame: CborValue) => hub.ingest.onMessage(p, encodeCbor(frame).slice().buffer);
       // All sent in one synchronous turn: the group commit's timer cannot fire before the flush.
+      // A frame refused by the validator: its count is written by the next commit, the one that fails first.
+      send(d2, { type: "batch", seq: 1, readings: [[t, "m", "x"]] });
       send(d1, { type: "batch", seq: 1, readings: [[t, "m", 1]] });
       send(bad, { type: "batch", seq: 1, readings: [[t, "x", 1e308], [t + 1, "x", 1e308]] });
       send(d2, { type: "batch", seq: 1, readings: [[t, "m", 2]] });
       hub.ingest.flush();
-      return { answers, backlog: hub.archive.stats().backlog };
+      const backlog = hub.archive.stats().backlog;
+      // The refusal at commit is counted like any rejected frame, with the next commit.
+      hub.ingest.flush();
+      const rejects = state.storage.sql.exec("SELECT device, code, count FROM device_rejects ORDER BY device").toArray();
+      return { answers, backlog, rejects };
     });
-    expect(out).toEqual({ answers: { d1: ["ack 1"], bad: ["bad_value 1"], d2: ["ack 1"] }, backlog: 2 });
+    expect(out).toEqual({
+      answers: { d2: ["bad_value 1", "ack 1"], d1: ["ack 1"], bad: ["bad_value 1"] },
+      backlog: 2,
+      rejects: [
+        { device: "bad", code: "bad_value", count: 1 },
+        { device: "d2", code: "bad_value", count: 1 },
+      ],
+    });
   });
 
   it("refuses a batch whose sum leaves the finite range with bad_value, alone, at minute, hour and day", async () => {
@@ -187,6 +201,7 @@ describe("one batch cannot fail its group commit", () => {
       result.dayBuckets = s.buckets("day_buckets");
       result.seqs = s.seqs();
       result.closed = s.closed;
+      result.rejected = s.rejected;
       return result;
     });
     const t = lastHour(5);
@@ -210,6 +225,8 @@ describe("one batch cannot fail its group commit", () => {
       dayBuckets: expect.any(Object) as unknown,
       seqs: { bad: 7, calm: 1, evil: 0, good: 3, other: 0, "gw:gw": 1 },
       closed: [],
+      // Each refusal at commit is counted as a rejection of its sender.
+      rejected: { evil: 2, bad: 5 },
     });
     // Nothing of a refused batch reached the rollups either.
     const hourOf = (ts: number) => Math.floor(ts / HOUR);

@@ -135,6 +135,7 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
     afterFailure: () => {
       alerts.afterFailure();
       archive.afterFailure();
+      live.afterFailure();
     },
     rejected: (peer, code) => live.rejected(peer, code, Date.now()),
     overBudget(peer, over, now) {

@@ -71,6 +71,8 @@ export interface IngestHost<Note = unknown> {
    * false once the failed flush is over (every batch applied or refused).
    */
   afterFailure(retrying: boolean): void;
+  /** A batch was refused at commit (`bad_value` or `internal`): counted like any rejected frame. */
+  refused(peer: Peer, code: string): void;
   /**
    * Asked before a commit that applies readings: null to go ahead, or how
    * long (ms) peers should wait because the group is at its storage budget;
@@ -173,6 +175,7 @@ export class GroupCommit<Note> {
     // `internal` says "reconnect and resend": closing the socket keeps its later batches (in the next commit) from overtaking the one to resend.
     for (const to of closing) to.close?.(CloseCode.TryAgainLater, "commit failed");
     for (const f of after) f();
+    for (const [p, r] of outcome) this.host.refused(p.peer, r.code);
   }
 
   /**

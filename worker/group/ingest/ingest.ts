@@ -18,7 +18,7 @@ import { Throttle } from "./throttle.ts";
 import { WorkBudget } from "./work.ts";
 
 /** What the ingest stage needs from its host, besides the group commit's hooks. */
-export interface IngestStageHost<Note> extends IngestHost<Note> {
+export interface IngestStageHost<Note> extends Omit<IngestHost<Note>, "refused"> {
   /** A frame of `peer` was rejected with `code`: count it and show it live. */
   rejected(peer: Peer, code: string): void;
   /** A batch of `peer` was refused past a cardinality budget: the group raises an alert. */
@@ -57,6 +57,8 @@ export class Ingest<Note> implements FrameContext {
         host.afterFailure(retrying);
       },
       storageFull: (now) => host.storageFull(now),
+      // After the flush: the counts ride the next commit.
+      refused: (peer, code) => this.report(peer, code),
     });
     this.throttle = new Throttle(limits);
     this.work = new WorkBudget(limits, clock());

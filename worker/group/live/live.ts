@@ -46,6 +46,8 @@ export class Live {
   private readonly host: LiveHost;
   /** Rejections of devices waiting for the next group commit: device -> code -> count. */
   private rejects = new Map<string, Map<string, number>>();
+  /** The counts the last `inCommit` wrote: pending again if its transaction rolls back. */
+  private committing: Map<string, Map<string, number>> | null = null;
 
   constructor(storage: { db: DrizzleSqliteDODatabase; kv: SyncKvStorage }, host: LiveHost, config: LiveConfig = DEFAULT_LIVE_CONFIG) {
     this.host = host;
@@ -62,10 +64,25 @@ export class Live {
 
   /** Inside the commit transaction: the readings/s history and pending rejection counts. */
   inCommit(c: Collapsed, now: number): void {
+    this.committing = null;
     this.rates.add(c.readings, now);
     if (this.rejects.size === 0) return;
     this.store.addRejects(this.rejects, now);
+    this.committing = this.rejects;
     this.rejects = new Map();
+  }
+
+  /** The commit's transaction rolled back: its rejection counts are pending again, and the rates are read back from storage. */
+  afterFailure(): void {
+    this.rates.forget();
+    const back = this.committing;
+    this.committing = null;
+    if (!back) return;
+    for (const [device, codes] of back) {
+      let mine = this.rejects.get(device);
+      if (!mine) this.rejects.set(device, (mine = new Map()));
+      for (const [code, n] of codes) mine.set(code, (mine.get(code) ?? 0) + n);
+    }
   }
 
   /** After a commit: live state and alert changes to dashboards. */

@@ -40,6 +40,11 @@ export class RateHistory {
     return slots;
   }
 
+  /** The transaction `add` wrote in rolled back: read the counts from storage again. */
+  forget(): void {
+    this.slots = null;
+  }
+
   /** Counts `n` applied readings at hub time `now`. Call inside the commit's transaction. */
   add(n: number, now: number): void {
     if (n <= 0) return;
