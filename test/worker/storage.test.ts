@@ -101,6 +101,9 @@ describe("storage counts", () => {
       expect(state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM minute_packs").one().n).toBe(12);
     });
     await expectCounted(op, group, "after packing");
+    // The oldest minute is now in a pack, the oldest hour a plain row.
+    const oldest = (await op.storage(group)).resolutions;
+    expect([oldest.minute.oldest, oldest.hour.oldest]).toEqual([old, old]);
     const { sock: late } = await connectDevice(group, "c-2");
     // One into a minute the pack holds, one into a minute it lacks (minute 19).
     late.send({ type: "batch", seq: 1, readings: [[old + 30 * MIN + 5000, "a", 9], [old + 19 * MIN + 30 * 1000, "a", 8]] });

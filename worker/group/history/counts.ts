@@ -56,21 +56,25 @@ export class BucketTally {
     this.sql = db.$client.sql;
   }
 
-  /** A bucket row about to be upserted (inside the caller's transaction): tallied if it is new. */
+  /** A bucket row about to be upserted (inside the caller's transaction): tallied if it is new. Runs per row on the commit path. */
   row(r: Resolution, id: number, bucket: number): void {
-    if (!this.tallied(id)) return;
+    const to = this.countedTo === undefined ? this.readCountedTo() : this.countedTo;
+    if (to !== null && id > to) return;
     const known = this.known[r];
-    let top = known.get(id);
-    if (top === undefined) {
-      top = this.sql.exec<{ b: number }>(`SELECT bucket AS b FROM ${TABLES[r]} WHERE series = ? ORDER BY bucket DESC LIMIT 1`, id).toArray()[0]?.b ?? -1;
-      known.set(id, top);
-    }
+    const top = known.get(id) ?? this.loadTop(r, id);
     if (bucket > top) {
       known.set(id, bucket);
       this.delta[r]++;
     } else if (bucket < top && this.sql.exec(`SELECT 1 FROM ${TABLES[r]} WHERE series = ? AND bucket = ?`, id, bucket).toArray().length === 0) {
       this.delta[r]++;
     }
+  }
+
+  /** The highest plain bucket of a series, read once after a wake (or after a delete may have removed it). */
+  private loadTop(r: Resolution, id: number): number {
+    const top = this.sql.exec<{ b: number }>(`SELECT bucket AS b FROM ${TABLES[r]} WHERE series = ? ORDER BY bucket DESC LIMIT 1`, id).toArray()[0]?.b ?? -1;
+    this.known[r].set(id, top);
+    return top;
   }
 
   /** `n` buckets of series `id` added (negative: removed) by other means than `row` (deletes, packs). */

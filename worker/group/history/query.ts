@@ -29,13 +29,14 @@ export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: 
   // Minutes may also be packed in parts (packer.ts): a part's first minute (its hour's start for a pack written before parts) stands for its oldest.
   const p = minutePacks;
   const packed = sql<number | null>`(SELECT ${p.firstMinute} FROM ${p} WHERE ${p.series} = ${series.id} ORDER BY ${p.firstMinute} LIMIT 1)`;
-  const first = r === "minute" ? sql<number | null>`coalesce(min(${plain}, ${packed}), ${plain}, ${packed})` : plain;
+  // Two aggregates rather than min() of both per series: each correlated seek then runs once per series.
   const row = db
-    .select({ oldest: sql<number | null>`min(${first})` })
+    .select({ plain: sql<number | null>`min(${plain})`, packed: r === "minute" ? sql<number | null>`min(${packed})` : sql<null>`NULL` })
     .from(series)
     .where(and(...where))
     .get();
-  return row?.oldest ?? null;
+  const found = [row?.plain, row?.packed].filter((b): b is number => typeof b === "number");
+  return found.length === 0 ? null : Math.min(...found);
 }
 
 /** A bucket with its last reading's timestamp, so legacy rows can merge into it. */
