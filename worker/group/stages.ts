@@ -26,7 +26,7 @@
  *   a socket's downlink opt-in (in its attachment) are read from storage.
  * - archive: the backlog size, re-read from SQLite on first use, and the flush period last requested
  *   (requested again at the next commit); captured rows and the manifest live in SQLite.
- * - history: series ids (dropped when a commit rolls back) and the retention, re-read from SQLite on use.
+ * - history: series ids and, per series and resolution, the highest bucket known to exist (the bucket counts, history/counts.ts; both dropped when a commit rolls back), and the retention, re-read from SQLite on use.
  */
 import { readDownlinkLimits, readLimits } from "../../schema/limits.ts";
 import type { Alert } from "../../schema/rules.ts";
