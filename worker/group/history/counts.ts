@@ -70,6 +70,26 @@ export class BucketTally {
     }
   }
 
+  /**
+   * Before a write of these series (inside its transaction): reads the
+   * highest bucket of each one not known yet in one statement per
+   * resolution, instead of one call per series in `row` (after a wake, a
+   * commit of 5,000 series would otherwise make 15,000 calls into SQLite).
+   */
+  prepare(ids: readonly number[]): void {
+    const to = this.countedTo === undefined ? this.readCountedTo() : this.countedTo;
+    for (const r of RES) {
+      const known = this.known[r];
+      const unknown = ids.filter((id) => !known.has(id) && (to === null || id <= to));
+      if (unknown.length === 0) continue;
+      const rows = this.sql.exec<{ id: number; top: number | null }>(
+        `SELECT j.value AS id, (SELECT bucket FROM ${TABLES[r]} WHERE series = j.value ORDER BY bucket DESC LIMIT 1) AS top FROM json_each(?) AS j`,
+        JSON.stringify(unknown),
+      );
+      for (const { id, top } of rows) known.set(id, top ?? -1);
+    }
+  }
+
   /** The highest plain bucket of a series, read once after a wake (or after a delete may have removed it). */
   private loadTop(r: Resolution, id: number): number {
     const top = this.sql.exec<{ b: number }>(`SELECT bucket AS b FROM ${TABLES[r]} WHERE series = ? ORDER BY bucket DESC LIMIT 1`, id).toArray()[0]?.b ?? -1;

@@ -211,6 +211,7 @@ export class BucketWriter {
   private readonly rollups: boolean;
   /** The bucket counts (counts.ts), shared with every other writer of bucket rows: pruning, packing. */
   readonly tally: BucketTally;
+  private readonly counts: boolean;
 
   /**
    * `rollups: false` writes minute buckets only, `counts: false` leaves the
@@ -220,6 +221,7 @@ export class BucketWriter {
     this.rollups = rollups;
     this.sql = db.$client.sql;
     this.tally = new BucketTally(db);
+    this.counts = counts;
     const tally = counts ? this.tally : null;
     this.buffers = { minute: new RowBuffer(minuteBuckets, "minute", tally), hour: new RowBuffer(hourBuckets, "hour", tally), day: new RowBuffer(dayBuckets, "day", tally) };
     this.selectId = db
@@ -273,6 +275,11 @@ export class BucketWriter {
     // A write that threw (its transaction rolled back) may have left rows behind.
     for (const r of RESOLUTIONS) this.buffers[r].reset();
     const coarse = { hour: new Map<number, PartialAggregate>(), day: new Map<number, PartialAggregate>() };
+    if (this.counts) {
+      const ids: number[] = [];
+      for (const [device, metrics] of aggregates) for (const metric of metrics.keys()) ids.push(this.seriesId(device, metric));
+      this.tally.prepare(ids);
+    }
     for (const [device, metrics] of aggregates) {
       for (const [metric, buckets] of metrics) {
         const id = this.seriesId(device, metric);
