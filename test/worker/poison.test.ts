@@ -132,9 +132,9 @@ describe("one batch cannot fail its group commit", () => {
       // All sent in one synchronous turn: the group commit's timer cannot fire before the flush.
       // A frame refused by the validator: its count is written by the next commit, the one that fails first.
       send(d2, { type: "batch", seq: 1, readings: [[t, "m", "x"]] });
-      send(d1, { type: "batch", seq: 1, readings: [[t, "m", 1]] });
+      // The bad batch first: the part that fails last is followed by one that commits (and writes the counts).
       send(bad, { type: "batch", seq: 1, readings: [[t, "x", 1e308], [t + 1, "x", 1e308]] });
-      send(d2, { type: "batch", seq: 1, readings: [[t, "m", 2]] });
+      send(d1, { type: "batch", seq: 1, readings: [[t, "m", 1]] });
       hub.ingest.flush();
       const backlog = hub.archive.stats().backlog;
       // The refusal at commit is counted like any rejected frame, with the next commit.
@@ -143,8 +143,8 @@ describe("one batch cannot fail its group commit", () => {
       return { answers, backlog, rejects };
     });
     expect(out).toEqual({
-      answers: { d2: ["bad_value 1", "ack 1"], d1: ["ack 1"], bad: ["bad_value 1"] },
-      backlog: 2,
+      answers: { d2: ["bad_value 1"], bad: ["bad_value 1"], d1: ["ack 1"] },
+      backlog: 1,
       rejects: [
         { device: "bad", code: "bad_value", count: 1 },
         { device: "d2", code: "bad_value", count: 1 },

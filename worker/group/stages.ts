@@ -132,10 +132,10 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
       live.afterCommit(c, raised, now);
       alerts.afterCommit(now);
     },
-    afterFailure: () => {
+    afterFailure: (retrying) => {
       alerts.afterFailure();
       archive.afterFailure();
-      live.afterFailure();
+      live.afterFailure(retrying);
     },
     rejected: (peer, code) => live.rejected(peer, code, Date.now()),
     overBudget(peer, over, now) {

@@ -72,12 +72,17 @@ export class Live {
     this.rejects = new Map();
   }
 
-  /** The commit's transaction rolled back: its rejection counts are pending again, and the rates are read back from storage. */
-  afterFailure(): void {
+  /**
+   * A commit's transaction rolled back: the rates are read back from
+   * storage, and while its batches are `retrying` in parts (commit.ts) its
+   * rejection counts are pending again. Once the failed flush is over the
+   * last counts written were committed (a rollback restored its own).
+   */
+  afterFailure(retrying: boolean): void {
     this.rates.forget();
     const back = this.committing;
     this.committing = null;
-    if (!back) return;
+    if (!back || !retrying) return;
     for (const [device, codes] of back) {
       let mine = this.rejects.get(device);
       if (!mine) this.rejects.set(device, (mine = new Map()));
