@@ -160,6 +160,7 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench:history": BENCHMARK,
   "npm run bench:history -- --fill-devices 4": BENCHMARK,
   "npm run bench:history -- --json": BENCHMARK,
+  "npm run bench:history -- --rounds 16": BENCHMARK,
   "npm run bench:sim": BENCHMARK,
   "npm run bench:sim -- --json": BENCHMARK,
   "npm run bench:fanout": BENCHMARK,
