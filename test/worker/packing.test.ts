@@ -200,6 +200,31 @@ describe("packed hours", () => {
   });
 });
 
+describe("sums of packed minutes", () => {
+  it("refuses with bad_value a late reading whose minute's sum, with the packed part's, would leave the finite range", async () => {
+    const group = uniqueGroup("pack-sum");
+    const stub = env.GROUPS.getByName(group);
+    const { sock } = await connectDevice(group, "ov");
+    const hour = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR;
+    // Thirty one-reading minutes; minutes 5 and 6 near the largest doubles, of opposite signs, so the hour's and the day's sums stay small.
+    const readings: [number, string, number][] = Array.from({ length: 30 }, (_, m) => [hour + m * MIN + 100, "t", m === 5 ? 1e308 : m === 6 ? -1e308 : 1.5]);
+    sock.send({ type: "batch", seq: 1, readings });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 1 });
+    await runInDurableObject(stub, (_hub, state) => packerOf(state).step(hour + 4 * HOUR));
+    expect(await count(stub, "minute_buckets")).toBe(0);
+
+    // Minute 5 again: its plain row alone is finite, and so are the hour and the day, but with the part it would be +Infinity.
+    sock.send({ type: "batch", seq: 2, readings: [[hour + 5 * MIN + 500, "t", 1e308]] });
+    expect(await sock.next()).toMatchObject({ type: "error", seq: 2, code: "bad_value" });
+    expect(await count(stub, "minute_buckets")).toBe(0);
+    // A late reading that keeps the sum finite is applied, and the minute reads as the merge of both.
+    sock.send({ type: "batch", seq: 3, readings: [[hour + 5 * MIN + 700, "t", -1e307]] });
+    expect(await sock.next()).toEqual({ type: "ack", seq: 3 });
+    expect(await aggregates(group, `?from=${hour + 5 * MIN}&to=${hour + 6 * MIN}`)).toMatchObject([{ start: hour + 5 * MIN, count: 2, sum: 1e308 - 1e307 }]);
+    sock.close();
+  });
+});
+
 describe("migration 0014 (packs in parts)", () => {
   it("keeps every pack written before parts, and the next pass re-splits those over the bound", async () => {
     const group = uniqueGroup("pack-migrate");

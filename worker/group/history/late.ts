@@ -11,6 +11,7 @@
  * read of the mark per commit and a comparison per minute bucket.
  */
 import { RESOLUTION_MS } from "../../../schema/api.ts";
+import { unpackHour, type PackedMinute } from "./pack.ts";
 
 /** The settings key of the mark: the minute index below which the packing pass has passed. */
 export const PACK_MARK_KEY = "pack_mark";
@@ -20,23 +21,32 @@ const CHUNK = 50;
 /** Minute partials by device, metric and minute start (ms), as the writer takes them. */
 type Minutes = ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<number, unknown>>>;
 
+/** A minute bucket written behind the mark: its series id and minute index. */
+export interface LateMinute {
+  series: number;
+  bucket: number;
+}
+
 /**
  * Notes the hours of `minutes` that lie below the mark (none before the
  * first pass set one); `seriesId` gives each (device, metric)'s id. Runs
- * inside the caller's transaction.
+ * inside the caller's transaction. Returns the minutes written behind the
+ * mark, which a packed part may also hold.
  */
-export function noteLateHours(sql: SqlStorage, minutes: Minutes, seriesId: (device: string, metric: string) => number): void {
+export function noteLateHours(sql: SqlStorage, minutes: Minutes, seriesId: (device: string, metric: string) => number): LateMinute[] {
   const row = sql.exec<{ value: string }>("SELECT value FROM settings WHERE key = ?", PACK_MARK_KEY).toArray()[0];
   const mark = row ? Number(row.value) : NaN;
-  if (!Number.isSafeInteger(mark)) return;
+  if (!Number.isSafeInteger(mark)) return [];
   const before = mark * RESOLUTION_MS.minute;
   const notes = new Set<string>();
   const params: number[] = [];
+  const late: LateMinute[] = [];
   for (const [device, metrics] of minutes) {
     for (const [metric, buckets] of metrics) {
       for (const start of buckets.keys()) {
         if (start >= before) continue;
         const id = seriesId(device, metric);
+        late.push({ series: id, bucket: start / RESOLUTION_MS.minute });
         const hour = Math.floor(start / RESOLUTION_MS.hour);
         const key = `${id}:${hour}`;
         if (notes.has(key)) continue;
@@ -50,4 +60,39 @@ export function noteLateHours(sql: SqlStorage, minutes: Minutes, seriesId: (devi
     const values = Array.from({ length: chunk.length / 2 }, () => "(?, ?)").join(", ");
     sql.exec(`INSERT OR IGNORE INTO pack_late (series, hour) VALUES ${values}`, ...chunk);
   }
+  return late;
+}
+
+/**
+ * The first of `late` whose minute's whole sum would leave the finite
+ * range, or null. Such a minute is a plain row (the late readings, just
+ * written) beside a packed part that holds its earlier readings: the
+ * commit's upsert checked only the plain row, while queries and the next
+ * packing pass add both (query.ts, packer.ts). Reads only parts that hold
+ * a late minute, each once.
+ */
+export function packedSumOverflow(sql: SqlStorage, late: readonly LateMinute[]): LateMinute | null {
+  const parts = new Map<string, PackedMinute[]>();
+  for (const m of late) {
+    // The part that may hold the minute: the last one starting at or before it (parts of a
+    // series do not overlap), one primary-key seek; whether it reaches the minute is checked here,
+    // since a filter on last_minute would make SQLite walk back through every older part.
+    const row = sql
+      .exec<{ first: number; last: number; data: ArrayBuffer }>(
+        "SELECT first_minute AS first, last_minute AS last, data FROM minute_packs WHERE series = ? AND first_minute <= ? ORDER BY first_minute DESC LIMIT 1",
+        m.series,
+        m.bucket,
+      )
+      .toArray()[0];
+    if (!row || row.last < m.bucket) continue;
+    const partKey = `${m.series}@${row.first}`;
+    let minutes = parts.get(partKey);
+    if (!minutes) parts.set(partKey, (minutes = unpackHour(new Uint8Array(row.data))));
+    const hour = Math.floor(row.first / 60);
+    const packed = minutes.find((p) => hour * 60 + p.minute === m.bucket);
+    if (!packed) continue;
+    const plain = sql.exec<{ sum: number }>("SELECT sum FROM minute_buckets WHERE series = ? AND bucket = ?", m.series, m.bucket).toArray()[0];
+    if (plain && !Number.isFinite(packed.sum + plain.sum)) return m;
+  }
+  return null;
 }

@@ -15,7 +15,7 @@ import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api
 import { dayBuckets, hourBuckets, minuteBuckets, series, type BucketTable } from "../../../schema/tables.ts";
 import { mergePartial, type Collapsed, type PartialAggregate } from "../ingest/collapse.ts";
 import { BucketTally } from "./counts.ts";
-import { noteLateHours } from "./late.ts";
+import { noteLateHours, packedSumOverflow } from "./late.ts";
 
 /** device -> metric -> bucket start (ms) -> aggregate, as collapse builds it. */
 export type SeriesAggregates = Collapsed["aggregates"];
@@ -311,7 +311,8 @@ export class BucketWriter {
       }
     }
     for (const r of RESOLUTIONS) this.buffers[r].flush(sql);
-    noteLateHours(sql, aggregates, (device, metric) => this.seriesId(device, metric));
+    const late = noteLateHours(sql, aggregates, (device, metric) => this.seriesId(device, metric));
+    if (late.length > 0 && packedSumOverflow(sql, late)) throw new SumOverflow("minute");
     this.tally.flush();
   }
 }
