@@ -27,7 +27,7 @@ import WebSocket from "ws";
 import { decodeCbor, encodeCbor } from "../../schema/cbor.ts";
 import { heavyPhase } from "../../harness/heavy.ts";
 import { descendants } from "../../harness/procs.ts";
-import { withTimeout } from "../../harness/wait.ts";
+import { sleep, withTimeout } from "../../harness/wait.ts";
 import { deviceToken, operatorToken } from "../tokens.ts";
 import type { FloodOptions, FloodStats } from "./flood-worker.ts";
 import { buckets, startTestHub, uniqueGroup, type TestHub } from "./hub.ts";
@@ -157,7 +157,8 @@ describe("flood of 1-reading, duplicate and invalid frames from four tokens", ()
           health.push(await healthMs());
           rest.push(await restMs());
           rssMax = Math.max(rssMax, rssBytes(pid));
-          await new Promise((r) => setTimeout(r, 250));
+          // The sampling interval of the watch, not a phase: the loop ends with the flood.
+          await sleep(250);
         }
       })();
       const during = await honest.run(() => floodDone, 50);

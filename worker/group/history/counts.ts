@@ -58,8 +58,7 @@ export class BucketTally {
 
   /** A bucket row about to be upserted (inside the caller's transaction): tallied if it is new. Runs per row on the commit path. */
   row(r: Resolution, id: number, bucket: number): void {
-    const to = this.countedTo === undefined ? this.readCountedTo() : this.countedTo;
-    if (to !== null && id > to) return;
+    if (!this.tallied(id)) return;
     const known = this.known[r];
     const top = known.get(id) ?? this.loadTop(r, id);
     if (bucket > top) {
@@ -77,10 +76,9 @@ export class BucketTally {
    * commit of 5,000 series would otherwise make 15,000 calls into SQLite).
    */
   prepare(ids: readonly number[]): void {
-    const to = this.countedTo === undefined ? this.readCountedTo() : this.countedTo;
     for (const r of RES) {
       const known = this.known[r];
-      const unknown = ids.filter((id) => !known.has(id) && (to === null || id <= to));
+      const unknown = ids.filter((id) => !known.has(id) && this.tallied(id));
       if (unknown.length === 0) continue;
       const rows = this.sql.exec<{ id: number; top: number | null }>(
         `SELECT j.value AS id, (SELECT bucket FROM ${TABLES[r]} WHERE series = j.value ORDER BY bucket DESC LIMIT 1) AS top FROM json_each(?) AS j`,

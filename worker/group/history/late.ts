@@ -15,6 +15,12 @@ import { unpackHour, type PackedMinute } from "./pack.ts";
 
 /** The settings key of the mark: the minute index below which the packing pass has passed. */
 export const PACK_MARK_KEY = "pack_mark";
+/** The mark as stored in `settings` (its row's value), or null when there is none (no pass yet) or it is not a minute index. */
+export function packMark(value: string | undefined): number | null {
+  const v = value === undefined ? NaN : Number(value);
+  return Number.isSafeInteger(v) ? v : null;
+}
+
 /** Rows per statement: a Durable Object query takes at most 100 bound parameters. */
 const CHUNK = 50;
 
@@ -34,9 +40,8 @@ export interface LateMinute {
  * mark, which a packed part may also hold.
  */
 export function noteLateHours(sql: SqlStorage, minutes: Minutes, seriesId: (device: string, metric: string) => number): LateMinute[] {
-  const row = sql.exec<{ value: string }>("SELECT value FROM settings WHERE key = ?", PACK_MARK_KEY).toArray()[0];
-  const mark = row ? Number(row.value) : NaN;
-  if (!Number.isSafeInteger(mark)) return [];
+  const mark = packMark(sql.exec<{ value: string }>("SELECT value FROM settings WHERE key = ?", PACK_MARK_KEY).toArray()[0]?.value);
+  if (mark === null) return [];
   const before = mark * RESOLUTION_MS.minute;
   const notes = new Set<string>();
   const params: number[] = [];

@@ -25,7 +25,7 @@ import { mergePartial, type PartialAggregate } from "../ingest/collapse.ts";
 import type { BucketTally } from "./counts.ts";
 import { MAX_PART_BYTES, packParts, unpackHour, type PackedMinute } from "./pack.ts";
 import { cellBytes, type Cell } from "./record.ts";
-import { PACK_MARK_KEY } from "./late.ts";
+import { PACK_MARK_KEY, packMark } from "./late.ts";
 import { bucketFields } from "./writer.ts";
 
 /** Hours are packed once they closed this long ago: later readings of recent hours stay cheap plain rows. */
@@ -246,9 +246,7 @@ export class Packer {
   }
 
   private readMark(): number | null {
-    const row = this.db.select().from(settings).where(eq(settings.key, PACK_MARK_KEY)).get();
-    const v = row ? Number(row.value) : NaN;
-    return Number.isSafeInteger(v) ? v : null;
+    return packMark(this.db.select().from(settings).where(eq(settings.key, PACK_MARK_KEY)).get()?.value);
   }
 
   private writeSetting(key: string, value: string): void {
