@@ -11,7 +11,7 @@
  * not share it; a lock whose owner has died is taken over.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sleep } from "./wait.ts";
@@ -42,7 +42,8 @@ function ownerAlive(): boolean {
 
 /** Runs `fn` once no other heavy phase of this checkout runs; waits up to `timeoutMs` for its turn. */
 export async function heavyPhase<T>(what: string, fn: () => Promise<T>, timeoutMs = 600_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const asked = Date.now();
+  const deadline = asked + timeoutMs;
   for (;;) {
     try {
       mkdirSync(LOCK);
@@ -55,9 +56,13 @@ export async function heavyPhase<T>(what: string, fn: () => Promise<T>, timeoutM
     }
   }
   writeFileSync(join(LOCK, "pid"), String(process.pid));
+  const started = Date.now();
   try {
     return await fn();
   } finally {
     rmSync(LOCK, { recursive: true, force: true });
+    // HEAVY_LOG=file: one JSON line per phase (docs/testing.md, "Where the time goes").
+    const log = process.env.HEAVY_LOG;
+    if (log) appendFileSync(log, `${JSON.stringify({ what, asked, started, ended: Date.now() })}\n`);
   }
 }
