@@ -118,6 +118,9 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npx vitest run": CI_ITSELF,
   "npx vitest run --project worker": CI_ITSELF,
   "npx vitest run --project node <file>": CI_ITSELF,
+  "HEAVY_LOG=/tmp/heavy.jsonl npx vitest run": CI_ITSELF,
+  "FLOOD_FPS=0 npx vitest run --project node test/node/flood.test.ts":
+    "the unpaced flood: it keeps the runtime busy for minutes and fails by design (docs/security.md, \"Floods\"); a measurement, not a check",
   "npm run test:browser": CI_ITSELF,
   "npm run test:unit": CI_ITSELF,
   "npm run build": "npm test's pretest runs it (this check skips npm start's prestart run of it, so as not to rebuild dashboard/dist under the browser tests)",
