@@ -3,9 +3,8 @@
  * defined in schema/api.ts, which re-exports it.
  */
 import * as z from "zod/mini";
-import { ID_RULE, described, doc, filter, millis } from "./api-doc.ts";
+import { described, doc, rangeInOrder, seriesFilter } from "./api-doc.ts";
 import type { AggregateFilter } from "./api-history.ts";
-import { ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
 
 /** Most raw readings one `GET /v1/groups/{group}/readings` returns (docs/archive.md); a larger `limit` is a 400. */
 export const MAX_RAW_READINGS = 100_000;
@@ -16,10 +15,7 @@ export type RawFormat = (typeof RAW_FORMATS)[number];
 /** Query of `GET /v1/groups/{group}/readings`: the aggregates' filter, a format and a row limit. */
 export const ReadingsQuery = z
   .object({
-    device: filter(ID_PATTERN, `device must match ${ID_RULE}`, "only this device"),
-    metric: filter(METRIC_PATTERN, "metric must match [A-Za-z0-9_.:-]{1,64}", "only this metric"),
-    from: millis("from"),
-    to: millis("to"),
+    ...seriesFilter(),
     format: doc(z.optional(z.enum(RAW_FORMATS)), { description: "json (default), csv or parquet" }),
     limit: doc(
       z.optional(
@@ -31,7 +27,7 @@ export const ReadingsQuery = z
       { description: `most readings returned (default and maximum ${MAX_RAW_READINGS}); \`truncated\` (or the x-truncated header) says more matched` },
     ),
   })
-  .check(z.refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, "from must not be after to"));
+  .check(rangeInOrder());
 export type ReadingsQuery = z.output<typeof ReadingsQuery>;
 /** The raw readings filter as a client passes it. */
 export type ReadingsFilter = AggregateFilter & { limit?: number };

@@ -3,6 +3,7 @@
  * documentation and the query parameter shapes more than one area uses.
  */
 import * as z from "zod/mini";
+import { ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
 
 /** ID_PATTERN (schema/protocol.ts) as error messages quote it. */
 export const ID_RULE = "[A-Za-z0-9_.-]{1,64}";
@@ -39,6 +40,21 @@ export function millis(name: "from" | "to") {
     )
     .check(z.refine((n) => n === undefined || Number.isSafeInteger(n), `${name} is out of range`));
   return doc(z.optional(value), { description: `${name === "from" ? "earliest" : "latest"} time, integer ms since the Unix epoch` });
+}
+
+/** The device, metric and time-range parameters of the aggregates and raw readings queries; fresh schemas per call. */
+export function seriesFilter() {
+  return {
+    device: filter(ID_PATTERN, `device must match ${ID_RULE}`, "only this device"),
+    metric: filter(METRIC_PATTERN, "metric must match [A-Za-z0-9_.:-]{1,64}", "only this metric"),
+    from: millis("from"),
+    to: millis("to"),
+  };
+}
+
+/** The check that a query's `from` is not after its `to`. */
+export function rangeInOrder() {
+  return z.refine<{ from?: number | undefined; to?: number | undefined }>((q) => q.from === undefined || q.to === undefined || q.from <= q.to, "from must not be after to");
 }
 
 /** A `limit` parameter from 1 to 1000. */

@@ -4,8 +4,7 @@
  * schema/api.ts, which re-exports it.
  */
 import * as z from "zod/mini";
-import { ID_RULE, described, doc, filter, millis } from "./api-doc.ts";
-import { ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
+import { described, doc, rangeInOrder, seriesFilter } from "./api-doc.ts";
 
 /** The bucket resolutions the hub stores, finest first (docs/history.md). */
 export const RESOLUTIONS = ["minute", "hour", "day"] as const;
@@ -20,10 +19,7 @@ export const MAX_MAX_POINTS = 50_000;
 /** Query of `GET /v1/groups/{group}/aggregates`; every field optional, empty means absent. */
 export const AggregateQuery = z
   .object({
-    device: filter(ID_PATTERN, `device must match ${ID_RULE}`, "only this device"),
-    metric: filter(METRIC_PATTERN, "metric must match [A-Za-z0-9_.:-]{1,64}", "only this metric"),
-    from: millis("from"),
-    to: millis("to"),
+    ...seriesFilter(),
     resolution: doc(
       z.pipe(
         z.optional(z.enum(["", ...RESOLUTIONS, "auto"], "resolution must be minute, hour, day or auto")),
@@ -43,7 +39,7 @@ export const AggregateQuery = z
       { description: `most buckets per series that resolution=auto aims for (default ${DEFAULT_MAX_POINTS})` },
     ),
   })
-  .check(z.refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, "from must not be after to"));
+  .check(rangeInOrder());
 /** The aggregate filter once validated. */
 export type AggregateQuery = z.output<typeof AggregateQuery>;
 /** The aggregate filter as a client passes it. */

@@ -12,12 +12,10 @@
  */
 import { CbatchTag } from "./protocol.ts";
 
-/** A typed array the protocol does not take: an unlisted tag, or a byte string of the wrong length. */
+/** A typed array the protocol does not take: an unlisted tag, or a byte string of the wrong length. `reason` names the tag. */
 export class RefusedTypedArray {
-  readonly tag: number;
   readonly reason: string;
-  constructor(tag: number, reason: string) {
-    this.tag = tag;
+  constructor(reason: string) {
     this.reason = reason;
   }
 }
@@ -48,10 +46,10 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Decodes the content of typed-array tag `tag` (a byte string, if well-formed). */
 export function decodeTypedArray(tag: number, content: unknown): TypedArray | RefusedTypedArray {
   const kind = ACCEPTED.get(tag);
-  if (!kind) return new RefusedTypedArray(tag, `tag ${tag} is not one of 64, 69, 70, 85, 86`);
-  if (!(content instanceof Uint8Array)) return new RefusedTypedArray(tag, `tag ${tag} must hold a byte string`);
+  if (!kind) return new RefusedTypedArray(`tag ${tag} is not one of 64, 69, 70, 85, 86`);
+  if (!(content instanceof Uint8Array)) return new RefusedTypedArray(`tag ${tag} must hold a byte string`);
   const { width } = kind;
-  if (content.byteLength % width !== 0) return new RefusedTypedArray(tag, `tag ${tag} holds ${content.byteLength} bytes, not a multiple of ${width}`);
+  if (content.byteLength % width !== 0) return new RefusedTypedArray(`tag ${tag} holds ${content.byteLength} bytes, not a multiple of ${width}`);
   const n = content.byteLength / width;
   if (!LITTLE_ENDIAN && width > 1) return kind.readLE(new DataView(content.buffer, content.byteOffset, content.byteLength), n);
   // A view when aligned (no copy); otherwise a copy into a fresh, aligned

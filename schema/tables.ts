@@ -80,36 +80,42 @@ export const series = sqliteTable(
 );
 
 /**
- * The columns of a bucket at any resolution. `bucket` is the bucket's index
- * (start / resolution length); first and last timestamps are stored as
- * offsets from the bucket's start, which keeps them to 3 or 4 bytes. The
- * migration creates these tables WITHOUT ROWID (the primary key is the row:
- * no second copy of the key in a separate index). A bucket of one point is
- * stored with min > max as a mark and its min, max, last and last_off left
- * out (worker/group/history/writer.ts, `bucketSql`): read the columns
- * through that helper.
+ * A bucket table of one resolution (they share one shape). `bucket` is the
+ * bucket's index (start / resolution length); first and last timestamps are
+ * stored as offsets from the bucket's start, which keeps them to 3 or 4
+ * bytes. The migration creates these tables WITHOUT ROWID (the primary key
+ * is the row: no second copy of the key in a separate index). A bucket of
+ * one point is stored with min > max as a mark and its min, max, last and
+ * last_off left out (worker/group/history/writer.ts, `bucketSql`): read the
+ * columns through that helper.
  */
-const bucketColumns = () => ({
-  series: integer("series").notNull(),
-  bucket: integer("bucket").notNull(),
-  count: integer("count").notNull(),
-  sum: real("sum").notNull(),
-  min: real("min").notNull(),
-  max: real("max").notNull(),
-  /** Timestamp of the earliest reading, ms after the bucket's start. */
-  firstOff: integer("first_off").notNull(),
-  /** Timestamp of the latest reading, ms after the bucket's start. */
-  lastOff: integer("last_off").notNull(),
-  /** Value of the reading with the greatest timestamp (the later arrival on a tie). */
-  last: real("last").notNull(),
-});
+function bucketTable<N extends string>(name: N) {
+  return sqliteTable(
+    name,
+    {
+      series: integer("series").notNull(),
+      bucket: integer("bucket").notNull(),
+      count: integer("count").notNull(),
+      sum: real("sum").notNull(),
+      min: real("min").notNull(),
+      max: real("max").notNull(),
+      /** Timestamp of the earliest reading, ms after the bucket's start. */
+      firstOff: integer("first_off").notNull(),
+      /** Timestamp of the latest reading, ms after the bucket's start. */
+      lastOff: integer("last_off").notNull(),
+      /** Value of the reading with the greatest timestamp (the later arrival on a tie). */
+      last: real("last").notNull(),
+    },
+    (t) => [primaryKey({ columns: [t.series, t.bucket] })],
+  );
+}
 
 /** Minute buckets (UTC minutes), per series. */
-export const minuteBuckets = sqliteTable("minute_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+export const minuteBuckets = bucketTable("minute_buckets");
 /** Hour buckets (UTC hours), per series. */
-export const hourBuckets = sqliteTable("hour_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+export const hourBuckets = bucketTable("hour_buckets");
 /** Day buckets (UTC days), per series. */
-export const dayBuckets = sqliteTable("day_buckets", bucketColumns(), (t) => [primaryKey({ columns: [t.series, t.bucket] })]);
+export const dayBuckets = bucketTable("day_buckets");
 /**
  * Closed hours of minute buckets, packed: one row per part of an hour
  * (usually the whole hour) instead of up to 60 plain rows

@@ -15,37 +15,33 @@ import {
   type GatewayReading,
   type GatewayToHubFrame,
   type HubToDeviceFrame,
+  type PeerToHubFrame,
   type Reading,
 } from "./protocol.ts";
+import type { PeerKind } from "./api.ts";
 import { isMap, isSeq, reject, type Rejection, type TimeWindow, type Validated } from "./validated.ts";
 
 export { isMap, type Rejection, type TimeWindow, type Validated } from "./validated.ts";
 
-/**
- * Validates a decoded device frame, by its `type`: a `batch` (v1), a
- * compact `cbatch` (./cbatch.ts), or a downlink answer (./downlink.ts);
- * anything else is `unknown_type`. Unknown
- * extra fields are ignored so newer devices can add fields without breaking
- * older hubs.
- */
-export function validateDeviceFrame(v: Record<string, unknown>, w: TimeWindow): Validated<DeviceToHubFrame> {
-  const type = v.type;
-  if (type === "batch") return validateDeviceBatch(v, w);
-  if (type === "cbatch") return validateCompactBatch(v, w, false);
-  if (isDownlinkReplyType(type)) return validateDownlinkReply(v, false);
-  return unknownType(type);
-}
+/** The frames a peer of each kind may send (schema/protocol.ts). */
+type FrameOfKind = { device: DeviceToHubFrame; gateway: GatewayToHubFrame };
 
 /**
- * Validates a decoded gateway frame: as a device's, with every reading (or
- * series) naming its device. One bad reading rejects the whole batch, as on
- * a device socket.
+ * Validates a decoded frame from a peer of kind `kind` (a device or a
+ * gateway: one model, worker/group/peer.ts), by its `type`: a `batch` (v1),
+ * a compact `cbatch` (./cbatch.ts), or a downlink answer (./downlink.ts);
+ * anything else is `unknown_type`. A gateway's frames are a device's with
+ * every reading (or series, or answer) naming its device; one bad reading
+ * rejects the whole batch. Unknown extra fields are ignored so newer peers
+ * can add fields without breaking older hubs.
  */
-export function validateGatewayFrame(v: Record<string, unknown>, w: TimeWindow): Validated<GatewayToHubFrame> {
+export function validatePeerFrame<K extends PeerKind>(kind: K, v: Record<string, unknown>, w: TimeWindow): Validated<FrameOfKind[K]>;
+export function validatePeerFrame(kind: PeerKind, v: Record<string, unknown>, w: TimeWindow): Validated<PeerToHubFrame> {
+  const gateway = kind === "gateway";
   const type = v.type;
-  if (type === "batch") return validateGatewayBatch(v, w);
-  if (type === "cbatch") return validateCompactBatch(v, w, true);
-  if (isDownlinkReplyType(type)) return validateDownlinkReply(v, true);
+  if (type === "batch") return gateway ? validateGatewayBatch(v, w) : validateDeviceBatch(v, w);
+  if (type === "cbatch") return validateCompactBatch(v, w, gateway);
+  if (isDownlinkReplyType(type)) return validateDownlinkReply(v, gateway);
   return unknownType(type);
 }
 
@@ -54,7 +50,7 @@ function unknownType(type: unknown): Rejection {
   return reject(ErrorCode.UnknownType, `unknown frame type '${type.slice(0, 32)}'`);
 }
 
-/** Validates a decoded v1 `batch` from a device; any other `type` is refused as by {@link validateDeviceFrame}. */
+/** Validates a decoded v1 `batch` from a device; any other `type` is refused as by {@link validatePeerFrame}. */
 export function validateDeviceBatch(v: Record<string, unknown>, w: TimeWindow): Validated<BatchFrame> {
   const r = validateBatch(v, w, false);
   // Every reading was checked to be [safe integer, valid metric, finite number].

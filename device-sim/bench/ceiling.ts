@@ -12,7 +12,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { decodeCbor } from "../../schema/cbor.ts";
 import { readLimits } from "../../schema/limits.ts";
-import { isMap, validateDeviceFrame } from "../../schema/validate.ts";
+import { isMap, validatePeerFrame } from "../../schema/validate.ts";
 import { addBatch, emptyCollapsed, type Collapsed } from "../../worker/group/ingest/collapse.ts";
 import { isNativeAccelerationEnabled } from "cbor-x";
 
@@ -37,9 +37,9 @@ export interface StageResult {
 export interface CeilingResult {
   /** decodeCbor only. */
   decode: StageResult;
-  /** decodeCbor + validateDeviceFrame. */
+  /** decodeCbor + validatePeerFrame. */
   decodeValidate: StageResult;
-  /** decodeCbor + validateDeviceFrame + addBatch: everything but SQLite and the socket. */
+  /** decodeCbor + validatePeerFrame + addBatch: everything but SQLite and the socket. */
   full: StageResult;
   nativeCborAcceleration: boolean;
 }
@@ -65,7 +65,7 @@ function runStage(input: CeilingInput, stage: Stage): StageResult {
       const decoded = decodeCbor(frame);
       if (!decoded.ok || !isMap(decoded.value)) throw new Error("bench frame does not decode");
       if (stage >= 1) {
-        const v = validateDeviceFrame(decoded.value, { now, limits });
+        const v = validatePeerFrame("device", decoded.value, { now, limits });
         if (!v.ok) throw new Error(`bench frame rejected: ${v.code} ${v.message}`);
         if (v.frame.type !== "batch" && v.frame.type !== "cbatch") throw new Error("bench frames are batches");
         if (stage >= 2) {

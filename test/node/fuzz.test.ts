@@ -18,7 +18,7 @@ import { DEFAULT_LIMITS } from "../../schema/limits.ts";
 import { forEachReading } from "../../schema/cbatch.ts";
 import { ErrorCode, ID_PATTERN, MAX_SEQ, METRIC_PATTERN } from "../../schema/protocol.ts";
 import { validateRules } from "../../schema/rules.ts";
-import { isMap, validateDeviceFrame, validateGatewayFrame } from "../../schema/validate.ts";
+import { isMap, validatePeerFrame } from "../../schema/validate.ts";
 import { parseAggregateQuery } from "../../worker/http/params.ts";
 
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -42,7 +42,7 @@ function hubPath(bytes: Uint8Array, gateway = false): "closed" | "rejected" | "a
     if (bytes.byteLength > DEFAULT_LIMITS.maxFrameBytes) return "closed";
     const d = decodeCbor(bytes);
     if (!d.ok || !isMap(d.value)) return "closed";
-    const r = gateway ? validateGatewayFrame(d.value, WINDOW) : validateDeviceFrame(d.value, WINDOW);
+    const r = validatePeerFrame(gateway ? "gateway" : "device", d.value, WINDOW);
     if (!r.ok) {
       if (!CODES.has(r.code)) throw new Error(`unknown code ${r.code}`);
       if (typeof r.message !== "string" || r.message.length === 0) throw new Error("empty message");

@@ -99,7 +99,7 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
     gatewaySockets: () => connections.downlinkSockets("gateways"),
   }, readDownlinkLimits({ ...env }), limits.groupCommitMs);
   scheduler.register(EXPIRY_TASK, { run: (now) => downlink.expire(now) });
-  const archive = new Archive(store.db, ctx.storage, {
+  const archive = new Archive(store.db, {
     name,
     scheduler,
     bucket: () => env.ARCHIVE,

@@ -3,8 +3,8 @@
  * manifest of Parquet parts (`archive_parts`), schema/tables.ts.
  */
 import { and, asc, between, count, eq, gte, lt, max, min, sum, type SQL } from "drizzle-orm";
-import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { archiveParts, archiveRows } from "../../../schema/tables.ts";
+import type { GroupDb } from "../history/writer.ts";
 
 export type CapturedRow = typeof archiveRows.$inferSelect;
 export type PartRow = typeof archiveParts.$inferSelect;
@@ -26,12 +26,12 @@ const insertText = (n: number): string =>
 const INSERTS = Array.from({ length: CAPTURE_CHUNK + 1 }, (_, n) => insertText(n));
 
 export class ArchiveStore {
-  private readonly db: DrizzleSqliteDODatabase;
+  private readonly db: GroupDb;
   private readonly sql: SqlStorage;
 
-  constructor(db: DrizzleSqliteDODatabase, storage: SqlStorage) {
+  constructor(db: GroupDb) {
     this.db = db;
-    this.sql = storage;
+    this.sql = db.$client.sql;
   }
 
   /** Adds captured rows (inside the commit's transaction), CAPTURE_CHUNK to a statement. */

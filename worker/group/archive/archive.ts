@@ -18,11 +18,11 @@
  * In memory: the backlog size and the period the flush was last asked for,
  * both re-read from SQLite (or asked again) after a wake or a failed commit.
  */
-import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { forEachReading } from "../../../schema/cbatch.ts";
 import { readIntVars } from "../../../schema/limits.ts";
 import type { Alert } from "../../../schema/rules.ts";
 import { log } from "../../log.ts";
+import type { GroupDb } from "../history/writer.ts";
 import type { DeviceReadings } from "../ingest/commit.ts";
 import { peerName } from "../peer.ts";
 import type { TaskRequester } from "../scheduler.ts";
@@ -107,10 +107,9 @@ export class Archive {
   /** End of the period a flush was last requested for in this wake. */
   private requestedUntil = -Infinity;
 
-  constructor(db: DrizzleSqliteDODatabase, storage: Pick<DurableObjectStorage, "kv" | "sql">, host: ArchiveHost, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) {
-    this.store = new ArchiveStore(db, storage.sql);
-    const kv = storage.kv;
-    this.kv = kv;
+  constructor(db: GroupDb, host: ArchiveHost, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) {
+    this.store = new ArchiveStore(db);
+    this.kv = db.$client.kv;
     this.host = host;
     this.limits = limits;
   }

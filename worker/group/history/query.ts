@@ -9,6 +9,7 @@
  */
 import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
+import type { SQLiteColumn, SQLiteSelect } from "drizzle-orm/sqlite-core";
 import { RESOLUTIONS, RESOLUTION_MS, type AggregateBucket, type AggregateQuery, type AggregatesResponse, type Resolution, type Retention } from "../../../schema/api.ts";
 import { aggregates, minutePacks, series } from "../../../schema/tables.ts";
 import { unpackHour } from "./pack.ts";
@@ -37,6 +38,23 @@ export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: 
     .get();
   const found = [row?.plain, row?.packed].filter((b): b is number => typeof b === "number");
   return found.length === 0 ? null : Math.min(...found);
+}
+
+/** The request's device and metric filter, on `on`'s columns (the series table's, or the legacy table's own). */
+function seriesFilter(q: AggregateQuery, on: { device: SQLiteColumn; metric: SQLiteColumn } = series): SQL[] {
+  const where: SQL[] = [];
+  if (q.device !== undefined) where.push(eq(on.device, q.device));
+  if (q.metric !== undefined) where.push(eq(on.metric, q.metric));
+  return where;
+}
+
+/**
+ * A select joined to `series`, narrowed to `where` in the answer's order
+ * (device, metric, then `key`), one row past MAX_BUCKETS so the caller
+ * sees it was truncated.
+ */
+function inAnswerOrder<T extends SQLiteSelect>(select: T, key: SQLiteColumn, where: SQL[]): T {
+  return select.where(and(...where)).orderBy(asc(series.device), asc(series.metric), asc(key)).limit(MAX_BUCKETS + 1);
 }
 
 /** A bucket with its last reading's timestamp, so legacy rows can merge into it. */
@@ -84,43 +102,33 @@ export class BucketQueries {
   private select(q: AggregateQuery, r: Resolution): TimedBucket[] {
     const t = BUCKET_TABLES[r];
     const len = RESOLUTION_MS[r];
-    const where: SQL[] = [];
-    if (q.device !== undefined) where.push(eq(series.device, q.device));
-    if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
+    const where = seriesFilter(q);
     // `from` selects buckets that end after it, `to` buckets that start before it.
     if (q.from !== undefined) where.push(gte(t.bucket, Math.floor(q.from / len)));
     if (q.to !== undefined) where.push(lt(t.bucket, Math.ceil(q.to / len)));
     const f = bucketFields(t);
-    const rows = this.db
+    const select = this.db
       .select({ device: series.device, metric: series.metric, bucket: t.bucket, count: f.count, sum: f.sum, min: f.min, max: f.max, last: f.last, lastOff: f.lastOff })
       .from(t)
-      .innerJoin(series, eq(series.id, t.series))
-      .where(and(...where))
-      .orderBy(asc(series.device), asc(series.metric), asc(t.bucket))
-      .limit(MAX_BUCKETS + 1)
-      .all();
+      .innerJoin(series, eq(series.id, t.series));
+    const rows = inAnswerOrder(select.$dynamic(), t.bucket, where).all();
     return rows.map(({ bucket, lastOff, ...b }) => ({ ...b, start: bucket * len, lastTs: bucket * len + lastOff }));
   }
 
   /** Minute buckets of packed parts of hours (packer.ts) matching the filter, sorted by device, metric, start. */
   private selectPacked(q: AggregateQuery): TimedBucket[] {
     const p = minutePacks;
-    const where: SQL[] = [];
-    if (q.device !== undefined) where.push(eq(series.device, q.device));
-    if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
+    const where = seriesFilter(q);
     const from = q.from === undefined ? -Infinity : Math.floor(q.from / RESOLUTION_MS.minute);
     const to = q.to === undefined ? Infinity : Math.ceil(q.to / RESOLUTION_MS.minute);
     // A part lies within one hour, so one that reaches `from` starts at or after from's hour: a key range, then its end.
     if (q.from !== undefined) where.push(gte(p.firstMinute, Math.floor(from / 60) * 60), gte(p.lastMinute, from));
     if (q.to !== undefined) where.push(lt(p.firstMinute, to));
-    const packs = this.db
+    const select = this.db
       .select({ device: series.device, metric: series.metric, first: p.firstMinute, data: p.data })
       .from(p)
-      .innerJoin(series, eq(series.id, p.series))
-      .where(and(...where))
-      .orderBy(asc(series.device), asc(series.metric), asc(p.firstMinute))
-      .limit(MAX_BUCKETS + 1)
-      .all();
+      .innerJoin(series, eq(series.id, p.series));
+    const packs = inAnswerOrder(select.$dynamic(), p.firstMinute, where).all();
     const out: TimedBucket[] = [];
     for (const { device, metric, first, data } of packs) {
       const hour = Math.floor(first / 60);
@@ -136,10 +144,7 @@ export class BucketQueries {
 
   /** Oldest day bucket's start among the filter's series, or null. */
   private oldestDay(q: AggregateQuery): number | null {
-    const where: SQL[] = [];
-    if (q.device !== undefined) where.push(eq(series.device, q.device));
-    if (q.metric !== undefined) where.push(eq(series.metric, q.metric));
-    const oldest = oldestBucket(this.db, "day", where);
+    const oldest = oldestBucket(this.db, "day", seriesFilter(q));
     return oldest === null ? null : oldest * RESOLUTION_MS.day;
   }
 
@@ -149,9 +154,7 @@ export class BucketQueries {
   }
 
   private legacy(q: AggregateQuery): TimedBucket[] {
-    const where: SQL[] = [];
-    if (q.device !== undefined) where.push(eq(aggregates.device, q.device));
-    if (q.metric !== undefined) where.push(eq(aggregates.metric, q.metric));
+    const where = seriesFilter(q, aggregates);
     if (q.from !== undefined) where.push(gte(aggregates.start, Math.floor(q.from / RESOLUTION_MS.minute) * RESOLUTION_MS.minute));
     if (q.to !== undefined) where.push(lt(aggregates.start, q.to));
     return this.db

@@ -8,8 +8,8 @@
 import { decodeCbor, encodeCbor } from "../../../schema/cbor.ts";
 import type { Limits } from "../../../schema/limits.ts";
 import { CloseCode, type DownlinkReplyFrame, type PeerToHubFrame } from "../../../schema/protocol.ts";
-import { isMap, validateDeviceFrame, validateGatewayFrame, type Rejection, type TimeWindow, type Validated } from "../../../schema/validate.ts";
-import type { ByKind, Peer } from "../peer.ts";
+import { isMap, validatePeerFrame, type Rejection } from "../../../schema/validate.ts";
+import type { Peer } from "../peer.ts";
 import { handleBatch } from "./handlers/batch.ts";
 import { handleCompactBatch } from "./handlers/cbatch.ts";
 import { handleCommandResult, handleConfigApplied } from "./handlers/downlink.ts";
@@ -48,17 +48,12 @@ const HANDLERS: HandlerTable = {
   config_applied: handleConfigApplied,
 };
 
-/** The validator of each peer kind: the only way from a decoded map to a typed frame. */
-const VALIDATORS: ByKind<(v: Record<string, unknown>, w: TimeWindow) => Validated<PeerToHubFrame>> = {
-  device: validateDeviceFrame,
-  gateway: validateGatewayFrame,
-};
-
 /** Decodes, validates and dispatches one message from a peer. */
 export function dispatchFrame(cx: FrameContext, limits: Limits, from: PeerSender, message: string | ArrayBuffer): void {
   const decoded = decodeFrame(limits, from, message);
   if (!decoded) return;
-  const result = VALIDATORS[from.peer.kind](decoded, { now: cx.now(), limits });
+  // The validator is the only way from a decoded map to a typed frame.
+  const result = validatePeerFrame(from.peer.kind, decoded, { now: cx.now(), limits });
   if (!result.ok) {
     cx.reject(from, result);
     return;
