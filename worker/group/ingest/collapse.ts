@@ -114,7 +114,7 @@ function addCompact(c: Collapsed, peer: Peer, b: CompactBatchFrame): void {
   const devices = c.peers.device;
   const seen = new Set<string>();
   for (const s of b.series) {
-    // validateGatewayFrame refuses a gateway series without its device.
+    // validatePeerFrame refuses a gateway series without its device.
     const device = s.device ?? peer.id;
     const d = delta(devices, device);
     d.readings += s.dt.length;
