@@ -153,10 +153,14 @@ export const AlertEntry = doc(
     id: z.int(),
     kind: described(
       z.enum(["threshold", "offline", "archive", "budget", "storage"]),
-      "archive: the raw archive's backlog reached its cap (docs/archive.md); budget: a batch was refused past a cardinality budget (metric holds the error code, device the sender); storage: the group's database neared its budget and the oldest buckets are being pruned (docs/history.md)",
+      "archive: the raw archive's backlog reached its cap (docs/archive.md); budget: a batch was refused past a cardinality budget (metric holds the error code, device and peerKind the sender); storage: the group's database neared its budget and the oldest buckets are being pruned (docs/history.md)",
     ),
     ruleId: z.nullable(z.string()),
-    device: z.string(),
+    device: described(z.string(), "the id of the device or gateway the alert is about (peerKind says which); \"\" for the group's own alerts (archive, storage)"),
+    peerKind: described(
+      z.optional(PeerKind),
+      "whose id device is: gateway only for a gateway's budget alert, device for every other alert about a peer; absent for the group's own alerts",
+    ),
     metric: z.nullable(z.string()),
     op: z.nullable(z.enum(RULE_OPS)),
     threshold: z.nullable(z.number()),

@@ -139,14 +139,20 @@ export interface Alert {
   id: number;
   /**
    * `archive`: the group's raw archive backlog is full (docs/archive.md); device is "" and value the backlog in readings.
-   * `budget`: a batch was refused past a cardinality budget; device is the device or gateway that sent it, metric the
-   * error code (`too_many_metrics`, `too_many_devices`, `too_many_series`), threshold the limit, value what the batch
-   * would have reached. One stays active per sender and code.
+   * `budget`: a batch was refused past a cardinality budget; device is the id of the device or gateway that sent it
+   * (`peerKind` says which), metric the error code (`too_many_metrics`, `too_many_devices`, `too_many_series`),
+   * threshold the limit, value what the batch would have reached. One stays active per sender (kind and id) and code.
    * `storage`: the group's database neared its budget (docs/history.md); device is "", value the bytes and threshold the budget.
    */
   kind: "threshold" | "offline" | "archive" | "budget" | "storage";
   ruleId: string | null;
+  /** The id of the peer the alert is about, "" for the group's own alerts (`archive`, `storage`). */
   device: string;
+  /**
+   * Whose id `device` is: "gateway" only for a gateway's `budget` alert; "device" for every other alert about a
+   * peer; absent for the group's own alerts (device ""). Added after `device`, which keeps carrying the id.
+   */
+  peerKind?: "device" | "gateway";
   metric: string | null;
   op: RuleOp | null;
   threshold: number | null;

@@ -217,6 +217,14 @@ export const alerts = sqliteTable(
     clearedAt: integer("cleared_at"),
     /** 1 once a change was held back (flapping). */
     flapping: integer("flapping").notNull().default(0),
+    /**
+     * The kind of peer `device` names ("device" or "gateway"), written for
+     * budget alerts, whose sender may be either. Null reads as "device"
+     * (threshold and offline alerts are a device's, and budget alerts
+     * written before this column are taken as a device's), or as no peer
+     * for the group's own alerts (device "").
+     */
+    peerKind: text("peer_kind"),
   },
   (t) => [index("alerts_active").on(t.clearedAt), index("alerts_raised").on(t.raisedAt)],
 );

@@ -139,7 +139,7 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
     },
     rejected: (peer, code) => live.rejected(peer, code, Date.now()),
     overBudget(peer, over, now) {
-      const raised = alerts.raiseBudget(peer.id, over.code, over.limit, over.value, now);
+      const raised = alerts.raiseBudget(peer, over.code, over.limit, over.value, now);
       if (raised) live.noteAlerts([raised]);
     },
     downlink: (peer, frame) => downlink.onReply(peer, frame),

@@ -21,6 +21,8 @@ function toAlert(r: typeof alerts.$inferSelect): Alert {
     kind: r.kind === "offline" || r.kind === "archive" || r.kind === "budget" || r.kind === "storage" ? r.kind : "threshold",
     ruleId: r.ruleId,
     device: r.device,
+    // Null (threshold and offline alerts, and budget alerts older than the column) is a device's; the group's own alerts name no peer.
+    ...(r.device === "" ? {} : { peerKind: r.peerKind === "gateway" ? "gateway" : "device" }),
     metric: r.metric,
     op: toOp(r.op),
     threshold: r.threshold,
@@ -104,6 +106,7 @@ export class AlertStore implements AlertWriter {
         value: a.value,
         raisedAt: a.raisedAt,
         clearedAt: a.clearedAt,
+        peerKind: a.peerKind ?? null,
       })
       .returning()
       .get();

@@ -9,6 +9,7 @@
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
+import type { Peer } from "../peer.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import type { DeviceReadings } from "../ingest/commit.ts";
 import { AlertStore } from "./alert-store.ts";
@@ -37,7 +38,7 @@ const LAST_REFUSAL = "alerts.budget:";
 export interface AlertLimits extends FlapLimits {
   /** Alert rows kept; past it the oldest cleared ones are pruned (ALERT_MAX_ROWS; 0: keep all). */
   maxRows: number;
-  /** A `budget` alert clears once its sender went this long without another refusal of that code (BUDGET_ALERT_CLEAR_MS). */
+  /** A `budget` alert clears once its sender (kind and id) went this long without another refusal of that code (BUDGET_ALERT_CLEAR_MS). */
   budgetClearMs: number;
 }
 
@@ -135,20 +136,21 @@ export class Alerts {
   }
 
   /**
-   * A batch of `sender` (a device or gateway id) was refused past a
+   * A batch of `sender` (a device or a gateway) was refused past a
    * cardinality budget (`code`): raises a `budget` alert, unless one for the
-   * same sender and code is active, in which case this refusal pushes its
-   * clearing back (BUDGET_TASK clears it `budgetClearMs` after the last
-   * refusal). Null when none was raised.
+   * same sender (kind and id: a device and a gateway may share an id) and
+   * code is active, in which case this refusal pushes its clearing back
+   * (BUDGET_TASK clears it `budgetClearMs` after the last refusal). Null
+   * when none was raised.
    */
-  raiseBudget(sender: string, code: string, limit: number, value: number, now: number): Alert | null {
-    const active = this.store.activeAlerts().find((a) => a.kind === "budget" && a.device === sender && a.metric === code);
+  raiseBudget(sender: Peer, code: string, limit: number, value: number, now: number): Alert | null {
+    const active = this.store.activeAlerts().find((a) => a.kind === "budget" && a.device === sender.id && a.peerKind === sender.kind && a.metric === code);
     if (active) {
       // Refusals come as fast as a misbehaving sender sends: write only when the time moved.
       if (this.kv.get<unknown>(LAST_REFUSAL + active.id) !== now) this.kv.put(LAST_REFUSAL + active.id, now);
       return null;
     }
-    const a = this.store.insertAlert({ kind: "budget", ruleId: null, device: sender, metric: code, op: null, threshold: limit, value, raisedAt: now, clearedAt: null });
+    const a = this.store.insertAlert({ kind: "budget", ruleId: null, device: sender.id, peerKind: sender.kind, metric: code, op: null, threshold: limit, value, raisedAt: now, clearedAt: null });
     this.store.prune(this.limits.maxRows);
     this.host.scheduler.request(BUDGET_TASK, now + this.limits.budgetClearMs);
     return a;
