@@ -286,7 +286,8 @@ export class GroupStore {
     if (this.activeByDevice?.version === this.alertsVersion) return this.activeByDevice.map;
     const out = new Map<string, number>();
     for (const a of this.alerts.values()) {
-      if (a.clearedAt === null && a.device !== null) out.set(a.device, (out.get(a.device) ?? 0) + 1);
+      // A gateway's alert is not about the device of the same id.
+      if (a.clearedAt === null && a.device !== null && a.peerKind !== "gateway") out.set(a.device, (out.get(a.device) ?? 0) + 1);
     }
     this.activeByDevice = { version: this.alertsVersion, map: out };
     return out;

@@ -2,7 +2,8 @@
  * The operator dashboard in headless Chromium, against a real `wrangler dev`
  * fed by the simulator: the page loads with the token from the URL and hides
  * it, live numbers change, a drill-down chart renders with data, a rule the
- * simulated signal crosses raises an alert on screen, a wrong token shows the
+ * simulated signal crosses raises an alert on screen (and a gateway refused
+ * past a budget shows as the gateway's), a wrong token shows the
  * sign-in message, and without the live socket the page falls back to
  * polling. Screenshots go to test-artifacts/dashboard/.
  */
@@ -10,7 +11,10 @@ import { readFileSync } from "node:fs";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceClient } from "../../client/index.ts";
-import type { Reading } from "../../schema/protocol.ts";
+import { GatewayClient } from "../../bridge/gateway-client.ts";
+import { DEFAULT_LIMITS } from "../../schema/limits.ts";
+import type { GatewayReading, Reading } from "../../schema/protocol.ts";
+import { gatewayToken } from "../tokens.ts";
 import { deviceClient, sharedHub, uniqueGroup } from "../node/hub.ts";
 import { eventually, launchBrowser, operatorToken, screenshot, startFleet, withTimeout, type BrowserHandle, type FleetHandle } from "./harness.ts";
 import { waitForExpression } from "../../scripts/screenshot-pages.ts";
@@ -149,6 +153,16 @@ describe("dashboard", () => {
     await active.first().waitFor({ timeout: 30_000 });
     expect(Number(await page.locator("[data-testid=kpi-alerts]").textContent())).toBeGreaterThan(0);
     await page.locator(".vt-row.is-alerting").first().waitFor();
+    // A gateway refused past a budget: its alert names the gateway, not a device row (one whole-batch refusal, nothing applied).
+    const gw = new GatewayClient({ url: hub.url, group, gateway: "gw-1", token: await gatewayToken(group, "gw-1") }).start();
+    const now = Date.now();
+    gw.send(Array.from({ length: DEFAULT_LIMITS.maxMetricsPerDevice + 1 }, (_, i): GatewayReading => [now, `m${i}`, i, "behind-gw"]));
+    await gw.idle();
+    await gw.close();
+    const budget = page.locator("[data-testid=alert-list] .alert-budget[data-peer-kind=gateway]");
+    await budget.waitFor({ timeout: 10_000 });
+    expect(await budget.getByTestId("alert-gateway").textContent()).toBe("gateway gw-1");
+    expect(await budget.locator("a").count()).toBe(0);
     await screenshot(page, "alerts");
     // The rules tab shows the rule that raised it.
     await page.getByTestId("tab-rules").click();

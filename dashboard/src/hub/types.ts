@@ -52,6 +52,8 @@ export interface Alert {
   kind: string;
   ruleId: string | null;
   device: string | null;
+  /** Whose id `device` is; "gateway" only for a gateway's budget alert (absent from older hubs: a device's). */
+  peerKind?: "device" | "gateway";
   metric: string | null;
   op: string | null;
   threshold: number | null;
@@ -185,6 +187,7 @@ export function parseAlert(v: unknown): Alert | null {
     kind: str(v.kind) ?? "threshold",
     ruleId: strOrNull(v.ruleId),
     device: strOrNull(v.device),
+    ...(v.peerKind === "device" || v.peerKind === "gateway" ? { peerKind: v.peerKind } : {}),
     metric: strOrNull(v.metric),
     op: strOrNull(v.op),
     threshold: numOrNull(v.threshold),

@@ -26,7 +26,7 @@ export interface AlertGroup {
 export function groupAlerts(alerts: readonly Alert[]): AlertGroup[] {
   const byKey = new Map<string, Alert[]>();
   for (const a of alerts) {
-    const key = JSON.stringify([a.kind, a.ruleId, a.metric, a.device]);
+    const key = JSON.stringify([a.kind, a.ruleId, a.metric, a.peerKind ?? "device", a.device]);
     let list = byKey.get(key);
     if (!list) byKey.set(key, (list = []));
     list.push(a);
@@ -81,7 +81,7 @@ export class AlertsPanel {
     const key = `${this.store.alertsVersion}|${this.activeOnly}|${Math.floor(now / 10_000)}`;
     if (key === this.lastKey) return;
     this.lastKey = key;
-    const all = this.store.alertList().filter((a) => this.device === null || a.device === this.device);
+    const all = this.store.alertList().filter((a) => this.device === null || (a.device === this.device && a.peerKind !== "gateway"));
     const groups = groupAlerts(all);
     const active = groups.filter((g) => g.active).length;
     setText(this.summary, groups.length === 0 ? "" : `${active} active · ${groups.length - active} cleared`);
@@ -108,11 +108,17 @@ export class AlertsPanel {
 
   private item(g: AlertGroup, expanded: boolean, now: number): HTMLElement {
     const a = g.latest;
-    const device = a.device !== null && this.device === null ? h("a", { href: deviceHref(this.store.group, a.device) }, a.device) : null;
+    // A gateway has no device page: its (budget) alert names it as text.
+    const device =
+      !a.device || this.device !== null
+        ? null
+        : a.peerKind === "gateway"
+          ? h("span", { class: "alert-peer", "data-testid": "alert-gateway" }, `gateway ${a.device}`)
+          : h("a", { href: deviceHref(this.store.group, a.device) }, a.device);
     const raises = g.alerts.length;
     const li = h(
       "li",
-      { class: `alert ${g.active ? "alert-active" : "alert-cleared"} alert-${a.kind}`, "data-alert-id": a.id, "data-kind": a.kind, "data-count": raises },
+      { class: `alert ${g.active ? "alert-active" : "alert-cleared"} alert-${a.kind}`, "data-alert-id": a.id, "data-kind": a.kind, "data-peer-kind": a.peerKind, "data-count": raises },
       h("span", { class: `badge ${g.active ? "badge-alert" : "badge-quiet"}` }, g.active ? "active" : "cleared"),
       // The hub held a change back: the value flaps around the threshold (docs/protocol.md, "Rules and alerts").
       a.flapping ? h("span", { class: "badge badge-warn", "data-testid": "alert-flapping", title: "changes held back: the value flaps around the threshold" }, "flapping") : "",
