@@ -14,7 +14,7 @@
 // zod/mini: the same schemas as classic zod at a fraction of the bundle (the Worker and the dashboard ship them).
 import * as z from "zod/mini";
 import { described, doc, limitValue } from "./api-doc.ts";
-import { ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
+import { ID_PATTERN, METRIC_PATTERN, PEER_KINDS } from "./protocol.ts";
 import { MAX_RULES, RULE_OPS } from "./rules.ts";
 
 export { ID_RULE } from "./api-doc.ts";
@@ -60,7 +60,7 @@ export const DeviceParams = DeviceSocketParams;
 /** One command of a device. */
 export const CommandParams = z.extend(DeviceParams, { id: pathId("id", "command id") });
 /** Peer kinds that can be revoked. */
-export const PeerKind = doc(z.enum(["device", "gateway"]), { id: "PeerKind" });
+export const PeerKind = doc(z.enum(PEER_KINDS), { id: "PeerKind" });
 export type PeerKind = z.infer<typeof PeerKind>;
 export const RevocationParams = z.extend(GroupParams, { kind: PeerKind, id: pathId("id", "device or gateway id") });
 /** A device or gateway of a group, as in `/peers/{kind}/{id}`. */

@@ -2,7 +2,7 @@
  * Alert rules (docs/protocol.md, "Rules and alerts"): types and the
  * validator for the body of PUT /v1/groups/{group}/rules.
  */
-import { ID_PATTERN, METRIC_PATTERN } from "./protocol.ts";
+import { ID_PATTERN, METRIC_PATTERN, type PeerKind } from "./protocol.ts";
 
 export const RULE_OPS = [">", ">=", "<", "<=", "==", "!="] as const;
 export type RuleOp = (typeof RULE_OPS)[number];
@@ -152,7 +152,7 @@ export interface Alert {
    * Whose id `device` is: "gateway" only for a gateway's `budget` alert; "device" for every other alert about a
    * peer; absent for the group's own alerts (device ""). Added after `device`, which keeps carrying the id.
    */
-  peerKind?: "device" | "gateway";
+  peerKind?: PeerKind;
   metric: string | null;
   op: RuleOp | null;
   threshold: number | null;

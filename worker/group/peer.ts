@@ -6,16 +6,15 @@
  * namespaces: a gateway named like a device is another peer with its own seq.
  */
 
-/** The kinds of peer, as in the socket routes and the revocation routes. */
-export type PeerKind = "device" | "gateway";
+import type { PeerKind } from "../../schema/protocol.ts";
+
+export { PEER_KINDS, type PeerKind } from "../../schema/protocol.ts";
 
 /** A device or gateway of the group. */
 export interface Peer {
   readonly kind: PeerKind;
   readonly id: string;
 }
-
-export const PEER_KINDS: readonly PeerKind[] = ["device", "gateway"];
 
 /** Per-kind prefix of socket tags and map keys: short, because tags are limited to 256 characters. */
 const PREFIX: Readonly<Record<PeerKind, string>> = { device: "d:", gateway: "w:" };

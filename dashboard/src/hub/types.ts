@@ -7,6 +7,7 @@
  * the hub uses (schema/rules.ts).
  */
 import type { AggregateBucket, RatesResponse } from "../../../schema/api.ts";
+import type { PeerKind } from "../../../schema/protocol.ts";
 import { validateRules, type RulesDoc } from "../../../schema/rules.ts";
 
 export { RULE_OPS, validateRules, type Rule, type RuleOp } from "../../../schema/rules.ts";
@@ -53,7 +54,7 @@ export interface Alert {
   ruleId: string | null;
   device: string | null;
   /** Whose id `device` is; "gateway" only for a gateway's budget alert (absent from older hubs: a device's). */
-  peerKind?: "device" | "gateway";
+  peerKind?: PeerKind;
   metric: string | null;
   op: string | null;
   threshold: number | null;

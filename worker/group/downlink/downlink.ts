@@ -23,7 +23,7 @@ import type { DownlinkLimits } from "../../../schema/limits.ts";
 import { ErrorCode, type CommandResultFrame, type ConfigAppliedFrame, type DownlinkReplyFrame } from "../../../schema/protocol.ts";
 import { reject, type Rejection } from "../../../schema/validated.ts";
 import type { CommandRow } from "../../../schema/tables.ts";
-import type { Peer } from "../peer.ts";
+import type { Peer, PeerKind } from "../peer.ts";
 import type { TaskRequester } from "../scheduler.ts";
 import { DownlinkStore, toEntry } from "./downlink-store.ts";
 import { WriteBatch } from "./write-batch.ts";
@@ -192,13 +192,13 @@ export class Downlink {
   }
 
   /** Where a device's frames go: its own opted-in sockets, else the gateways'. */
-  private targetsOf(device: string): { targets: DownlinkTarget[]; via: "device" | "gateway" } {
+  private targetsOf(device: string): { targets: DownlinkTarget[]; via: PeerKind } {
     const own = this.host.deviceSockets(device);
     return own.length > 0 ? { targets: own, via: "device" } : { targets: this.host.gatewaySockets(), via: "gateway" };
   }
 
   /** Sends commands on every target and marks those that went out on at least one delivered. */
-  private deliver(to: { targets: DownlinkTarget[]; via: "device" | "gateway" }, rows: CommandRow[], now: number): void {
+  private deliver(to: { targets: DownlinkTarget[]; via: PeerKind }, rows: CommandRow[], now: number): void {
     if (to.targets.length === 0 || rows.length === 0) return;
     const sent: string[] = [];
     for (const r of rows) {
@@ -223,14 +223,14 @@ export class Downlink {
   }
 }
 
-function commandFrame(r: CommandRow, via: "device" | "gateway"): CborValue {
+function commandFrame(r: CommandRow, via: PeerKind): CborValue {
   // Args were stored from JSON the Worker parsed: a CBOR value.
   const args = JSON.parse(r.args) as CborValue;
   const frame = { type: "command", id: r.id, name: r.name, args, expiresAt: r.expiresAt };
   return via === "gateway" ? { ...frame, device: r.device } : frame;
 }
 
-function configFrame(device: string, version: number, desired: Record<string, unknown>, via: "device" | "gateway"): CborValue {
+function configFrame(device: string, version: number, desired: Record<string, unknown>, via: PeerKind): CborValue {
   const frame = { type: "config", version, desired: desired as CborValue };
   return via === "gateway" ? { ...frame, device } : frame;
 }
