@@ -31,6 +31,9 @@ export default defineConfig({
                 MAX_DASHBOARD_SOCKETS: "20",
                 MAX_PEER_SOCKETS: "60",
                 LIVE_SUMMARY_MS: "100",
+                // A dashboard that leaves a frame unacked 200 ms is marked out of step (production:
+                // 5 s), so test/worker/live-acks.test.ts sees a silent socket marked without a long wait.
+                LIVE_ACK_MARK_MS: "200",
                 LIVE_RATE_WINDOW_S: "2",
                 // A 4 MB storage budget (production: 6 GB), so test/worker/budget.test.ts reaches
                 // it with a few tens of thousands of buckets; other tests' groups stay far below.

@@ -3,9 +3,11 @@
  * socket that acks blindly (a huge seq, without reading) must not get a
  * new summary per ack: the bytes the hub sends it stay at one frame until
  * it acks that frame's seq, or the ack timeout closes it; a wake (a new
- * fan-out over the same sockets) changes neither.
+ * fan-out over the same sockets) changes neither. Nor for a silent socket
+ * (it never acks at all) in a group where nothing else happens: it is
+ * marked by the fan-out's own check timer, which fake timers drive here.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { BUCKET_MS, type Reading } from "../../../schema/protocol.ts";
 import { addBatch, emptyCollapsed } from "../../../worker/group/ingest/collapse.ts";
 import type { OutOfStep } from "../../../worker/group/connections/attachment.ts";
@@ -29,23 +31,31 @@ class CountingSocket implements DashboardSocket {
   }
 }
 
-function setup() {
+/** `markAfterMs` and `clock` for the tests of the check timer; by default it never fires. */
+function setup(opts: { markAfterMs?: number; clock?: () => number } = {}) {
   const blind = new CountingSocket();
   const honest = new CountingSocket();
   const state = new LiveState(2);
   state.load({ devices: [], latest: [], rejects: [], online: new Set() });
   // What the connection layer keeps in each socket's attachment: it outlives the fan-out.
   const marks = new Map<CountingSocket, OutOfStep>();
+  // Attachment writes per socket: what marks cost.
+  const writes = new Map<CountingSocket, number>();
   const fanoutOf = () =>
     new LiveFanout<CountingSocket>(
       {
         name: () => "g",
-        dashboards: () => [blind, honest],
+        dashboards: () => [blind, honest].filter((s) => s.closed === null),
         outOfStep: (ws) => marks.get(ws) ?? null,
-        setOutOfStep: (ws, mark) => void (mark ? marks.set(ws, mark) : marks.delete(ws)),
+        setOutOfStep: (ws, mark) => {
+          writes.set(ws, (writes.get(ws) ?? 0) + 1);
+          if (mark) marks.set(ws, mark);
+          else marks.delete(ws);
+        },
       },
       state,
-      { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 },
+      { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000, markAfterMs: opts.markAfterMs ?? 3_600_000 },
+      opts.clock,
     );
   let fanout = fanoutOf();
   for (const s of [blind, honest]) fanout.sendSnapshot(s, { group: "g", alerts: [], rules: { rules: [], offlineAfterMs: 0 } }, T0);
@@ -59,6 +69,7 @@ function setup() {
     blind,
     honest,
     marks,
+    writes,
     data,
     ack,
     get fanout() {
@@ -136,5 +147,65 @@ describe("live acks", () => {
     // One catch-up frame with everything, at a seq above the one it owed.
     expect(blind.frames).toBe(2);
     expect(blind.lastSeq).toBeGreaterThan(owed);
+  });
+});
+
+describe("silent sockets (they never ack) in a quiet group", () => {
+  afterEach(() => void vi.useRealTimers());
+  const MARK_MS = 5000;
+  /** Snapshots at T0 under fake timers, the fan-out reading the faked clock; the honest socket acks. */
+  function quiet() {
+    vi.useFakeTimers({ now: T0 });
+    const t = setup({ markAfterMs: MARK_MS, clock: () => Date.now() });
+    t.ack(t.honest, t.honest.lastSeq);
+    return t;
+  }
+
+  it("marks a silent socket out of step after markAfterMs with nothing else happening, once, then arms no timer", () => {
+    const { blind, honest, marks, writes } = quiet();
+    vi.advanceTimersByTime(MARK_MS - 1);
+    expect(marks.size).toBe(0);
+    vi.advanceTimersByTime(1);
+    // The seq it owes and when that frame went out; the honest socket is not marked.
+    expect([...marks]).toEqual([[blind, { seq: blind.lastSeq, since: T0 }]]);
+    expect([writes.get(blind), writes.get(honest)]).toEqual([1, undefined]);
+    // Nothing keeps the quiet group from hibernating now.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("restores it after a wake as owing: no new frame, and the check closes it at its original timeout", () => {
+    const t = quiet();
+    const { blind, honest, data, ack } = t;
+    vi.advanceTimersByTime(MARK_MS);
+    // Woken 50 s later by a device's batch: the honest socket gets a summary, the silent one nothing.
+    for (const at of [T0 + 50_000, T0 + 58_000]) {
+      vi.setSystemTime(at);
+      t.wake();
+      data(at);
+      t.fanout.send(at);
+      ack(honest, honest.lastSeq);
+      expect(blind.frames).toBe(1);
+      // The check armed by that summary: before the timeout it leaves the silent socket open.
+      vi.advanceTimersByTime(MARK_MS);
+    }
+    // The second check ran at T0 + 63 s, past 60 s from the snapshot: closed without another tick.
+    expect(blind.closed).toBe(4008);
+    expect([blind.frames, honest.frames, honest.closed]).toEqual([1, 3, null]);
+  });
+
+  it("costs an honest socket no attachment write over 200 summaries and a wake; the silent one one write", () => {
+    const t = quiet();
+    const { blind, honest, writes, data, ack } = t;
+    for (let i = 1; i <= 200; i++) {
+      if (i === 100) t.wake();
+      const now = Date.now();
+      data(now);
+      t.fanout.send(now);
+      ack(honest, honest.lastSeq);
+      vi.advanceTimersByTime(100);
+    }
+    // 20 s of summaries: the check ran about four times.
+    expect([honest.frames, writes.get(honest) ?? 0]).toEqual([201, 0]);
+    expect([blind.frames, writes.get(blind), blind.closed]).toEqual([1, 1, null]);
   });
 });

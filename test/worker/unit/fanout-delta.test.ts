@@ -38,7 +38,7 @@ function setup(n: number, bounds: LiveBounds = { maxDevices: 100, maxMetrics: 10
   const sockets = Array.from({ length: n }, () => new Socket());
   const state = new LiveState(2, bounds);
   state.load({ devices: [], latest: [], rejects: [], online: new Set() });
-  const fanout = new LiveFanout({ name: () => "g", dashboards: () => sockets, outOfStep: () => null, setOutOfStep: () => {} }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 });
+  const fanout = new LiveFanout({ name: () => "g", dashboards: () => sockets, outOfStep: () => null, setOutOfStep: () => {} }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000, markAfterMs: 3_600_000 });
   const ack = (s: Socket, delta: boolean) => fanout.onMessage(s, JSON.stringify({ type: "ack", seq: s.last().seq, ...(delta ? { delta } : {}) }));
   const data = (device: string, readings: Reading[], now: number) => {
     const c = emptyCollapsed();
@@ -108,7 +108,7 @@ describe("dashboard count", () => {
     const sockets = [new Socket()];
     let listed = 0;
     const state = new LiveState(2);
-    const fanout = new LiveFanout({ name: () => "g", dashboards: () => (listed++, sockets), outOfStep: () => null, setOutOfStep: () => {} }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000 });
+    const fanout = new LiveFanout({ name: () => "g", dashboards: () => (listed++, sockets), outOfStep: () => null, setOutOfStep: () => {} }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 60_000, markAfterMs: 3_600_000 });
     for (let i = 0; i < 100; i++) fanout.count();
     expect(listed).toBe(1);
     sockets.push(new Socket());

@@ -149,7 +149,7 @@ describe("fan-out flow control", () => {
     const state = new LiveState(2);
     state.load({ devices: [], latest: [], rejects: [], online: new Set() });
     // Ticks are driven by hand below; the timer interval only has to be long.
-    const fanout = new LiveFanout({ name: () => "g", dashboards: () => sockets, outOfStep: () => null, setOutOfStep: () => {} }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 5000 });
+    const fanout = new LiveFanout({ name: () => "g", dashboards: () => sockets, outOfStep: () => null, setOutOfStep: () => {} }, state, { summaryIntervalMs: 3_600_000, ackTimeoutMs: 5000, markAfterMs: 3_600_000 });
     for (const s of sockets) fanout.sendSnapshot(s, { group: "g", alerts: [], rules: { rules: [], offlineAfterMs: 0 } }, T0);
     const data = (n: number, now: number) => {
       const c = emptyCollapsed();

@@ -23,12 +23,24 @@
  * socket without state is treated as up to date with nothing acked pending,
  * and gets a full summary at the next change (and deltas again after its
  * next ack asks for them). Except a socket out of step: one that acked a
- * seq other than the one it owes (a blind ack) is marked in its attachment
- * (connections/attachment.ts, `OutOfStep`) with the frame it owes and when
- * that was sent, so after a wake it still gets nothing until it acks that
- * frame, and its ack timeout runs from the original send. An honest socket
- * acks another seq at most when its ack crosses a wake, so marks cost it
- * next to no attachment writes.
+ * seq other than the one it owes (a blind ack), or left a frame unacked for
+ * `markAfterMs` (a silent socket, which does not read), is marked in its
+ * attachment (connections/attachment.ts, `OutOfStep`) with the frame it
+ * owes and when that was sent, so after a wake it still gets nothing until
+ * it acks that frame, and its ack timeout runs from the original send. An
+ * honest socket acks its frame within milliseconds, so marks cost it no
+ * attachment writes in the normal case.
+ *
+ * Summaries tick only while something changes, so the silent case is
+ * checked by a timer of its own: armed when frames go out, it fires at the
+ * earliest `awaitingSince + markAfterMs` of the sockets awaiting unmarked,
+ * marks those due and closes (4008) those past their ack timeout; it is
+ * armed again only while unmarked sockets await. `markAfterMs` (default
+ * 5 s) stays well below the idle time after which the runtime hibernates an
+ * object, currently 10 s
+ * (https://developers.cloudflare.com/durable-objects/concepts/durable-object-lifecycle/),
+ * so the mark is written before the in-memory state can be lost, and a
+ * quiet group hibernates at most one timer later than it would have.
  */
 import type { Alert, RulesDoc } from "../../../schema/rules.ts";
 import { CloseCode } from "../../../schema/protocol.ts";
@@ -60,9 +72,15 @@ export interface FanoutTiming {
   summaryIntervalMs: number;
   /** A socket that leaves a frame unacked this long is closed with 4008. */
   ackTimeoutMs: number;
+  /**
+   * A socket that leaves a frame unacked this long is marked out of step in
+   * its attachment, so a wake does not forget the frame it owes. Keep it
+   * below the runtime's idle time before hibernation (10 s, header comment).
+   */
+  markAfterMs: number;
 }
 
-export const DEFAULT_FANOUT_TIMING: Readonly<FanoutTiming> = { summaryIntervalMs: 500, ackTimeoutMs: 60_000 };
+export const DEFAULT_FANOUT_TIMING: Readonly<FanoutTiming> = { summaryIntervalMs: 500, ackTimeoutMs: 60_000, markAfterMs: 5000 };
 
 interface SocketState {
   /** The epoch this socket has every change through (0: nothing yet). */
@@ -97,6 +115,8 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
   /** Open dashboard sockets, counted when needed (null: count again). */
   private dashboardCount: number | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The check of unacked frames (`check`), armed while sockets await unmarked. */
+  private checkTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(host: FanoutHost<S>, state: LiveState, timing: FanoutTiming = DEFAULT_FANOUT_TIMING, clock: () => number = Date.now) {
     this.host = host;
@@ -155,6 +175,7 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
     };
     ws.send(JSON.stringify(frame));
     this.sockets.set(ws, { lastEpoch: epoch, awaiting: seq, awaitingSince: now, delta: false, marked: false });
+    this.armCheck(now + this.timing.markAfterMs, now);
   }
 
   /** What the bounds left out, as a frame field (absent when nothing was). */
@@ -251,13 +272,7 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
     for (const ws of sockets) {
       const s = this.socketState(ws);
       if (s.awaiting !== null) {
-        if (now - s.awaitingSince > this.timing.ackTimeoutMs) {
-          ws.close(CloseCode.TooSlow, "dashboard did not ack summaries");
-          this.sockets.delete(ws);
-          this.recount();
-        } else {
-          waiting++;
-        }
+        if (!this.closeIfTimedOut(ws, s, now)) waiting++;
         continue;
       }
       due.push([ws, s]);
@@ -296,7 +311,60 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
       s.awaitingSince = now;
       sent++;
     }
+    if (sent > 0) this.armCheck(now + this.timing.markAfterMs, now);
     return this.finish(now, sent, waiting);
+  }
+
+  /**
+   * The check of unacked frames at `now` (header comment): closes sockets
+   * past their ack timeout, marks out of step those that left a frame
+   * unacked for `markAfterMs`, and arms itself again for the earliest
+   * socket still awaiting unmarked. How many it marked and closed.
+   */
+  check(now: number): { marked: number; closed: number } {
+    let marked = 0;
+    let closed = 0;
+    let next = Infinity;
+    for (const ws of this.host.dashboards()) {
+      const s = this.socketState(ws);
+      if (s.awaiting === null) continue;
+      if (this.closeIfTimedOut(ws, s, now)) {
+        closed++;
+      } else if (!s.marked) {
+        const due = s.awaitingSince + this.timing.markAfterMs;
+        if (due > now) {
+          next = Math.min(next, due);
+        } else {
+          s.marked = true;
+          this.host.setOutOfStep(ws, { seq: s.awaiting, since: s.awaitingSince });
+          marked++;
+        }
+      }
+    }
+    if (next !== Infinity) this.armCheck(next, now);
+    return { marked, closed };
+  }
+
+  /** Closes (4008) a socket whose awaited frame is past the ack timeout; whether it did. */
+  private closeIfTimedOut(ws: S, s: SocketState, now: number): boolean {
+    if (s.awaiting === null || now - s.awaitingSince <= this.timing.ackTimeoutMs) return false;
+    ws.close(CloseCode.TooSlow, "dashboard did not ack summaries");
+    this.sockets.delete(ws);
+    this.recount();
+    return true;
+  }
+
+  /** Makes sure the check runs by `at` (one timer: an earlier one already armed stays). */
+  private armCheck(at: number, now: number): void {
+    if (this.checkTimer !== undefined) return;
+    this.checkTimer = setTimeout(() => {
+      this.checkTimer = undefined;
+      try {
+        this.check(this.clock());
+      } catch (err) {
+        log.error("live.check", err, { group: this.host.name() });
+      }
+    }, Math.max(0, at - now));
   }
 
   /** The frame of changes after `since`, as JSON text; null when nothing changed. */

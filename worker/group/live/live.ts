@@ -164,6 +164,7 @@ export class Live {
 const CONFIG_VARS: Readonly<Record<keyof LiveConfig, string>> = {
   summaryIntervalMs: "LIVE_SUMMARY_MS",
   ackTimeoutMs: "LIVE_ACK_TIMEOUT_MS",
+  markAfterMs: "LIVE_ACK_MARK_MS",
   rateWindowS: "LIVE_RATE_WINDOW_S",
   maxDevices: "LIVE_MAX_DEVICES",
   maxMetrics: "LIVE_MAX_METRICS",
