@@ -217,17 +217,29 @@ describe("fuzzing the frame path (decode + validate)", () => {
     });
   });
 
-  it("each frame is handled in bounded time: the slowest inputs, timed again, take under 250 ms at best of 3", () => {
+  it("each frame is handled in bounded time: the slowest inputs, timed again, take at most 4x a full valid batch at best of 3", () => {
     expect(slowInputs.length).toBe(KEEP_SLOW);
-    for (const input of [...slowInputs]) {
+    // The ceiling, measured beside them: the largest valid batch, whose
+    // readings are each decoded and checked. A hostile frame of at most the
+    // same size that costs several times more has found a slow path in the
+    // decoder or a validator (nesting, quadratic scans). A ratio, so it holds
+    // on any machine (docs/testing.md).
+    const readings = Array.from({ length: DEFAULT_LIMITS.maxReadingsPerBatch }, (_, i) => [NOW - i, `metric.${i % 50}`, i + 0.5]);
+    const full = encodeCbor({ type: "batch", seq: 1, readings });
+    const bestOf3 = (bytes: Uint8Array, gateway: boolean): number => {
       let best = Infinity;
       for (let r = 0; r < 3; r++) {
         const t = performance.now();
-        hubPath(input.bytes, input.gateway);
+        hubPath(bytes, gateway);
         best = Math.min(best, performance.now() - t);
       }
-      expect(best).toBeLessThan(250);
-    }
+      return best;
+    };
+    expect(hubPath(full)).toBe("accepted");
+    const ceiling = bestOf3(full, false);
+    const slow = [...slowInputs].map((input) => bestOf3(input.bytes, input.gateway));
+    console.log(`slowest fuzz inputs at best of 3: ${slow.map((ms) => ms.toFixed(2)).join(", ")} ms; a full valid batch (${full.byteLength} bytes): ${ceiling.toFixed(2)} ms`);
+    for (const ms of slow) expect(ms).toBeLessThanOrEqual(4 * ceiling);
   });
 });
 
