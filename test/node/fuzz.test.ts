@@ -217,8 +217,10 @@ describe("fuzzing the frame path (decode + validate)", () => {
     });
   });
 
-  it("each frame is handled in bounded time: the slowest inputs, timed again, take at most 4x a full valid batch at best of 3", () => {
+  it("each frame is handled in bounded time: the slowest inputs, timed again, take at most 4x a full valid batch (per byte, for larger ones) at best of 3", () => {
     expect(slowInputs.length).toBe(KEEP_SLOW);
+    // Taken before timing anything here: hubPath keeps its slowest inputs.
+    const fuzzed = [...slowInputs];
     // The ceiling, measured beside them: the largest valid batch, whose
     // readings are each decoded and checked. A hostile frame of at most the
     // same size that costs several times more has found a slow path in the
@@ -237,9 +239,12 @@ describe("fuzzing the frame path (decode + validate)", () => {
     };
     expect(hubPath(full)).toBe("accepted");
     const ceiling = bestOf3(full, false);
-    const slow = [...slowInputs].map((input) => bestOf3(input.bytes, input.gateway));
-    console.log(`slowest fuzz inputs at best of 3: ${slow.map((ms) => ms.toFixed(2)).join(", ")} ms; a full valid batch (${full.byteLength} bytes): ${ceiling.toFixed(2)} ms`);
-    for (const ms of slow) expect(ms).toBeLessThanOrEqual(4 * ceiling);
+    const slow = fuzzed.map((input) => ({ ms: bestOf3(input.bytes, input.gateway), bytes: input.bytes.byteLength }));
+    console.log(
+      `slowest fuzz inputs at best of 3: ${slow.map((x) => `${x.ms.toFixed(2)} ms (${x.bytes} bytes)`).join(", ")}; a full valid batch (${full.byteLength} bytes): ${ceiling.toFixed(2)} ms`,
+    );
+    // Per byte beyond the batch's size: decoding is linear, and a hostile frame may be up to maxFrameBytes.
+    for (const x of slow) expect(x.ms).toBeLessThanOrEqual(4 * ceiling * Math.max(1, x.bytes / full.byteLength));
   });
 });
 
