@@ -125,6 +125,10 @@ export const StorageResponse = doc(
       z.int(),
       "series whose buckets are not counted yet, left out of `buckets`: 0, except for a while after a group written before the bucket counters wakes on the new code (docs/history.md)",
     ),
+    oldestStale: described(
+      z.boolean(),
+      "true for a few alarm steps after pruning, while `oldest` is recomputed: each `oldest` is then the last exact value (lowered by buckets written since), a lower bound; false: exact (docs/history.md)",
+    ),
   }),
   { id: "StorageResponse" },
 );

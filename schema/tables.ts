@@ -171,6 +171,16 @@ export const bucketTotals = sqliteTable("bucket_totals", {
   hour: integer("hour").notNull(),
   day: integer("day").notNull(),
   countedTo: integer("counted_to"),
+  /** Oldest bucket index per resolution (minute: plain rows and packs' first minutes), null: none; a lower bound while `oldestScan` is set (worker/group/history/oldest.ts). */
+  oldestMinute: integer("oldest_minute"),
+  oldestHour: integer("oldest_hour"),
+  oldestDay: integer("oldest_day"),
+  /** Null: the oldest are exact; else the last series the recompute after pruning has scanned (0: none yet). */
+  oldestScan: integer("oldest_scan"),
+  /** The recompute's running minima over the series scanned and the buckets written since it began. */
+  scanMinute: integer("scan_minute"),
+  scanHour: integer("scan_hour"),
+  scanDay: integer("scan_day"),
 });
 
 /** Any of the three bucket tables (they share one shape). */

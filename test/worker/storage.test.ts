@@ -18,6 +18,7 @@ import { Budget } from "../../worker/group/history/budget.ts";
 import { BucketTally } from "../../worker/group/history/counts.ts";
 import { PRUNE_TASK } from "../../worker/group/history/history.ts";
 import { Packer } from "../../worker/group/history/packer.ts";
+import { Pruner } from "../../worker/group/history/prune.ts";
 import { BucketWriter, type SeriesAggregates } from "../../worker/group/history/writer.ts";
 import { connectDevice, databaseBefore, operatorToken, uniqueGroup } from "./helpers.ts";
 
@@ -29,22 +30,34 @@ async function client(group: string): Promise<HubClient> {
   return new HubClient({ url: "http://hub.test", token: await operatorToken(group), fetch: (input, init) => SELF.fetch(input, init) });
 }
 
-/** The counts a full scan finds: minute rows plus the minutes in packs, hour rows, day rows. */
+/** The counts and oldest starts a full scan finds: minute rows plus the minutes in packs (their first minute), hour rows, day rows. */
 const scan = (stub: DurableObjectStub) =>
   runInDurableObject(stub, (_hub, state) => {
-    const n = (q: string) => state.storage.sql.exec<{ n: number }>(q).one().n;
+    const n = (q: string) => state.storage.sql.exec<{ n: number | null }>(q).one().n;
+    const start = (b: number | null, len: number) => (b === null ? null : b * len);
+    const [m, p] = [n("SELECT min(bucket) AS n FROM minute_buckets"), n("SELECT min(first_minute) AS n FROM minute_packs")];
     return {
-      minute: n("SELECT count(*) AS n FROM minute_buckets") + n("SELECT coalesce(sum(buckets), 0) AS n FROM minute_packs"),
-      hour: n("SELECT count(*) AS n FROM hour_buckets"),
-      day: n("SELECT count(*) AS n FROM day_buckets"),
+      counts: {
+        minute: (n("SELECT count(*) AS n FROM minute_buckets") ?? 0) + (n("SELECT coalesce(sum(buckets), 0) AS n FROM minute_packs") ?? 0),
+        hour: n("SELECT count(*) AS n FROM hour_buckets") ?? 0,
+        day: n("SELECT count(*) AS n FROM day_buckets") ?? 0,
+      },
+      oldest: {
+        minute: start(m === null ? p : p === null ? m : Math.min(m, p), MIN),
+        hour: start(n("SELECT min(bucket) AS n FROM hour_buckets"), HOUR),
+        day: start(n("SELECT min(bucket) AS n FROM day_buckets"), DAY),
+      },
     };
   });
 
-/** The route's counts equal a full scan; returns them. */
+/** The route's counts and oldest starts equal a full scan (once the recompute of the oldest after pruning is done); returns the counts. */
 async function expectCounted(op: HubClient, group: string, what: string): Promise<{ minute: number; hour: number; day: number }> {
+  await waitFor(async () => !(await op.storage(group)).oldestStale, `the oldest recomputed, ${what}`, 8_000);
   const s = await op.storage(group);
   const counts = { minute: s.resolutions.minute.buckets, hour: s.resolutions.hour.buckets, day: s.resolutions.day.buckets };
-  expect({ ...counts, uncounted: s.uncountedSeries }, what).toEqual({ ...(await scan(env.GROUPS.getByName(group))), uncounted: 0 });
+  const oldest = { minute: s.resolutions.minute.oldest, hour: s.resolutions.hour.oldest, day: s.resolutions.day.oldest };
+  const found = await scan(env.GROUPS.getByName(group));
+  expect({ counts, oldest, uncounted: s.uncountedSeries }, what).toEqual({ ...found, uncounted: 0 });
   return counts;
 }
 
@@ -133,7 +146,11 @@ describe("storage counts", () => {
     // Pressure: a step deletes the oldest hour of minutes across series.
     await runInDurableObject(stub, (_hub, state) => {
       const db = drizzle(state.storage);
-      expect(new Budget(db, () => Infinity, { maxGroupBytes: 1 }, new BucketTally(db)).pressureStep()).toBe(true);
+      const tally = new BucketTally(db);
+      expect(new Budget(db, () => Infinity, { maxGroupBytes: 1 }, tally).pressureStep()).toBe(true);
+      // The recompute of the oldest that the prune task asks for after pruning (history.ts), here at once.
+      expect(tally.oldest.stale()).toBe(true);
+      while (tally.oldest.step(1));
     });
     const pressed = await expectCounted(op, group, "after a pressure step");
     expect(pressed.minute).toBeLessThan(relate.minute);
@@ -150,8 +167,10 @@ describe("storage counts", () => {
     // Pressure until nothing is left: minutes, then hours, then days.
     await runInDurableObject(stub, (_hub, state) => {
       const db = drizzle(state.storage);
-      const budget = new Budget(db, () => Infinity, { maxGroupBytes: 1 }, new BucketTally(db));
-      for (let i = 0; i < 50 && budget.pressureStep(); i++);
+      const tally = new BucketTally(db);
+      const budget = new Budget(db, () => Infinity, { maxGroupBytes: 1 }, tally);
+      for (let i = 0; i < 100 && budget.pressureStep(); i++);
+      expect(budget.pressureStep()).toBe(false);
     });
     expect(await expectCounted(op, group, "after pruning everything")).toEqual({ minute: 0, hour: 0, day: 0 });
     sock.close();
@@ -190,5 +209,42 @@ describe("storage counts", () => {
     await waitFor(async () => (await op.storage(group)).uncountedSeries === 0, "the count task", 30_000);
     const all = await expectCounted(op, group, "after counting");
     expect(all.minute).toBe(6 * 143 + 20);
+  });
+
+  it("oldest: a group written before the columns gets them exact; a recompute after pruning survives eviction and keeps a late write into a scanned series", async () => {
+    const group = uniqueGroup("oldest-old");
+    const stub = env.GROUPS.getByName(group);
+    const op = await client(group);
+    const from = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR;
+    await runInDurableObject(stub, async (_hub, state) => {
+      await databaseBefore(state, "_oldest_buckets");
+      const db = drizzle(state.storage);
+      // Two series of the previous schema (a writer that keeps no counts), the second starting two hours later; then the new migration.
+      db.transaction(() => {
+        const writer = new BucketWriter(db, true, false);
+        writer.write(history("p-1", ["x"], from, 100));
+        writer.write(history("p-2", ["x"], from + 2 * HOUR, 100));
+      });
+      // That writer left the counts alone: the count task counts these series after the next wake.
+      state.storage.sql.exec("UPDATE bucket_totals SET counted_to = 0");
+      await migrate(db, migrations);
+      const tally = new BucketTally(db);
+      expect(tally.oldest.read()).toEqual({ oldest: { minute: from / MIN, hour: from / HOUR, day: Math.floor(from / DAY) }, stale: false });
+      // Pruning the first series' first half hour of minutes: the oldest may have risen, a recompute starts.
+      new Pruner(db, tally).step({ minute: from / MIN + 30, hour: null, day: null });
+      expect(tally.oldest.read()).toEqual({ oldest: { minute: from / MIN, hour: from / HOUR, day: Math.floor(from / DAY) }, stale: true });
+      // One series scanned (its oldest is now minute 30), then a late minute 10 into it: below what the scan found, above the stored lower bound.
+      expect(tally.oldest.step(1)).toBe(true);
+      db.transaction(() => new BucketWriter(db).write(history("p-1", ["x"], from + 10 * MIN, 1)));
+    });
+    // While the recompute runs the route answers the lower bound and says so.
+    const during = await op.storage(group);
+    expect([during.resolutions.minute.oldest, during.oldestStale]).toEqual([from, true]);
+    // The next wake asks for the recompute, which finishes in the background.
+    await evictDurableObject(stub);
+    await waitFor(async () => !(await op.storage(group)).oldestStale, "the oldest recomputed", 10_000);
+    await waitFor(async () => (await op.storage(group)).uncountedSeries === 0, "the count task", 10_000);
+    await expectCounted(op, group, "after the recompute");
+    expect((await op.storage(group)).resolutions.minute.oldest).toBe(from + 10 * MIN);
   });
 });

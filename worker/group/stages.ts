@@ -39,6 +39,7 @@ import { Revocations } from "./connections/revocations.ts";
 import { Downlink, EXPIRY_TASK } from "./downlink/downlink.ts";
 import { BACKFILL_TASK } from "./history/backfill.ts";
 import { COUNT_TASK } from "./history/counts.ts";
+import { OLDEST_TASK } from "./history/oldest.ts";
 import { readBudget } from "./history/budget.ts";
 import { History, PRUNE_TASK } from "./history/history.ts";
 import { Ingest } from "./ingest/ingest.ts";
@@ -119,6 +120,7 @@ export function buildStages(ctx: DurableObjectState, env: Env, store: Store, nam
   scheduler.register(BACKFILL_TASK, { run: (now) => history.backfillStep(now) });
   scheduler.register(PRUNE_TASK, { run: (now) => history.pruneStep(now) });
   scheduler.register(COUNT_TASK, { run: (now) => history.countStep(now) });
+  scheduler.register(OLDEST_TASK, { run: (now) => history.oldestStep(now) });
   const ingest = new Ingest<Alert[]>(store, limits, {
     name,
     hasPendingWork: () => live.hasPendingWork(),

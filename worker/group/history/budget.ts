@@ -13,7 +13,7 @@ import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import { readIntVars } from "../../../schema/limits.ts";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution, type Retention, type StorageResponse } from "../../../schema/api.ts";
 import type { BucketTally } from "./counts.ts";
-import { keepOf, oldestBucket } from "./query.ts";
+import { keepOf } from "./query.ts";
 import { Pruner, type Cutoffs } from "./prune.ts";
 
 /** The budget, as a wrangler.jsonc var. */
@@ -39,7 +39,6 @@ const PRESSURE_CURSOR = "pressure_cursor";
 const NONE: Cutoffs = { minute: null, hour: null, day: null };
 
 export class Budget {
-  private readonly db: DrizzleSqliteDODatabase;
   private readonly size: () => number;
   readonly limits: BudgetLimits;
   private readonly pruner: Pruner;
@@ -47,7 +46,6 @@ export class Budget {
 
   /** `tally`: the bucket counts (the writer's, `BucketWriter.tally`), which pruning adjusts and the report reads. */
   constructor(db: DrizzleSqliteDODatabase, size: () => number, limits: BudgetLimits, tally: BucketTally) {
-    this.db = db;
     this.size = size;
     this.limits = limits;
     this.pruner = new Pruner(db, tally, PRESSURE_CURSOR);
@@ -79,10 +77,18 @@ export class Budget {
       this.pruner.step(NONE);
       return true;
     }
+    // After a pass (or any pruning) the stored oldest is only a lower bound; a cutoff from it might delete
+    // nothing, pass after pass. The recompute comes first, a step of it per call (oldest.ts).
+    const { oldest, stale } = this.tally.oldest.read();
+    if (stale) {
+      this.tally.oldest.step();
+      return true;
+    }
     for (const r of RESOLUTIONS) {
-      const oldest = oldestBucket(this.db, r, []);
-      if (oldest === null) continue;
-      this.pruner.step({ ...NONE, [r]: oldest + PRESSURE_SPAN[r] });
+      const o = oldest[r];
+      if (o === null) continue;
+      // The oldest bucket is below this cutoff (a packed part too: it lies within one hour), so the pass deletes it.
+      this.pruner.step({ ...NONE, [r]: o + PRESSURE_SPAN[r] });
       return true;
     }
     return false;
@@ -90,16 +96,17 @@ export class Budget {
 
   /**
    * `GET /v1/groups/{group}/storage`, in time independent of the number of
-   * buckets: the counts are one row (counts.ts), `oldest` one
-   * primary-key seek per series and resolution, the size O(1).
+   * buckets or series: the counts (counts.ts) and the oldest (oldest.ts)
+   * are one row, the size O(1).
    */
   report(retention: Retention): StorageResponse {
     const { buckets, uncountedSeries } = this.tally.totals();
+    const { oldest, stale } = this.tally.oldest.read();
     const resolutions = {} as StorageResponse["resolutions"];
     for (const r of RESOLUTIONS) {
-      const oldest = oldestBucket(this.db, r, []);
-      resolutions[r] = { buckets: buckets[r], oldest: oldest === null ? null : oldest * RESOLUTION_MS[r], keepMs: keepOf(retention, r) };
+      const o = oldest[r];
+      resolutions[r] = { buckets: buckets[r], oldest: o === null ? null : o * RESOLUTION_MS[r], keepMs: keepOf(retention, r) };
     }
-    return { bytes: this.size(), budgetBytes: this.limits.maxGroupBytes, resolutions, uncountedSeries };
+    return { bytes: this.size(), budgetBytes: this.limits.maxGroupBytes, resolutions, uncountedSeries, oldestStale: stale };
   }
 }

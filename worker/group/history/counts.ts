@@ -24,6 +24,7 @@
  * `forget()` when a transaction rolls back and rebuilt from SQLite on use.
  */
 import type { Resolution } from "../../../schema/api.ts";
+import { OldestBuckets } from "./oldest.ts";
 import type { GroupDb } from "./writer.ts";
 
 /** The scheduler task that counts the buckets of a group written before the counters. */
@@ -45,6 +46,8 @@ export interface BucketTotals {
 export class BucketTally {
   private readonly db: GroupDb;
   private readonly sql: SqlStorage;
+  /** The oldest bucket per resolution, kept by the same writers (oldest.ts). */
+  readonly oldest: OldestBuckets;
   /** Per resolution: series id -> highest bucket index known to exist as a plain row (-1: none). */
   private known: Record<Resolution, Map<number, number>> = { minute: new Map(), hour: new Map(), day: new Map() };
   private delta: Record<Resolution, number> = { minute: 0, hour: 0, day: 0 };
@@ -54,10 +57,12 @@ export class BucketTally {
   constructor(db: GroupDb) {
     this.db = db;
     this.sql = db.$client.sql;
+    this.oldest = new OldestBuckets(db);
   }
 
   /** A bucket row about to be upserted (inside the caller's transaction): tallied if it is new. Runs per row on the commit path. */
   row(r: Resolution, id: number, bucket: number): void {
+    this.oldest.row(r, bucket);
     if (!this.tallied(id)) return;
     const known = this.known[r];
     const top = known.get(id) ?? this.loadTop(r, id);
@@ -108,6 +113,7 @@ export class BucketTally {
 
   /** Writes the tallied changes into `bucket_totals` (inside the caller's transaction). */
   flush(): void {
+    this.oldest.flush();
     const d = this.delta;
     if (d.minute === 0 && d.hour === 0 && d.day === 0) return;
     this.sql.exec("UPDATE bucket_totals SET minute = minute + ?, hour = hour + ?, day = day + ? WHERE id = 1", d.minute, d.hour, d.day);
@@ -119,6 +125,7 @@ export class BucketTally {
     this.known = { minute: new Map(), hour: new Map(), day: new Map() };
     this.delta = { minute: 0, hour: 0, day: 0 };
     this.countedTo = undefined;
+    this.oldest.forget();
   }
 
   /** The group's totals: one row, and a range count of the series not counted yet. */

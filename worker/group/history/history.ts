@@ -16,6 +16,7 @@ import type { TaskRequester } from "../scheduler.ts";
 import { Backfill, BACKFILL_TASK } from "./backfill.ts";
 import { Budget, type BudgetLimits } from "./budget.ts";
 import { COUNT_TASK, type BucketTally } from "./counts.ts";
+import { OLDEST_TASK } from "./oldest.ts";
 import { Packer } from "./packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "./prune.ts";
 import { BucketQueries, keepOf } from "./query.ts";
@@ -69,6 +70,7 @@ export class History {
   wake(now: number): void {
     if (this.queries.hasLegacy()) this.host.scheduler.request(BACKFILL_TASK, now);
     if (this.tally.pending()) this.host.scheduler.request(COUNT_TASK, now);
+    if (this.tally.oldest.stale()) this.host.scheduler.request(OLDEST_TASK, now);
     // Keeps an earlier due time: this only makes sure a pass is never more than an hour away.
     this.host.scheduler.request(PRUNE_TASK, this.pruner.inProgress() || this.packer.inProgress() ? now : now + PRUNE_EVERY_MS);
   }
@@ -81,6 +83,17 @@ export class History {
   /** Task COUNT_TASK: counts a few series written before the bucket counters; runs again at once while some remain. */
   countStep(now: number): number | null {
     return this.tally.step() ? now : null;
+  }
+
+  /**
+   * Task OLDEST_TASK: a step of recomputing the oldest buckets after
+   * pruning; runs again at once while series remain. Not while a retention
+   * pass is under way (each of its steps that deletes starts the recompute
+   * over): the pass asks for it when it ends.
+   */
+  oldestStep(now: number): number | null {
+    if (this.pruner.inProgress()) return null;
+    return this.tally.oldest.step() ? now : null;
   }
 
   /**
@@ -109,6 +122,12 @@ export class History {
    * retention; the next pass an hour after one ends.
    */
   pruneStep(now: number): number | null {
+    const next = this.pruneOrPress(now);
+    if (!this.pruner.inProgress() && this.tally.oldest.stale()) this.host.scheduler.request(OLDEST_TASK, now);
+    return next;
+  }
+
+  private pruneOrPress(now: number): number | null {
     const was = this.db.select().from(settings).where(eq(settings.key, PRESSURE_KEY)).get() !== undefined;
     const pressed = this.budget.pressed(was);
     if (pressed !== was) {

@@ -226,6 +226,9 @@ export class Packer {
     const after = parts.reduce((n, q) => n + partBytes(id, q.firstMinute, q.lastMinute, q.buckets, q.data.length), 0);
     if (this.options.onlyWhenSmaller && after >= before) return 0;
     if (existing.length > 0) this.db.delete(p).where(inHour).run();
+    // A part written before parts starts at its hour's start, maybe before its first minute: the oldest may rise (oldest.ts).
+    const firstBefore = Math.min(...existing.map((e) => e.firstMinute), ...plain.map((r) => r.bucket));
+    if ((parts[0]?.firstMinute ?? Infinity) > firstBefore) this.tally.oldest.deleted();
     for (const part of parts) this.db.insert(p).values(part).run();
     // Exactly the rows read: they are consecutive, and a step that stopped inside this hour left its later minutes for the next.
     const first = plain[0];

@@ -90,6 +90,8 @@ export class Pruner {
         if (deleted >= maxRows) break;
         last = id;
       }
+      // The oldest may have gone: recomputed once the pass is over (oldest.ts).
+      if (deleted > 0) this.tally.oldest.deleted();
       const done = ids.length < PRUNE_STEP_SERIES && last === (ids.at(-1)?.id ?? cursor.series);
       if (done) this.reset();
       else this.writeCursor({ series: last, cutoffs: cursor.cutoffs });
