@@ -39,8 +39,8 @@ function fill(group: string, share: number): Promise<number> {
           id,
           next,
         );
-        // Past the writer, so the bucket count is kept here (worker/group/history/counts.ts).
-        sql.exec("UPDATE bucket_totals SET minute = minute + 500 WHERE id = 1");
+        // Past the writer, so the bucket count and the oldest minute are kept here (worker/group/history/counts.ts, oldest.ts).
+        sql.exec("UPDATE bucket_totals SET minute = minute + 500, oldest_minute = min(coalesce(oldest_minute, ?1), ?1) WHERE id = 1", next + 1);
       }
       next += 500;
     }
