@@ -129,14 +129,20 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         break;
       }
       case "/storage": {
-        // The storage route's report, `reps` times: from the counters, only their sums (`way=sums`), or as it was before them, counting the tables (`way=scan`).
+        // The storage route's report, `reps` times: from the counters, only their sums (`way=sums`), with the oldest by one seek per
+        // series as before the oldest were kept (`way=seeks`), or as it was before the counters, counting the tables (`way=scan`).
         const reps = int(url, "reps", 1);
         const sql = this.ctx.storage.sql;
         const budget = new Budget(store.db, () => sql.databaseSize, DEFAULT_BUDGET, store.buckets.tally);
         let report: unknown = null;
         const counts = store.buckets.tally;
         const way = url.searchParams.get("way");
-        for (let i = 0; i < reps; i++) report = way === "scan" ? this.scanReport(store) : way === "sums" ? counts.totals() : budget.report(DEFAULT_RETENTION);
+        for (let i = 0; i < reps; i++) {
+          if (way === "scan") report = this.scanReport(store);
+          else if (way === "sums") report = counts.totals();
+          else if (way === "seeks") report = { ...counts.totals(), oldest: Object.fromEntries((["minute", "hour", "day"] as const).map((r) => [r, oldestBucket(store.db, r, [])])) };
+          else report = budget.report(DEFAULT_RETENTION);
+        }
         out = report;
         break;
       }
