@@ -4,7 +4,9 @@
  * equal a full count after every kind of write (ingest, replays, late
  * readings, packing, retention and pressure pruning, the backfill), and a
  * group written before the counters is counted by the `history.count` task
- * in steps that survive eviction, commits in between.
+ * in steps that survive eviction, commits in between. The oldest bucket of
+ * each resolution, kept in the same row (history/oldest.ts), equals a full
+ * scan after each of those writes once its recompute after pruning is done.
  */
 import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
 import { drizzle } from "drizzle-orm/durable-sqlite";
