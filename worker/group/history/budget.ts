@@ -78,12 +78,10 @@ export class Budget {
       return true;
     }
     // After a pass (or any pruning) the stored oldest is only a lower bound; a cutoff from it might delete
-    // nothing, pass after pass. The recompute comes first, a step of it per call (oldest.ts).
-    const { oldest, stale } = this.tally.oldest.read();
-    if (stale) {
-      this.tally.oldest.step();
-      return true;
-    }
+    // nothing, pass after pass. The recompute comes first, a step of it per call (oldest.ts); the call
+    // that ends it also prunes (two bounded steps), so a small group needs no extra alarm per pass.
+    if (this.tally.oldest.stale() && this.tally.oldest.step()) return true;
+    const { oldest } = this.tally.oldest.read();
     for (const r of RESOLUTIONS) {
       const o = oldest[r];
       if (o === null) continue;

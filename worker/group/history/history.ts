@@ -89,10 +89,11 @@ export class History {
    * Task OLDEST_TASK: a step of recomputing the oldest buckets after
    * pruning; runs again at once while series remain. Not while a retention
    * pass is under way (each of its steps that deletes starts the recompute
-   * over): the pass asks for it when it ends.
+   * over): the pass asks for it when it ends. Nor under storage pressure,
+   * whose steps run it themselves before each pass (budget.ts).
    */
   oldestStep(now: number): number | null {
-    if (this.pruner.inProgress()) return null;
+    if (this.pruner.inProgress() || this.underPressure()) return null;
     return this.tally.oldest.step() ? now : null;
   }
 
@@ -128,7 +129,7 @@ export class History {
   }
 
   private pruneOrPress(now: number): number | null {
-    const was = this.db.select().from(settings).where(eq(settings.key, PRESSURE_KEY)).get() !== undefined;
+    const was = this.underPressure();
     const pressed = this.budget.pressed(was);
     if (pressed !== was) {
       if (pressed) this.db.insert(settings).values({ key: PRESSURE_KEY, value: "1" }).onConflictDoNothing().run();
@@ -142,6 +143,10 @@ export class History {
     const cutoffs = Object.fromEntries(RESOLUTIONS.map((res) => [res, cutoffOf(res, keepOf(r, res), now)])) as Cutoffs;
     if (!this.pruner.step(cutoffs).done) return now;
     return this.packer.step(now).done ? now + PRUNE_EVERY_MS : now;
+  }
+
+  private underPressure(): boolean {
+    return this.db.select().from(settings).where(eq(settings.key, PRESSURE_KEY)).get() !== undefined;
   }
 
   /** Sets the retention; a pruning pass by it starts at once (the alarm fires now). */
