@@ -161,6 +161,7 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench:bridge -- --devices 10 --json": BENCHMARK,
   "npm run bench:downlink": BENCHMARK,
   "npm run bench:history": BENCHMARK,
+  "npm run bench:history -- --fill-devices 1 --rounds 8": BENCHMARK,
   "npm run bench:history -- --fill-devices 4": BENCHMARK,
   "npm run bench:history -- --json": BENCHMARK,
   "npm run bench:history -- --rounds 16": BENCHMARK,
