@@ -140,8 +140,12 @@ export class DeviceTable {
           : "No device matches the filter.",
       );
     }
-    const first = Math.max(0, Math.floor(scrollTop / ROW_H) - OVERSCAN);
-    const last = Math.min(this.list.length, Math.ceil((scrollTop + height) / ROW_H) + OVERSCAN);
+    // A list that just got shorter (a filter) leaves scrollTop past its end
+    // until the browser clamps it and fires a scroll event a frame later: draw
+    // where it will be clamped to, so the rows never blank for that frame.
+    const top = Math.min(scrollTop, Math.max(0, this.list.length * ROW_H - height));
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(this.list.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
     const needed = last - first;
     while (this.rows.length < needed) this.rows.push(this.makeRow());
     const alerting = this.store.activeAlertsByDevice();
