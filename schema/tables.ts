@@ -3,6 +3,7 @@
  * in ./migrations are generated from this file by `npm run db:generate`.
  */
 import { customType, index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { Resolution } from "./api.ts";
 
 /** A BLOB column as bytes. A Durable Object's SQLite takes and returns BLOBs as ArrayBuffers. */
 const bytes = customType<{ data: Uint8Array; driverData: ArrayBuffer }>({
@@ -185,6 +186,9 @@ export const bucketTotals = sqliteTable("bucket_totals", {
 
 /** Any of the three bucket tables (they share one shape). */
 export type BucketTable = typeof minuteBuckets | typeof hourBuckets | typeof dayBuckets;
+
+/** Each resolution's bucket table. */
+export const BUCKET_TABLES: Readonly<Record<Resolution, BucketTable>> = { minute: minuteBuckets, hour: hourBuckets, day: dayBuckets };
 
 export type DeviceRow = typeof devices.$inferSelect;
 export type GatewayRow = typeof gateways.$inferSelect;

@@ -14,7 +14,8 @@ import { Budget, DEFAULT_BUDGET } from "../group/history/budget.ts";
 import { DEFAULT_RETENTION } from "../group/history/history.ts";
 import { Packer, packCounts } from "../group/history/packer.ts";
 import { cutoffOf, Pruner, type Cutoffs } from "../group/history/prune.ts";
-import { BucketQueries, keepOf, oldestBucket } from "../group/history/query.ts";
+import { oldestBucket } from "../group/history/oldest.ts";
+import { BucketQueries, keepOf } from "../group/history/query.ts";
 import { addBatch, emptyCollapsed } from "../group/ingest/collapse.ts";
 import { Store } from "../group/ingest/store.ts";
 

@@ -21,7 +21,10 @@
  * Nothing is kept in memory but the lowest indexes of the transaction under
  * way, dropped by `forget()`.
  */
+import { and, gt, lte, sql, type SQL } from "drizzle-orm";
+import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { Resolution } from "../../../schema/api.ts";
+import { BUCKET_TABLES, minutePacks, series } from "../../../schema/tables.ts";
 import type { GroupDb } from "./writer.ts";
 
 /** The scheduler task that recomputes the oldest buckets after pruning. */
@@ -30,7 +33,24 @@ export const OLDEST_TASK = "history.oldest";
 export const OLDEST_STEP_SERIES = 2000;
 
 const RES: readonly Resolution[] = ["minute", "hour", "day"];
-const TABLES: Readonly<Record<Resolution, string>> = { minute: "minute_buckets", hour: "hour_buckets", day: "day_buckets" };
+
+/** The oldest bucket index of `r` among the series matching `where` (one primary-key seek per series), or null. */
+export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: SQL[]): number | null {
+  const t = BUCKET_TABLES[r];
+  const plain = sql<number | null>`(SELECT ${t.bucket} FROM ${t} WHERE ${t.series} = ${series.id} ORDER BY ${t.bucket} LIMIT 1)`;
+  // Minutes may also be packed in parts (packer.ts): a part's first minute (its hour's start for a pack written before parts) stands for its oldest.
+  const p = minutePacks;
+  const packed = sql<number | null>`(SELECT ${p.firstMinute} FROM ${p} WHERE ${p.series} = ${series.id} ORDER BY ${p.firstMinute} LIMIT 1)`;
+  // Two aggregates rather than min() of both per series: each correlated seek then runs once per series.
+  const row = db
+    .select({ plain: sql<number | null>`min(${plain})`, packed: r === "minute" ? sql<number | null>`min(${packed})` : sql<null>`NULL` })
+    .from(series)
+    .where(and(...where))
+    .get();
+  const found = [row?.plain, row?.packed].filter((b): b is number => typeof b === "number");
+  return found.length === 0 ? null : Math.min(...found);
+}
+
 
 /** Per resolution: the stored value (a bucket index, null when none), and whether a recompute is under way. */
 export interface OldestState {
@@ -108,21 +128,10 @@ export class OldestBuckets {
       if (typeof from !== "number") return false;
       // The step's last series: the `maxSeries`-th after the cursor, or the last one.
       const upTo = this.sql.exec<{ id: number }>("SELECT id FROM series WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?", from, maxSeries - 1).toArray()[0]?.id ?? null;
-      const range = upTo === null ? "s.id > ?1" : "s.id > ?1 AND s.id <= ?2";
-      const args = upTo === null ? [from] : [from, upTo];
-      const seek = (table: string, col: string) => `(SELECT min((SELECT ${col} FROM ${table} WHERE series = s.id ORDER BY ${col} LIMIT 1)) FROM series AS s WHERE ${range})`;
-      const mins = this.sql
-        .exec<{ m: number | null; p: number | null; h: number | null; d: number | null }>(
-          `SELECT ${seek(TABLES.minute, "bucket")} AS m, ${seek("minute_packs", "first_minute")} AS p, ${seek(TABLES.hour, "bucket")} AS h, ${seek(TABLES.day, "bucket")} AS d`,
-          ...args,
-        )
-        .one();
-      const minute = mins.m === null ? mins.p : mins.p === null ? mins.m : Math.min(mins.m, mins.p);
+      const range = upTo === null ? [gt(series.id, from)] : [gt(series.id, from), lte(series.id, upTo)];
       this.sql.exec(
         `UPDATE bucket_totals SET ${RES.map((r, i) => `scan_${r} = ${lowered(`scan_${r}`, `?${i + 1}`)}`).join(", ")}, oldest_scan = ?4 WHERE id = 1`,
-        minute,
-        mins.h,
-        mins.d,
+        ...RES.map((r) => oldestBucket(this.db, r, range)),
         upTo,
       );
       if (upTo !== null) return true;

@@ -10,9 +10,8 @@ import { and, asc, eq, gt, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { RESOLUTIONS, RESOLUTION_MS, type Resolution } from "../../../schema/api.ts";
-import { minutePacks, series, settings } from "../../../schema/tables.ts";
+import { BUCKET_TABLES, minutePacks, series, settings } from "../../../schema/tables.ts";
 import type { BucketTally } from "./counts.ts";
-import { BUCKET_TABLES } from "./writer.ts";
 
 /** Buckets older than these bucket indexes go (null: keep all of that resolution). */
 export type Cutoffs = Record<Resolution, number | null>;

@@ -11,9 +11,10 @@ import { and, asc, eq, gte, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
 import type { SQLiteColumn, SQLiteSelect } from "drizzle-orm/sqlite-core";
 import { RESOLUTIONS, RESOLUTION_MS, type AggregateBucket, type AggregateQuery, type AggregatesResponse, type Resolution, type Retention } from "../../../schema/api.ts";
-import { aggregates, minutePacks, series } from "../../../schema/tables.ts";
+import { aggregates, BUCKET_TABLES, minutePacks, series } from "../../../schema/tables.ts";
+import { oldestBucket } from "./oldest.ts";
 import { unpackHour } from "./pack.ts";
-import { BUCKET_TABLES, bucketFields } from "./writer.ts";
+import { bucketFields } from "./writer.ts";
 
 /** Most buckets one aggregates request returns; `truncated` says when more matched. */
 export const MAX_BUCKETS = 50_000;
@@ -21,23 +22,6 @@ export const MAX_BUCKETS = 50_000;
 /** The keep time of each resolution, by name. */
 export function keepOf(r: Retention, res: Resolution): number | null {
   return res === "minute" ? r.minuteMs : res === "hour" ? r.hourMs : r.dayMs;
-}
-
-/** The oldest bucket index of `r` among the series matching `where` (one primary-key seek per series), or null. */
-export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: SQL[]): number | null {
-  const t = BUCKET_TABLES[r];
-  const plain = sql<number | null>`(SELECT ${t.bucket} FROM ${t} WHERE ${t.series} = ${series.id} ORDER BY ${t.bucket} LIMIT 1)`;
-  // Minutes may also be packed in parts (packer.ts): a part's first minute (its hour's start for a pack written before parts) stands for its oldest.
-  const p = minutePacks;
-  const packed = sql<number | null>`(SELECT ${p.firstMinute} FROM ${p} WHERE ${p.series} = ${series.id} ORDER BY ${p.firstMinute} LIMIT 1)`;
-  // Two aggregates rather than min() of both per series: each correlated seek then runs once per series.
-  const row = db
-    .select({ plain: sql<number | null>`min(${plain})`, packed: r === "minute" ? sql<number | null>`min(${packed})` : sql<null>`NULL` })
-    .from(series)
-    .where(and(...where))
-    .get();
-  const found = [row?.plain, row?.packed].filter((b): b is number => typeof b === "number");
-  return found.length === 0 ? null : Math.min(...found);
 }
 
 /** The request's device and metric filter, on `on`'s columns (the series table's, or the legacy table's own). */

@@ -23,9 +23,6 @@ export type SeriesAggregates = Collapsed["aggregates"];
 /** The group's database with the storage it runs on (what `drizzle(ctx.storage)` returns). */
 export type GroupDb = DrizzleSqliteDODatabase & { $client: DurableObjectStorage };
 
-/** Each resolution's table. */
-export const BUCKET_TABLES: Readonly<Record<Resolution, BucketTable>> = { minute: minuteBuckets, hour: hourBuckets, day: dayBuckets };
-
 /**
  * A point row: a bucket whose min, max and last equal its sum and whose last
  * timestamp is its first (one reading, the common minute) is stored with

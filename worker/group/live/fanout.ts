@@ -227,10 +227,7 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
     if (seq !== s.awaiting) {
       // Out of step: remember what it owes with the socket (once), so a
       // wake from hibernation does not forget it and send another frame.
-      if (!s.marked) {
-        s.marked = true;
-        this.host.setOutOfStep(ws, { seq: s.awaiting, since: s.awaitingSince });
-      }
+      if (!s.marked) this.markOutOfStep(ws, s, s.awaiting);
       return;
     }
     s.awaiting = null;
@@ -335,14 +332,19 @@ export class LiveFanout<S extends DashboardSocket = DashboardSocket> {
         if (due > now) {
           next = Math.min(next, due);
         } else {
-          s.marked = true;
-          this.host.setOutOfStep(ws, { seq: s.awaiting, since: s.awaitingSince });
+          this.markOutOfStep(ws, s, s.awaiting);
           marked++;
         }
       }
     }
     if (next !== Infinity) this.armCheck(next, now);
     return { marked, closed };
+  }
+
+  /** Keeps with the socket that it owes the ack of `seq`, sent at `awaitingSince`, so a wake does not forget it. */
+  private markOutOfStep(ws: S, s: SocketState, seq: number): void {
+    s.marked = true;
+    this.host.setOutOfStep(ws, { seq, since: s.awaitingSince });
   }
 
   /** Closes (4008) a socket whose awaited frame is past the ack timeout; whether it did. */
