@@ -12,6 +12,11 @@
  *     commit) and without (minute buckets only), 1,000 devices x 5 metrics,
  *     one commit per simulated minute, alternating in rounds; the ratio by
  *     wall time and by workerd's CPU time (Linux /proc);
+ *   - the same ratio end to end (history-hub.ts): device sockets into two
+ *     hubs, the Worker as it ships and a copy of its bundle without rollups,
+ *     for 1,000 devices sending a reading per metric and batch (the worst
+ *     case) and for 10 devices sending 100-reading batches; `--hub-seconds`
+ *     per window, `--rounds` windows each, alternating;
  *   - bytes per stored bucket (`ctx.storage.sql.databaseSize` over rows),
  *     plain and packed (closed hours of minutes in parts of an hour per
  *     series), for one and for three readings a minute, against packing as
@@ -40,11 +45,13 @@ import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { HELP_FLAG, numberOption, orExit, parseCli } from "../../lib/options.ts";
 import { ROOT } from "../../harness/wrangler-dev.ts";
 import { processCpuSeconds, readWranglerConfig, workerdChildren } from "./hub.ts";
+import { measureHubs } from "./history-hub.ts";
 
-const USAGE = "usage: npm run bench:history [-- --rounds N] [-- --fill-devices N] [-- --reps N] [-- --json]\n";
+const USAGE = "usage: npm run bench:history [-- --rounds N] [-- --hub-seconds N] [-- --fill-devices N] [-- --reps N] [-- --json]\n";
 const values = parseCli(USAGE, {
   options: {
     rounds: { type: "string", default: "4" },
+    "hub-seconds": { type: "string", default: "5" },
     "fill-devices": { type: "string", default: "10" },
     reps: { type: "string", default: "20" },
     json: { type: "boolean", default: false },
@@ -53,6 +60,7 @@ const values = parseCli(USAGE, {
 });
 const ROUNDS = orExit(() => numberOption("rounds", values.rounds, { min: 1 }), USAGE);
 const FILL_DEVICES = orExit(() => numberOption("fill-devices", values["fill-devices"], { min: 1 }), USAGE);
+const HUB_SECONDS = orExit(() => numberOption("hub-seconds", values["hub-seconds"], { min: 1, max: 600 }), USAGE);
 const REPS = orExit(() => numberOption("reps", values.reps, { min: 1 }), USAGE);
 
 const DEVICES = 1000;
@@ -177,6 +185,10 @@ try {
     cpuRatio: workerd === null || cpu.roll === 0 ? null : Number((cpu.plain / cpu.roll).toFixed(2)),
     cpuSeconds: { withRollups: Number(cpu.roll.toFixed(2)), withoutRollups: Number(cpu.plain.toFixed(2)), withRollupsWithoutCounters: Number(cpu.nocount.toFixed(2)) },
   };
+  // 1b. The same ratio end to end: device sockets into two hubs, the Worker as it ships and a copy without rollups.
+  const hubIngest = await measureHubs(dir, { rounds: ROUNDS, seconds: HUB_SECONDS, log });
+  if (!hubIngest.every((h) => h.verified)) throw new Error("a hub of the end-to-end ingest does not hold exactly what it acked");
+
   // Packed hours: minute buckets only (no rollups), 3 closed days of 50 series, before and after a packing pass;
   // one reading a minute (point rows) and three with fractional values (full rows), each packed by the hub's
   // packer (parts on the page, only when smaller) and as before parts (an hour in one row), in objects of their own.
@@ -269,12 +281,13 @@ try {
     storage[name] = { ms: per(ms.report), sumsMs: per(ms.sums), seeksMs: per(ms.seeks), scanMs: per(ms.scan), buckets: size.minute + size.hour + size.day, series: size.series };
   }
 
-  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, bytesPerBucket, packing, steadyState, queries, storage };
+  const result = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, ingest, hubIngest, bytesPerBucket, packing, steadyState, queries, storage };
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     const lines = [
       `History bench (${result.cpu}, ${result.cores} cores, shared with other work: figures are indicative)`,
       `ingest, 1,000 devices x 5 metrics, a commit per minute: ${ingest.withRollups.toLocaleString("en")} readings/s with rollups, ${ingest.withoutRollups.toLocaleString("en")} without: ratio ${ingest.ratio} (${ingest.readings.toLocaleString("en")} readings each; rounds ${ingest.rounds.join(", ")}, median ${ingest.medianRound}); by workerd CPU time: ratio ${ingest.cpuRatio ?? "unknown"} (${ingest.cpuSeconds.withRollups} / ${ingest.cpuSeconds.withoutRollups} s)`,
+      ...hubIngest.map((h) => `ingest through the hub, ${h.shape}: ratio ${h.ratio} by readings/s, ${h.cpuRatio ?? "unknown"} by workerd CPU per reading (rounds with/without: ${h.rounds.map((r) => `${r.roll.readingsPerSec.toLocaleString("en")}/${r.plain.readingsPerSec.toLocaleString("en")}`).join(", ")} readings/s; each hub held exactly what it acked)`),
       `bytes per bucket (plain rows): ${bytesPerBucket.plainWithRollups} with rollups (minute+hour+day rows), ${bytesPerBucket.plainMinuteOnly} minute rows only (one reading each), ${bytesPerBucket.plainHourAndDay} hour and day rows (several readings each)`,
       ...(["point", "three"] as const).map((shape) => {
         const { parts, hour } = packing[shape];

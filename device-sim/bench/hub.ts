@@ -5,7 +5,7 @@
  * persisted to a temp directory so every commit really reaches the disk.
  */
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -82,9 +82,12 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<void>
 /**
  * Bundles the Worker with `wrangler deploy --dry-run --outdir`: the same
  * esbuild pipeline as a deploy, including the drizzle migrations and the
- * .sql files they import as Text modules. Talks to no network.
+ * .sql files they import as Text modules. Talks to no network. Builds the
+ * dashboard first on a checkout that has never built it: wrangler refuses
+ * a config whose `assets.directory` does not exist.
  */
 export async function bundleWorker(outdir: string): Promise<string> {
+  if (!existsSync(join(ROOT, "dashboard/dist/index.html"))) await run(process.execPath, [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "dashboard", "--logLevel", "warn"], process.env);
   await run(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", outdir], {
     ...process.env,
     WRANGLER_SEND_METRICS: "false",

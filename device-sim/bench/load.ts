@@ -9,6 +9,7 @@
  */
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
+import type { Reading } from "../../schema/protocol.ts";
 import { ReadingSource } from "./readings.ts";
 import { waitFor } from "../../harness/wait.ts";
 
@@ -21,6 +22,10 @@ export interface FleetOptions {
   maxInFlight: number;
   /** Frame type the devices send (default `cbatch`, as DeviceClient does). */
   frames?: "cbatch" | "batch";
+  /** Each device's batches (default: `ReadingSource`, the four `METRICS`). */
+  source?: (deviceIndex: number) => { batch(size: number, now: number): Reading[] };
+  /** The metrics `source` sends (default `METRICS`): paced rates are per metric. */
+  metrics?: readonly string[];
 }
 
 /** Counters over a measurement window. */
@@ -52,7 +57,7 @@ export class Fleet {
 
   constructor(opts: FleetOptions) {
     this.opts = opts;
-    const fleet = fleetFromOptions({ groups: 1, prefix: "bench", devices: opts.devices, metrics: METRICS, rate: 1 });
+    const fleet = fleetFromOptions({ groups: 1, prefix: "bench", devices: opts.devices, metrics: [...(opts.metrics ?? METRICS)], rate: 1 });
     fleet.groups = [opts.group];
     this.sim = new Simulation(
       simConfig(
@@ -64,7 +69,7 @@ export class Fleet {
           connectRate: 1000,
           // Fine-grained ticks so a paced rate is spread evenly, not sent in bursts.
           tickMs: 1,
-          batchSource: (i) => new ReadingSource(i + 1),
+          batchSource: opts.source ?? ((i) => new ReadingSource(i + 1)),
           frames: opts.frames ?? "cbatch",
         },
       ),
@@ -127,7 +132,7 @@ export class Fleet {
   /** Sends `readingsPerSecond` in total, spread evenly over the devices. */
   paced(readingsPerSecond: number): void {
     this.driving = true;
-    this.sim.setRate(readingsPerSecond / this.opts.devices / METRICS.length);
+    this.sim.setRate(readingsPerSecond / this.opts.devices / (this.opts.metrics ?? METRICS).length);
   }
 
   /** Stops feeding and waits until every batch handed out so far is settled. */
