@@ -111,7 +111,7 @@ async function window(hub: Hub, fleet: Fleet, ms: number): Promise<HubRound> {
  * Runs every shape on both hubs, alternating which goes first each round
  * so that both see the same machine load; `log` gets progress lines.
  */
-export async function measureHubs(dir: string, opts: { rounds: number; seconds: number; log: (s: string) => void }): Promise<HubShapeResult[]> {
+export async function measureHubs(dir: string, opts: { rounds: number; seconds: number; log: (s: string) => void; shapes?: readonly HubShape[] }): Promise<HubShapeResult[]> {
   const { roll, plain } = await bundles(dir);
   const config = readWranglerConfig();
   const secret = `bench-${Math.random().toString(36).slice(2)}`;
@@ -123,7 +123,7 @@ export async function measureHubs(dir: string, opts: { rounds: number; seconds: 
     for (const entry of [roll, plain]) hubs.push(await startHub({ entry, config, secret, vars, onLog: () => undefined }));
     const [rollHub, plainHub] = hubs as [Hub, Hub];
     const results: HubShapeResult[] = [];
-    for (const [i, shape] of HUB_SHAPES.entries()) {
+    for (const [i, shape] of (opts.shapes ?? HUB_SHAPES).entries()) {
       const fleetOn = async (hub: Hub): Promise<Fleet> => {
         const fleet = new Fleet({ url: hub.url, group: `hub-shape-${i + 1}`, secret, devices: shape.devices, batchSize: shape.ticks * shape.metrics.length, maxInFlight: shape.inFlight, source, metrics: shape.metrics });
         fleets.push(fleet);

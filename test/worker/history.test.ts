@@ -212,6 +212,36 @@ async function expectAll(group: string, old: { device: string; readings: Reading
   }
 }
 
+describe("commits of every size", () => {
+  it("write every row of a commit of 1 to 45 series, point and full rows, at every resolution (chunks and their remainder)", async () => {
+    const stub = env.GROUPS.getByName(uniqueGroup("sizes"));
+    await runInDurableObject(stub, (_hub, state) => {
+      const db = drizzle(state.storage);
+      const writer = new BucketWriter(db);
+      const t0 = Math.floor(Date.now() / DAY) * DAY - DAY;
+      const count = (table: string) => state.storage.sql.exec<{ n: number; c: number }>(`SELECT count(*) AS n, coalesce(sum(count), 0) AS c FROM ${table}`).one();
+      let rows = 0;
+      let readings = 0;
+      for (let n = 1; n <= 45; n++) {
+        // Commit n: n series, a point row each on odd n, a full row (two readings) on even n; a minute of its own.
+        const start = t0 + n * MIN;
+        const metrics = new Map<string, Map<number, PartialAggregate>>();
+        for (let k = 0; k < n; k++) {
+          const a: PartialAggregate = n % 2 ? { count: 1, sum: k + 0.5, min: k + 0.5, max: k + 0.5, firstTs: start + k, lastTs: start + k, last: k + 0.5 } : { count: 2, sum: 2 * k + 1.5, min: k + 0.5, max: k + 1, firstTs: start, lastTs: start + 1000, last: k + 1 };
+          metrics.set(`m${k}`, new Map([[start, a]]));
+          readings += a.count;
+        }
+        db.transaction(() => writer.write(new Map([["sizes-1", metrics]])));
+        rows += n;
+        expect(count("minute_buckets"), `minute rows after a commit of ${n} series`).toEqual({ n: rows, c: readings });
+        // Every commit lands in the same hour and day: one row per series, each holding every reading so far.
+        expect(count("hour_buckets"), `hour rows after a commit of ${n} series`).toEqual({ n, c: readings });
+        expect(count("day_buckets"), `day rows after a commit of ${n} series`).toEqual({ n, c: readings });
+      }
+    });
+  });
+});
+
 describe("migration of a group written before the history tables", () => {
   it("migrates an old database on wake and backfills every old row into minutes, hours and days; new batches merge on top", async () => {
     const group = uniqueGroup("old");
