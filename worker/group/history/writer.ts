@@ -155,10 +155,9 @@ class ShapeBuffer {
    * The remainder, in statements of 2^k rows, largest first: at most one
    * per power below a chunk (19 rows: 16, 2 and 1), where one row a
    * statement made a small commit's remainder most of its statements
-   * (bench:history's hub ingest, worst case: rollups cost 0.76 of the rate
-   * without them before, 0.80 after). Each text is compiled once and cached
-   * by the runtime, which keeps up to 1 MiB of SQL text (about 40 KB here:
-   * SQL_STATEMENT_CACHE_MAX_SIZE in
+   * (docs/benchmarks.md, "The ratio end to end"). Each text is compiled
+   * once and cached by the runtime, which keeps up to 1 MiB of SQL text
+   * (about 40 KB here: SQL_STATEMENT_CACHE_MAX_SIZE in
    * https://github.com/cloudflare/workerd/blob/main/src/workerd/api/sql.c++).
    */
   flush(sql: SqlStorage): void {
