@@ -91,7 +91,7 @@ async function bundles(dir: string): Promise<{ roll: string; plain: string }> {
 }
 
 /** One saturated window: every device keeps its in-flight window full for `ms`, then drains. */
-async function window(hub: Hub, fleet: Fleet, ms: number): Promise<HubRound> {
+async function saturated(hub: Hub, fleet: Fleet, ms: number): Promise<HubRound> {
   fleet.resetWindow();
   const cpu0 = processCpuSeconds(hub.workerdPid);
   const t0 = performance.now();
@@ -132,18 +132,19 @@ export async function measureHubs(dir: string, opts: { rounds: number; seconds: 
       };
       const on = { roll: { hub: rollHub, fleet: await fleetOn(rollHub) }, plain: { hub: plainHub, fleet: await fleetOn(plainHub) } };
       // A warm-up window each (JIT, series created, statements compiled), not counted.
-      for (const v of [on.roll, on.plain]) await window(v.hub, v.fleet, 1000);
+      for (const v of [on.roll, on.plain]) await saturated(v.hub, v.fleet, 1000);
       const rounds: HubShapeResult["rounds"] = [];
       for (let r = 0; r < opts.rounds; r++) {
         const round = {} as HubShapeResult["rounds"][number];
-        for (const name of r % 2 === 0 ? (["roll", "plain"] as const) : (["plain", "roll"] as const)) round[name] = await window(on[name].hub, on[name].fleet, opts.seconds * 1000);
+        for (const name of r % 2 === 0 ? (["roll", "plain"] as const) : (["plain", "roll"] as const)) round[name] = await saturated(on[name].hub, on[name].fleet, opts.seconds * 1000);
         rounds.push(round);
         opts.log(`hub ingest (${shape.name}) round ${r + 1}/${opts.rounds}: ${round.roll.readingsPerSec.toLocaleString("en")} readings/s with rollups, ${round.plain.readingsPerSec.toLocaleString("en")} without`);
       }
       const checks = await Promise.all([verify(on.roll.hub, on.roll.fleet, secret), verify(on.plain.hub, on.plain.fleet, secret)]);
-      const sum = (f: (x: HubShapeResult["rounds"][number]) => number | null): number | null => rounds.reduce<number | null>((a, x) => (a === null || f(x) === null ? null : a + (f(x) ?? 0)), 0);
-      const rate = { roll: sum((x) => x.roll.readingsPerSec) ?? 0, plain: sum((x) => x.plain.readingsPerSec) ?? 0 };
-      const cpu = { roll: sum((x) => x.roll.cpuUsPerReading), plain: sum((x) => x.plain.cpuUsPerReading) };
+      // Sums over the rounds (null if a round's CPU time is unknown).
+      const sum = (xs: (number | null)[]): number | null => (xs.includes(null) ? null : xs.reduce<number>((a, x) => a + (x ?? 0), 0));
+      const rate = { roll: sum(rounds.map((x) => x.roll.readingsPerSec)) ?? 0, plain: sum(rounds.map((x) => x.plain.readingsPerSec)) ?? 0 };
+      const cpu = { roll: sum(rounds.map((x) => x.roll.cpuUsPerReading)), plain: sum(rounds.map((x) => x.plain.cpuUsPerReading)) };
       results.push({
         shape: shape.name,
         rounds,
