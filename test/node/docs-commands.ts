@@ -162,6 +162,7 @@ export const NOT_RUN: Readonly<Record<string, string>> = {
   "npm run bench:downlink": BENCHMARK,
   "npm run bench:history": BENCHMARK,
   "npm run bench:history -- --fill-devices 1 --rounds 8": BENCHMARK,
+  "npm run bench:history -- --fill-devices 1000 --rounds 1 --hub-seconds 2": BENCHMARK,
   "npm run bench:history -- --fill-devices 4": BENCHMARK,
   "npm run bench:history -- --json": BENCHMARK,
   "npm run bench:history -- --rounds 16": BENCHMARK,
