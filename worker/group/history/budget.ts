@@ -56,14 +56,13 @@ export class Budget {
     return this.size();
   }
 
-  /** At or over the budget: batches must be refused. */
-  full(): boolean {
-    return this.size() >= this.limits.maxGroupBytes;
+  /** At or over the budget: batches must be refused. `b`: the size if just read (each read is a query). */
+  full(b = this.size()): boolean {
+    return b >= this.limits.maxGroupBytes;
   }
 
   /** Whether pruning under pressure should run: over 90 %, or over 80 % while a pressure pass is under way or `pressed`. */
-  pressed(wasPressed: boolean): boolean {
-    const b = this.size();
+  pressed(wasPressed: boolean, b = this.size()): boolean {
     return b >= HIGH * this.limits.maxGroupBytes || (b >= LOW * this.limits.maxGroupBytes && (wasPressed || this.pruner.inProgress()));
   }
 

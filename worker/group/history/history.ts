@@ -103,11 +103,13 @@ export class History {
    * pruning now.
    */
   storageFull(now: number): number | null {
-    if (this.budget.full()) {
+    // Runs before every commit: one read of the size for both checks.
+    const bytes = this.budget.bytes();
+    if (this.budget.full(bytes)) {
       this.host.scheduler.request(PRUNE_TASK, now);
       return FULL_RETRY_MS;
     }
-    if (this.budget.pressed(false)) this.host.scheduler.request(PRUNE_TASK, now);
+    if (this.budget.pressed(false, bytes)) this.host.scheduler.request(PRUNE_TASK, now);
     return null;
   }
 
