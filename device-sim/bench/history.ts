@@ -6,7 +6,7 @@
  *   npm run bench:history                          about 3.5 minutes
  *   npm run bench:history -- --fill-devices 4      a smaller steady-state fill
  *   npm run bench:history -- --fill-devices 1000   the whole group (5,000 series) filled, not scaled: about 40 minutes and 3.2 GB
- *   npm run bench:history -- --json             the figures as JSON
+ *   npm run bench:history -- --json                the figures as JSON
  *
  * It prints, measured side by side in one run:
  *   - ingest readings/s with rollups (minute, hour and day buckets in the
