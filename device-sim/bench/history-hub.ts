@@ -10,7 +10,6 @@
  */
 import { cp, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { Reading } from "../../schema/protocol.ts";
 import { verify } from "./ingest-measure.ts";
 import { bundleWorker, processCpuSeconds, readWranglerConfig, startHub, type Hub } from "./hub.ts";
 import { Fleet } from "./load.ts";
@@ -39,27 +38,6 @@ export const HUB_SHAPES: readonly HubShape[] = [
 /** The text the shipped bundle builds the group's store with, and the baseline's. */
 const STORE_CALL = "new Store(ctx.storage)";
 const STORE_CALL_PLAIN = "new Store(ctx.storage, false)";
-
-/** Readings with timestamps at `now` (never ahead of it), values that move and are never integers. */
-function source(seed: number): { batch(size: number, now: number): Reading[] } {
-  let x = (seed * 2654435761) >>> 0 || 1;
-  return {
-    batch(size: number, now: number): Reading[] {
-      const out: Reading[] = [];
-      const ticks = Math.max(1, Math.floor(size / METRICS.length));
-      for (let t = 0; t < ticks; t++) {
-        for (const [k, metric] of METRICS.entries()) {
-          x ^= x << 13;
-          x ^= x >>> 17;
-          x ^= x << 5;
-          x >>>= 0;
-          out.push([now - (ticks - 1 - t) * 40, metric, 10 * (k + 1) + x / 4294967296 + 1e-6]);
-        }
-      }
-      return out;
-    },
-  };
-}
 
 export interface HubRound {
   readingsPerSec: number;
@@ -125,7 +103,7 @@ export async function measureHubs(dir: string, opts: { rounds: number; seconds: 
     const results: HubShapeResult[] = [];
     for (const [i, shape] of (opts.shapes ?? HUB_SHAPES).entries()) {
       const fleetOn = async (hub: Hub): Promise<Fleet> => {
-        const fleet = new Fleet({ url: hub.url, group: `hub-shape-${i + 1}`, secret, devices: shape.devices, batchSize: shape.ticks * shape.metrics.length, maxInFlight: shape.inFlight, source, metrics: shape.metrics });
+        const fleet = new Fleet({ url: hub.url, group: `hub-shape-${i + 1}`, secret, devices: shape.devices, batchSize: shape.ticks * shape.metrics.length, maxInFlight: shape.inFlight, metrics: shape.metrics });
         fleets.push(fleet);
         await fleet.connect();
         return fleet;

@@ -9,7 +9,6 @@
  */
 import { Simulation, simConfig } from "../engine.ts";
 import { fleetFromOptions } from "../fleet.ts";
-import type { Reading } from "../../schema/protocol.ts";
 import { ReadingSource } from "./readings.ts";
 import { waitFor } from "../../harness/wait.ts";
 
@@ -22,9 +21,7 @@ export interface FleetOptions {
   maxInFlight: number;
   /** Frame type the devices send (default `cbatch`, as DeviceClient does). */
   frames?: "cbatch" | "batch";
-  /** Each device's batches (default: `ReadingSource`, the four `METRICS`). */
-  source?: (deviceIndex: number) => { batch(size: number, now: number): Reading[] };
-  /** The metrics `source` sends (default `METRICS`): paced rates are per metric. */
+  /** The metrics each device's `ReadingSource` sends (default `METRICS`): paced rates are per metric. */
   metrics?: readonly string[];
 }
 
@@ -69,7 +66,7 @@ export class Fleet {
           connectRate: 1000,
           // Fine-grained ticks so a paced rate is spread evenly, not sent in bursts.
           tickMs: 1,
-          batchSource: opts.source ?? ((i) => new ReadingSource(i + 1)),
+          batchSource: (i) => new ReadingSource(i + 1, opts.metrics),
           frames: opts.frames ?? "cbatch",
         },
       ),

@@ -32,10 +32,18 @@ export class ReadingSource {
   private readonly sensors: Sensor[];
   private rand: number;
 
-  /** `seed` makes each device's walk different but repeatable. */
-  constructor(seed: number) {
+  /**
+   * `seed` makes each device's walk different but repeatable. `metrics`
+   * names the sensors (default the four above); past four they take the
+   * four's ranges again, in turn.
+   */
+  constructor(seed: number, metrics?: readonly string[]) {
     this.rand = (seed * 2654435761) >>> 0 || 1;
-    this.sensors = SENSORS.map((s, i) => ({ ...s, level: (START_LEVELS[i] ?? 0) + this.noise() }));
+    const names = metrics ?? SENSORS.map((s) => s.metric);
+    this.sensors = names.map((metric, i) => {
+      const k = i % SENSORS.length;
+      return { ...(SENSORS[k] as Omit<Sensor, "level">), metric, level: (START_LEVELS[k] ?? 0) + this.noise() };
+    });
   }
 
   /** xorshift32 in [-0.5, 0.5): cheap enough to keep the load generator's cost on encoding and I/O. */
