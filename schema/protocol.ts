@@ -9,12 +9,12 @@
 /** Protocol version carried in the hub's `hello` frame. */
 export const PROTOCOL_VERSION = 1;
 
-/** Group, device (and gateway) identifiers. */
 /** The kinds of peer that send batches: a device speaks for itself, a gateway for many devices of its group. */
 export const PEER_KINDS = ["device", "gateway"] as const;
 /** A kind of peer, as in the socket routes, the revocation routes and alerts. */
 export type PeerKind = (typeof PEER_KINDS)[number];
 
+/** Group, device (and gateway) identifiers. */
 export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Metric names inside readings. */

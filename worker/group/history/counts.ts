@@ -23,7 +23,9 @@
  * In memory: the known highest indexes and `counted_to`, dropped by
  * `forget()` when a transaction rolls back and rebuilt from SQLite on use.
  */
-import type { Resolution } from "../../../schema/api.ts";
+import { getTableName } from "drizzle-orm";
+import { RESOLUTIONS, type Resolution } from "../../../schema/api.ts";
+import { BUCKET_TABLES } from "../../../schema/tables.ts";
 import { OldestBuckets } from "./oldest.ts";
 import type { GroupDb } from "./writer.ts";
 
@@ -34,8 +36,8 @@ export const COUNT_STEP_ROWS = 50_000;
 /** Series counted per step at most. */
 const COUNT_STEP_SERIES = 200;
 
-const TABLES: Readonly<Record<Resolution, string>> = { minute: "minute_buckets", hour: "hour_buckets", day: "day_buckets" };
-const RES: readonly Resolution[] = ["minute", "hour", "day"];
+/** Each resolution's table name, for the raw SQL below (from the tables' one definition). */
+const TABLES = Object.fromEntries(RESOLUTIONS.map((r) => [r, getTableName(BUCKET_TABLES[r])])) as Readonly<Record<Resolution, string>>;
 
 /** Buckets stored per resolution, and how many series are not counted yet (their buckets are left out). */
 export interface BucketTotals {
@@ -81,7 +83,7 @@ export class BucketTally {
    * commit of 5,000 series would otherwise make 15,000 calls into SQLite).
    */
   prepare(ids: readonly number[]): void {
-    for (const r of RES) {
+    for (const r of RESOLUTIONS) {
       const known = this.known[r];
       const unknown = ids.filter((id) => !known.has(id) && this.tallied(id));
       if (unknown.length === 0) continue;
@@ -157,7 +159,7 @@ export class BucketTally {
       let last = from;
       let counted = 0;
       for (const { id } of ids.slice(0, COUNT_STEP_SERIES)) {
-        for (const r of RES) {
+        for (const r of RESOLUTIONS) {
           const n = this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${TABLES[r]} WHERE series = ?`, id).one().n;
           sums[r] += n;
           rows += n;

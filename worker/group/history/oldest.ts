@@ -23,7 +23,7 @@
  */
 import { and, gt, lte, sql, type SQL } from "drizzle-orm";
 import type { DrizzleSqliteDODatabase } from "drizzle-orm/durable-sqlite";
-import type { Resolution } from "../../../schema/api.ts";
+import { RESOLUTIONS, type Resolution } from "../../../schema/api.ts";
 import { BUCKET_TABLES, minutePacks, series } from "../../../schema/tables.ts";
 import type { GroupDb } from "./writer.ts";
 
@@ -32,7 +32,6 @@ export const OLDEST_TASK = "history.oldest";
 /** Series scanned per recompute step (four primary-key seeks each: about 3 ms per step here). */
 export const OLDEST_STEP_SERIES = 2000;
 
-const RES: readonly Resolution[] = ["minute", "hour", "day"];
 
 /** The oldest bucket index of `r` among the series matching `where` (one primary-key seek per series), or null. */
 export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: SQL[]): number | null {
@@ -51,7 +50,6 @@ export function oldestBucket(db: DrizzleSqliteDODatabase, r: Resolution, where: 
   return found.length === 0 ? null : Math.min(...found);
 }
 
-
 /** Per resolution: the stored value (a bucket index, null when none), and whether a recompute is under way. */
 export interface OldestState {
   oldest: Record<Resolution, number | null>;
@@ -65,7 +63,7 @@ function lowered(col: string, p: string): string {
 const LOWER = (() => {
   const set: string[] = [];
   const when: string[] = [];
-  for (const [i, r] of RES.entries()) {
+  for (const [i, r] of RESOLUTIONS.entries()) {
     const p = `?${i + 1}`;
     set.push(`oldest_${r} = ${lowered(`oldest_${r}`, p)}`, `scan_${r} = CASE WHEN oldest_scan IS NULL THEN NULL ELSE ${lowered(`scan_${r}`, p)} END`);
     when.push(`(${p} IS NOT NULL AND (oldest_${r} IS NULL OR oldest_${r} > ${p} OR (oldest_scan IS NOT NULL AND (scan_${r} IS NULL OR scan_${r} > ${p}))))`);
@@ -130,8 +128,8 @@ export class OldestBuckets {
       const upTo = this.sql.exec<{ id: number }>("SELECT id FROM series WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?", from, maxSeries - 1).toArray()[0]?.id ?? null;
       const range = upTo === null ? [gt(series.id, from)] : [gt(series.id, from), lte(series.id, upTo)];
       this.sql.exec(
-        `UPDATE bucket_totals SET ${RES.map((r, i) => `scan_${r} = ${lowered(`scan_${r}`, `?${i + 1}`)}`).join(", ")}, oldest_scan = ?4 WHERE id = 1`,
-        ...RES.map((r) => oldestBucket(this.db, r, range)),
+        `UPDATE bucket_totals SET ${RESOLUTIONS.map((r, i) => `scan_${r} = ${lowered(`scan_${r}`, `?${i + 1}`)}`).join(", ")}, oldest_scan = ?4 WHERE id = 1`,
+        ...RESOLUTIONS.map((r) => oldestBucket(this.db, r, range)),
         upTo,
       );
       if (upTo !== null) return true;
