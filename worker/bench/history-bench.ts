@@ -8,7 +8,7 @@
  * piece of work and the bench times it from outside.
  */
 import { DurableObject } from "cloudflare:workers";
-import { AggregateQuery, type Resolution } from "../../schema/api.ts";
+import { AggregateQuery, RESOLUTIONS, type Resolution } from "../../schema/api.ts";
 import type { Reading } from "../../schema/protocol.ts";
 import { Budget, DEFAULT_BUDGET } from "../group/history/budget.ts";
 import { DEFAULT_RETENTION } from "../group/history/history.ts";
@@ -35,6 +35,11 @@ function int(url: URL, name: string, fallback: number): number {
 /** A value that moves like a sensor's: smooth, with noise in the low digits. */
 function value(series: number, t: number): number {
   return 20 + 5 * Math.sin(t / 3_600_000 + series) + ((t / 1000 + series * 7.3) % 1) * 0.01;
+}
+
+/** The oldest bucket of each resolution as the storage route found it before they were kept: a seek per series. */
+function oldestBySeeks(store: Store): Record<Resolution, number | null> {
+  return Object.fromEntries(RESOLUTIONS.map((r) => [r, oldestBucket(store.db, r, [])])) as Record<Resolution, number | null>;
 }
 
 export class HistoryBench extends DurableObject<BenchEnv> {
@@ -141,7 +146,7 @@ export class HistoryBench extends DurableObject<BenchEnv> {
         for (let i = 0; i < reps; i++) {
           if (way === "scan") report = this.scanReport(store);
           else if (way === "sums") report = counts.totals();
-          else if (way === "seeks") report = { ...counts.totals(), oldest: Object.fromEntries((["minute", "hour", "day"] as const).map((r) => [r, oldestBucket(store.db, r, [])])) };
+          else if (way === "seeks") report = { ...counts.totals(), oldest: oldestBySeeks(store) };
           else report = budget.report(DEFAULT_RETENTION);
         }
         out = report;
@@ -173,8 +178,7 @@ export class HistoryBench extends DurableObject<BenchEnv> {
     const sql = this.ctx.storage.sql;
     const count = (t: string) => sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${t}`).one().n;
     const buckets = { minute: count("minute_buckets") + packCounts(store.db).buckets, hour: count("hour_buckets"), day: count("day_buckets") };
-    const oldest = Object.fromEntries((["minute", "hour", "day"] as const).map((r) => [r, oldestBucket(store.db, r, [])]));
-    return { bytes: sql.databaseSize, buckets, oldest };
+    return { bytes: sql.databaseSize, buckets, oldest: oldestBySeeks(store) };
   }
 
   /** One commit: `per` readings per series, `step` ms apart from `t0`, through the group commit's store code. */
