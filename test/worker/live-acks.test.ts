@@ -28,6 +28,16 @@ async function waitForOneMark(stub: DurableObjectStub, seq: number, what: string
   }, what, 10_000);
 }
 
+/** Two dashboards of a group: the one a test watches (its snapshot read, not acked) and an honest one, its snapshot acked. */
+async function twoDashboards(group: string): Promise<{ stub: DurableObjectStub; watched: LiveClient; honest: LiveClient; snapshot: Awaited<ReturnType<LiveClient["frame"]>> }> {
+  const stub = env.GROUPS.getByName(group);
+  const watched = await openLive(group);
+  const honest = await openLive(group);
+  const snapshot = await watched.frame(0);
+  honest.ack(await honest.frame(0));
+  return { stub, watched, honest, snapshot };
+}
+
 /** Batches 1..n from a new device d1, each seen (and acked) by the honest dashboard. */
 async function feed(group: string, honest: LiveClient, n: number): Promise<{ close(): void }> {
   const { sock } = await connectDevice(group, "d1");
@@ -67,11 +77,7 @@ describe("live acks", () => {
 
   it("marks a silent socket out of step in a quiet group, so an eviction does not bring it back as up to date", async () => {
     const group = uniqueGroup();
-    const stub = env.GROUPS.getByName(group);
-    const silent = await openLive(group);
-    const honest = await openLive(group);
-    const snapshot = await silent.frame(0);
-    honest.ack(await honest.frame(0));
+    const { stub, watched: silent, honest, snapshot } = await twoDashboards(group);
     // No ack, no batch: only the hub's check can write this.
     await waitForOneMark(stub, snapshot.seq as number, "the silent socket's out-of-step mark");
     await evictDurableObject(stub);
@@ -83,11 +89,7 @@ describe("live acks", () => {
 
   it("keeps a blind socket out of step across an eviction: still nothing past its snapshot until it acks that", async () => {
     const group = uniqueGroup();
-    const stub = env.GROUPS.getByName(group);
-    const blind = await openLive(group);
-    const honest = await openLive(group);
-    const snapshot = await blind.frame(0);
-    honest.ack(await honest.frame(0));
+    const { stub, watched: blind, honest, snapshot } = await twoDashboards(group);
     blind.ws.send(JSON.stringify({ type: "ack", seq: 2 ** 31 }));
     await waitForOneMark(stub, snapshot.seq as number, "the blind socket's out-of-step mark");
     // In-memory state gone, sockets and attachments kept, as after hibernation.
